@@ -1,0 +1,130 @@
+"""Checkpoints as safetensors (tensors) + JSON (everything else): never pickled objects.
+
+Two kinds of file, both written atomically (temporary file, fsync, rename):
+- a model snapshot `*.model.safetensors`: the inference networks' weights, plus JSON metadata with
+  the method, network specs and data config, enough to rebuild and run them with no training config;
+- a resume state `*.state.safetensors`: every network, both optimizers, the pools, RNG states, the
+  schedule and the position in training, so `--resume` continues as if never stopped.
+Any nested structure of dicts, lists, numbers, strings and tensors is stored: tensors go into the
+safetensors payload, the rest into a JSON tree that points at them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import UserError
+
+FORMAT_MODEL = "cyclegan-model/1"
+FORMAT_STATE = "cyclegan-state/1"
+
+
+def _encode(obj, key: str, tensors: dict):
+    if isinstance(obj, torch.Tensor):
+        tensors[key] = obj.detach().to("cpu", copy=True).contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: _encode(v, f"{key}/{k}", tensors) for k, v in obj.items()}
+        return {"__items__": [[k, _encode(v, f"{key}/{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot checkpoint a {type(obj).__name__} at {key!r}")
+
+
+def _decode(obj, tensors: dict):
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__items__" in obj:
+            return {k: _decode(v, tensors) for k, v in obj["__items__"]}
+        return {k: _decode(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    return obj
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), fsync it, then rename over `path`: readers see the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tree(path: str | Path, tree: dict, meta: dict) -> None:
+    """Write a nested tree of tensors and plain values, with `meta` (JSON-able), atomically."""
+    tensors: dict[str, torch.Tensor] = {}
+    encoded = _encode(tree, "", tensors)
+    metadata = {"cyclegan": json.dumps({**meta, "tree": encoded})}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_tree(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict, dict]:
+    """Read a file written by `save_tree`: (tree, meta)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            raw = (f.metadata() or {}).get("cyclegan")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise UserError(f"{path}: not a readable safetensors checkpoint ({e})") from None
+    if raw is None:
+        raise UserError(f"{path}: a safetensors file without cyclegan metadata; pass a file written by `cyclegan train`")
+    meta = json.loads(raw)
+    tree = _decode(meta.pop("tree"), tensors)
+    return tree, meta
+
+
+def save_model(path: str | Path, nets: dict[str, torch.nn.Module], meta: dict) -> None:
+    """Inference snapshot: {name: state_dict} of the given networks plus metadata."""
+    tree = {name: {k: v for k, v in _plain_state_dict(net).items()} for name, net in nets.items()}
+    save_tree(path, tree, {"format": FORMAT_MODEL, **meta})
+
+
+def _plain_state_dict(net: torch.nn.Module) -> dict:
+    """state_dict without wrapper prefixes (torch.compile's `_orig_mod.`, DDP's `module.`)."""
+    net = getattr(net, "_orig_mod", net)
+    net = getattr(net, "module", net)
+    return net.state_dict()
+
+
+def load_model(path: str | Path, device="cpu") -> tuple[dict, dict]:
+    tree, meta = load_tree(path, device)
+    if meta.get("format") not in (FORMAT_MODEL, FORMAT_STATE):
+        raise UserError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
+    if meta["format"] == FORMAT_STATE:
+        tree = tree["nets"]
+    return tree, meta
+
+
+def resolve_checkpoint(path: str | Path, kind: str = "model") -> Path:
+    """A run directory -> its latest checkpoint of that kind; a file -> itself."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / f"latest.{kind}.safetensors", path / f"latest.{kind}.safetensors"):
+            if candidate.is_file():
+                return candidate
+        raise UserError(f"{path}: no checkpoints/latest.{kind}.safetensors in this folder; is it a run directory of `cyclegan train`?")
+    if not path.exists():
+        raise UserError(f"checkpoint {path} not found")
+    return path

@@ -1,0 +1,232 @@
+"""Explicit, typed configuration: dataclasses with the paper's defaults, presets, and overrides.
+
+`Config` is written as JSON into every run directory (`config.json`) and into every checkpoint, so a
+run can be rebuilt without the command line that started it. Override any field with "section.field=value"
+(`--set model.ngf=32`) or a YAML/JSON file of the same shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+
+@dataclass
+class DataConfig:
+    root: str = ""                      # folder holding trainA/ and trainB/ (and testA/, testB/)
+    dir_a: str = ""                     # explicit domain-A training folder (overrides root/trainA)
+    dir_b: str = ""                     # explicit domain-B training folder (overrides root/trainB)
+    channels_a: int = 3                 # image channels of domain A (1 grey, 3 RGB, 4 RGBA, more from .npy)
+    channels_b: int = 3                 # image channels of domain B
+    preprocess: str = "resize_and_crop"  # resize_and_crop | crop | scale_width | scale_width_and_crop | none
+    load_size: int = 286                # resize target before cropping (paper: 286 -> random 256 crop)
+    crop_size: int = 256                # training crop (the network's input size)
+    flip: bool = True                   # random horizontal flip
+    serial: bool = False                # pair A[i] with B[i % |B|] instead of a random B
+    max_images: int = 0                 # use at most this many images per domain (0 = all)
+    workers: int = -1                   # data-loading processes (-1 = min(4, cores - 1))
+    direction: str = "AtoB"             # for paired methods: which half/folder is the input
+
+
+@dataclass
+class ModelConfig:
+    method: str = "cyclegan"            # training objective: cyclegan | pix2pix | ... (see `cyclegan.methods`)
+    generator: str = "resnet_9blocks"   # resnet_9blocks | resnet_6blocks | unet_256 | unet_128
+    discriminator: str = "basic"        # basic (70x70 PatchGAN) | n_layers | pixel
+    n_layers_d: int = 3                 # depth of the n_layers discriminator
+    ngf: int = 64                       # generator width (filters in the first conv)
+    ndf: int = 64                       # discriminator width
+    norm: str = "instance"              # instance | batch | none
+    dropout: bool = False               # dropout in the generator (ResNet blocks / U-Net inner levels)
+    init: str = "normal"                # normal (the paper's N(0, 0.02)) | xavier | kaiming | orthogonal
+    init_gain: float = 0.02             # std of `normal`, gain of xavier/orthogonal
+
+
+@dataclass
+class LossConfig:
+    gan_mode: str = "lsgan"             # lsgan (paper) | vanilla | wgangp
+    lambda_a: float = 10.0              # weight of the forward cycle ||F(G(x)) - x|| (Eq. 2-3, lambda)
+    lambda_b: float = 10.0              # weight of the backward cycle ||G(F(y)) - y||
+    lambda_identity: float = 0.5        # identity weight relative to lambda_a/b (0 disables, skips 2 passes)
+    lambda_gan_a: float = 1.0           # weight of L_GAN(G, D_Y) (ablations set it to 0)
+    lambda_gan_b: float = 1.0           # weight of L_GAN(F, D_X)
+    lambda_gp: float = 10.0             # gradient-penalty weight for wgangp
+    lambda_l1: float = 100.0            # pix2pix: L1 weight
+    pool_size: int = 50                 # image history pool per direction (0 disables)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4                    # Adam learning rate (paper)
+    beta1: float = 0.5                  # Adam beta1 (paper)
+    beta2: float = 0.999                # Adam beta2
+    lr_policy: str = "linear"           # linear | step | cosine | plateau
+    n_epochs: int = 100                 # epochs at the initial lr (linear policy)
+    n_epochs_decay: int = 100           # epochs of linear decay to zero after that
+    lr_decay_epochs: int = 50           # step policy: multiply by lr_gamma every this many epochs
+    lr_gamma: float = 0.1               # step/plateau decay factor
+    plateau_patience: int = 5           # plateau policy: epochs without improvement before decaying
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 1                 # images per step per process (paper: 1)
+    seed: int = 0                       # seeds weights, data order, crops, pools
+    device: str = "auto"                # auto | cpu | cuda | cuda:N
+    max_steps: int = 0                  # stop (with a checkpoint) after this many steps in total (0 = no limit)
+    log_every: int = 50                 # steps between loss read-backs (JSONL, TensorBoard, progress bar)
+    sample_every: int = 500             # steps between sample grids (0 = only at epoch ends)
+    save_every_epochs: int = 5          # keep a model snapshot every k epochs (latest is always kept)
+    checkpoint_minutes: float = 10.0    # also save the resume state at least this often (crash costs <= this)
+    precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler, CUDA)
+    channels_last: bool = False         # NHWC memory format
+    compile: bool = False               # torch.compile the networks
+    eval_every_epochs: int = 0          # evaluate during training every k epochs (0 = off)
+    eval_metric: str = "fid"            # metric for in-training evaluation / best checkpoint
+    eval_images: int = 100              # test images per direction for in-training evaluation
+    progress: bool = True               # show a progress bar
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        cfg = cls()
+        apply_dict(cfg, d)
+        return cfg
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def _coerce(value, typ, where: str):
+    """Convert a string or JSON value to the field's type, or fail naming the field."""
+    typ = {"int": int, "float": float, "bool": bool, "str": str}.get(typ, typ) if isinstance(typ, str) else typ
+    if isinstance(value, str) and typ is not str:
+        text = value.strip()
+        if typ is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise UserError(f"{where}: expected true/false, got {value!r}")
+        try:
+            return typ(text)
+        except ValueError:
+            raise UserError(f"{where}: expected {typ.__name__}, got {value!r}") from None
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise UserError(f"{where}: expected {typ.__name__}, got {value!r}")
+    return value
+
+
+def set_field(cfg: Config, dotted: str, value) -> None:
+    """Set "section.field" to value (string or typed), checking both names and the type."""
+    parts = dotted.split(".")
+    if len(parts) != 2 or parts[0] not in SECTIONS:
+        raise UserError(f"unknown config key {dotted!r}: use section.field with section one of {', '.join(SECTIONS)}")
+    section = getattr(cfg, parts[0])
+    types = {f.name: f.type for f in dataclasses.fields(section)}
+    if parts[1] not in types:
+        raise UserError(f"unknown config key {dotted!r}; fields of {parts[0]}: {', '.join(types)}")
+    setattr(section, parts[1], _coerce(value, types[parts[1]], dotted))
+
+
+def apply_dict(cfg: Config, d: dict, where: str = "config") -> Config:
+    """Apply a nested {"section": {"field": value}} dict (from JSON/YAML) onto cfg."""
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: expected a mapping of sections ({', '.join(SECTIONS)})")
+    for name, sub in d.items():
+        if name not in SECTIONS:
+            raise UserError(f"{where}: unknown section {name!r}; sections: {', '.join(SECTIONS)}")
+        if not isinstance(sub, dict):
+            raise UserError(f"{where}: section {name!r} must be a mapping")
+        for key, value in sub.items():
+            set_field(cfg, f"{name}.{key}", value)
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: typing.Iterable[str]) -> Config:
+    """Apply "section.field=value" strings."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r} must look like section.field=value (e.g. model.ngf=32)")
+        key, value = item.split("=", 1)
+        set_field(cfg, key.strip(), value)
+    return cfg
+
+
+def load_file(cfg: Config, path: str | Path) -> Config:
+    """Apply a YAML or JSON config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} not found")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            d = yaml.safe_load(text) or {}
+        else:
+            d = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - parsers raise many types
+        raise UserError(f"{path}: cannot parse ({e})") from None
+    return apply_dict(cfg, d, where=str(path))
+
+
+# Presets: named override sets, applied in order (`--preset quick,cycle_only`).
+PRESETS: dict[str, dict[str, object]] = {
+    # The paper's setup for 256x256 images (Sec. 4 and Appendix 7): everything at its default.
+    "paper": {},
+    # The paper's 128x128 setup (Cityscapes, maps): 6 residual blocks.
+    "paper128": {"model.generator": "resnet_6blocks", "data.load_size": 143, "data.crop_size": 128},
+    # Small and fast on a CPU: for trying the tool, not for quality.
+    "quick": {
+        "model.generator": "resnet_6blocks", "model.ngf": 16, "model.ndf": 16,
+        "data.load_size": 72, "data.crop_size": 64,
+        "optim.n_epochs": 3, "optim.n_epochs_decay": 3, "loss.lambda_identity": 0.0,
+        "train.sample_every": 200, "train.log_every": 20, "train.save_every_epochs": 0,
+    },
+    # The paper's ablations (Sec. 5.1.4, Table 4-5).
+    "gan_only": {"loss.lambda_a": 0.0, "loss.lambda_b": 0.0, "loss.lambda_identity": 0.0},
+    "cycle_only": {"loss.lambda_gan_a": 0.0, "loss.lambda_gan_b": 0.0, "loss.lambda_identity": 0.0},
+    "gan_forward": {"loss.lambda_b": 0.0},
+    "gan_backward": {"loss.lambda_a": 0.0},
+}
+
+
+def apply_presets(cfg: Config, names: typing.Iterable[str]) -> Config:
+    for name in names:
+        if name not in PRESETS:
+            raise UserError(f"unknown preset {name!r}; choose from: {', '.join(PRESETS)}")
+        for key, value in PRESETS[name].items():
+            set_field(cfg, key, value)
+    return cfg
+
+
+def build_config(presets: typing.Iterable[str] = (), files: typing.Iterable[str] = (), overrides: typing.Iterable[str] = ()) -> Config:
+    """Defaults, then presets, then config files, then "a.b=c" overrides: later wins."""
+    cfg = Config()
+    apply_presets(cfg, presets)
+    for f in files:
+        load_file(cfg, f)
+    apply_overrides(cfg, overrides)
+    return cfg

@@ -1,0 +1,104 @@
+"""Finding image files and reading them as tensors with a fixed channel count."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms.v2 import functional as TF
+
+from ..errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+ARRAY_EXTENSIONS = (".npy",)  # (H, W, C) arrays for multispectral data: uint8, or float in [0, 1]
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def find_images(folder: str | Path, what: str = "images") -> list[Path]:
+    """All image files under `folder`, recursively, sorted; a clear error if there are none."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise UserError(f"{what}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise UserError(f"{what}: {folder} is not a folder")
+    exts = IMAGE_EXTENSIONS + ARRAY_EXTENSIONS
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise UserError(f"{what}: no images found in {folder} (looked for {', '.join(exts)})")
+    return files
+
+
+class ImageReadError(Exception):
+    """An image file could not be decoded (corrupt, truncated or not an image)."""
+
+
+class ChannelWarner:
+    """Warns once per (domain, file mode) when images are converted to the domain's channel count."""
+
+    def __init__(self):
+        self.seen: set[tuple[str, str]] = set()
+
+    def __call__(self, path: Path, mode: str, channels: int) -> None:
+        key = (mode, str(channels))
+        if key not in self.seen:
+            self.seen.add(key)
+            warnings.warn(f"{path}: {mode} image converted to {channels} channel(s) (further such conversions are silent)", stacklevel=3)
+
+
+_warner = ChannelWarner()
+
+
+def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
+    """Read an image as a (C, H, W) uint8 tensor with exactly `channels` channels.
+
+    EXIF orientation is applied. Grey, palette, RGBA and CMYK files are converted to the requested
+    mode (warning once per kind); `.npy` arrays must already have `channels` channels.
+    """
+    path = Path(path)
+    if path.suffix.lower() in ARRAY_EXTENSIONS:
+        return _read_array(path, channels)
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: cannot read image ({e})") from None
+    if channels not in _MODES:
+        raise UserError(f"{path}: {channels}-channel domains need .npy (H, W, {channels}) arrays, not image files")
+    want = _MODES[channels]
+    if im.mode != want:
+        if not (im.mode == "P" and want == "RGB"):
+            _warner(path, im.mode, channels)
+        im = im.convert(want)
+    return TF.pil_to_tensor(im)
+
+
+def _read_array(path: Path, channels: int) -> torch.Tensor:
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ImageReadError(f"{path}: cannot read array ({e})") from None
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] != channels:
+        raise UserError(f"{path}: array of shape {a.shape} does not have {channels} channels (expected (H, W, {channels}))")
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(a.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    if path.suffix.lower() in ARRAY_EXTENSIONS:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        return shape[1], shape[0]
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"{path}: cannot read image ({e})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

@@ -1,0 +1,6 @@
+"""Training methods, by name: `create_method(cfg)`; importing this package registers them all."""
+
+from . import cyclegan  # noqa: F401  (registers "cyclegan")
+from .base import METHODS, Method, NetSpec, create_method
+
+__all__ = ["METHODS", "Method", "NetSpec", "create_method"]

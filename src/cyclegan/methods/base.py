@@ -1,0 +1,95 @@
+"""What a training method is: its networks, its two loss phases, and how it translates.
+
+A method knows nothing of devices, optimizers, pools or I/O. The training step (train/step.py) runs
+the generator phase with the discriminators frozen, passes the fakes a method hands back through the
+history pools, then runs the discriminator phase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..nets import create_discriminator, create_generator, init_weights
+from ..registry import Registry
+
+Tensor = torch.Tensor
+Losses = dict[str, Tensor]
+
+
+@dataclass
+class NetSpec:
+    """Enough to rebuild one network without any training config: its kind, registry name, kwargs."""
+
+    kind: str  # "generator" | "discriminator"
+    name: str
+    kwargs: dict = field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        create = create_generator if self.kind == "generator" else create_discriminator
+        return create(self.name, **self.kwargs)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "kwargs": dict(self.kwargs)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetSpec":
+        return cls(d["kind"], d["name"], dict(d["kwargs"]))
+
+
+class Method:
+    """Base class. Subclasses set `generators`, `discriminators`, `directions` and the two losses."""
+
+    name = "base"
+    generators: tuple[str, ...] = ()      # trained by the generator optimizer
+    discriminators: tuple[str, ...] = ()  # trained by the discriminator optimizer
+    directions: dict[str, str] = {}        # "AtoB" -> name of the network that translates that way
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    def specs(self) -> dict[str, NetSpec]:
+        raise NotImplementedError
+
+    def build_networks(self) -> nn.ModuleDict:
+        """Create and initialise all networks (draws from torch's default generator: seed it first)."""
+        m = self.cfg.model
+        nets = nn.ModuleDict({k: s.build() for k, s in self.specs().items()})
+        for net in nets.values():
+            init_weights(net, m.init, m.init_gain)
+        return nets
+
+    def active_discriminators(self) -> tuple[str, ...]:
+        """Discriminators that have a nonzero adversarial weight (the others are not trained)."""
+        return self.discriminators
+
+    def generator_loss(self, nets: nn.ModuleDict, batch: dict) -> tuple[Losses, dict[str, Tensor]]:
+        """Weighted loss terms of the generator phase, and the fakes for each active discriminator."""
+        raise NotImplementedError
+
+    def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, Tensor]) -> Losses:
+        """Weighted loss terms of the discriminator phase, `fakes` already passed through the pools."""
+        raise NotImplementedError
+
+    def translator(self, nets: nn.ModuleDict, direction: str) -> Callable[[Tensor], Tensor]:
+        """A function (B, C_in, H, W) in [-1, 1] -> (B, C_out, H, W) for a direction."""
+        from ..errors import UserError
+
+        if direction not in self.directions:
+            raise UserError(f"method {self.name} translates {', '.join(self.directions)}, not {direction!r}")
+        return nets[self.directions[direction]]
+
+    def samples(self, nets: nn.ModuleDict, batch: dict) -> list[list[Tensor]]:
+        """Rows of images for a progress grid (each row a list of (B, C, H, W) tensors)."""
+        raise NotImplementedError
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def create_method(cfg: Config) -> Method:
+    return METHODS.get(cfg.model.method)(cfg)

@@ -1,0 +1,84 @@
+"""The CycleGAN objective (Zhu et al. 2017, Sec. 3), in the reference implementation's naming.
+
+Paper -> code: G: X->Y is G_A (A->B), F: Y->X is G_B, D_Y is D_A (judges domain B), D_X is D_B.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import losses as L
+from .base import METHODS, Method, NetSpec
+
+
+@METHODS.register("cyclegan")
+class CycleGAN(Method):
+    """Full objective Eq. 3 plus the optional identity term; zero-weight terms cost no network pass."""
+
+    name = "cyclegan"
+    generators = ("G_A", "G_B")
+    discriminators = ("D_A", "D_B")
+    directions = {"AtoB": "G_A", "BtoA": "G_B"}
+
+    def specs(self) -> dict[str, NetSpec]:
+        m, d = self.cfg.model, self.cfg.data
+        g = dict(ngf=m.ngf, norm=m.norm, dropout=m.dropout)
+        dk = dict(ndf=m.ndf, norm=m.norm, n_layers=m.n_layers_d)
+        return {
+            "G_A": NetSpec("generator", m.generator, dict(in_ch=d.channels_a, out_ch=d.channels_b, **g)),
+            "G_B": NetSpec("generator", m.generator, dict(in_ch=d.channels_b, out_ch=d.channels_a, **g)),
+            "D_A": NetSpec("discriminator", m.discriminator, dict(in_ch=d.channels_b, **dk)),
+            "D_B": NetSpec("discriminator", m.discriminator, dict(in_ch=d.channels_a, **dk)),
+        }
+
+    def active_discriminators(self) -> tuple[str, ...]:
+        w = self.cfg.loss
+        return tuple(n for n, lam in (("D_A", w.lambda_gan_a), ("D_B", w.lambda_gan_b)) if lam > 0)
+
+    def generator_loss(self, nets: nn.ModuleDict, batch: dict):
+        """Terms of Eq. 3 for G and F (D frozen by the caller), each already multiplied by its weight:
+        G_A/G_B = L_GAN (Eq. 1, generator side), cycle_A/cycle_B = lambda * Eq. 2's two halves,
+        idt_A/idt_B = lambda_identity * lambda * identity loss."""
+        w, mode = self.cfg.loss, self.cfg.loss.gan_mode
+        real_a, real_b = batch["A"], batch["B"]  # (B, C, H, W) in [-1, 1]
+        terms: dict[str, torch.Tensor] = {}
+        fakes: dict[str, torch.Tensor] = {}
+        need_fake_b = w.lambda_gan_a > 0 or w.lambda_a > 0
+        need_fake_a = w.lambda_gan_b > 0 or w.lambda_b > 0
+        fake_b = nets["G_A"](real_a) if need_fake_b else None
+        fake_a = nets["G_B"](real_b) if need_fake_a else None
+        if w.lambda_gan_a > 0:
+            terms["G_A"] = w.lambda_gan_a * L.generator_gan_loss(nets["D_A"](fake_b), mode)
+            fakes["D_A"] = fake_b.detach()
+        if w.lambda_gan_b > 0:
+            terms["G_B"] = w.lambda_gan_b * L.generator_gan_loss(nets["D_B"](fake_a), mode)
+            fakes["D_B"] = fake_a.detach()
+        if w.lambda_a > 0:
+            terms["cycle_A"] = w.lambda_a * L.cycle_loss(nets["G_B"](fake_b), real_a)
+        if w.lambda_b > 0:
+            terms["cycle_B"] = w.lambda_b * L.cycle_loss(nets["G_A"](fake_a), real_b)
+        if w.lambda_identity > 0:
+            if w.lambda_b > 0:  # G_A should map a real B to itself
+                terms["idt_A"] = w.lambda_identity * w.lambda_b * L.identity_loss(nets["G_A"](real_b), real_b)
+            if w.lambda_a > 0:
+                terms["idt_B"] = w.lambda_identity * w.lambda_a * L.identity_loss(nets["G_B"](real_a), real_a)
+        return terms, fakes
+
+    def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, torch.Tensor]):
+        """Eq. 1, discriminator side, halved: D_A separates real B from (pooled) G_A(A); D_B likewise."""
+        w, mode = self.cfg.loss, self.cfg.loss.gan_mode
+        terms = {}
+        for name, real in (("D_A", batch["B"]), ("D_B", batch["A"])):
+            if name not in fakes:
+                continue
+            d, fake = nets[name], fakes[name]
+            terms[name] = L.discriminator_gan_loss(d(real), d(fake), mode)
+            if mode == "wgangp":
+                terms[name + "_gp"] = L.gradient_penalty(d, real, fake, w.lambda_gp)
+        return terms
+
+    def samples(self, nets: nn.ModuleDict, batch: dict):
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b, fake_a = nets["G_A"](real_a), nets["G_B"](real_b)
+        return [[real_a, fake_b, nets["G_B"](fake_b)], [real_b, fake_a, nets["G_A"](fake_a)]]

@@ -1,0 +1,266 @@
+"""The training loop: data, logging, samples, checkpoints. The maths is in step.py and methods/."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from .. import checkpoint as ckpt
+from ..config import Config
+from ..data import EpochBatchSampler
+from ..errors import UserError
+from ..schedule import lr_factor, plateau_update
+from .datasets import build_dataset
+from .samples import save_sample_grid
+from .state import TrainState, create_state
+from .step import train_step
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def model_meta(state: TrainState) -> dict:
+    """What inference needs: method, network specs, directions, the config, and the position."""
+    m = state.method
+    return {
+        "method": m.name,
+        "specs": {k: s.to_dict() for k, s in m.specs().items() if k in set(m.directions.values())},
+        "directions": dict(m.directions),
+        "config": state.cfg.to_dict(),
+        "step": state.step,
+        "epoch": state.epoch,
+    }
+
+
+def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None = None) -> None:
+    """Write latest.state + latest.model (atomically); also `<tag>.model` when given."""
+    d = run_dir / "checkpoints"
+    meta = model_meta(state)
+    ckpt.save_tree(d / "latest.state.safetensors", state.state_dict(), {"format": ckpt.FORMAT_STATE, **meta})
+    inference = {k: state.nets[k] for k in set(state.method.directions.values())}
+    ckpt.save_model(d / "latest.model.safetensors", inference, meta)
+    if snapshot_tag:
+        ckpt.save_model(d / f"{snapshot_tag}.model.safetensors", inference, meta)
+
+
+def load_resume(run_dir: Path) -> tuple[dict, Config]:
+    path = ckpt.resolve_checkpoint(run_dir, "state")
+    tree, meta = ckpt.load_tree(path)
+    if meta.get("format") != ckpt.FORMAT_STATE:
+        raise UserError(f"{path}: not a resume state (format {meta.get('format')!r})")
+    return tree, Config.from_dict(meta["config"])
+
+
+@dataclass
+class TrainResult:
+    state: TrainState
+    run_dir: Path
+    stopped_early: bool
+    seconds: float
+
+
+class _Logger:
+    """JSONL + TensorBoard, rank 0 only."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.jsonl = open(run_dir / "log.jsonl", "a") if enabled else None
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is a dependency, but keep training if it is broken
+                self.tb = None
+
+    def log(self, step: int, record: dict) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"step": step, **record}) + "\n")
+        self.jsonl.flush()
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("epoch",):
+                    self.tb.add_scalar(k if "/" in k else f"loss/{k}" if k not in ("lr", "it_per_s") else f"train/{k}", v, step)
+
+    def close(self) -> None:
+        if self.jsonl:
+            self.jsonl.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _workers(n: int) -> int:
+    if n >= 0:
+        return n
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0, world_size: int = 1,
+          reduce_grads=None, hooks=None) -> TrainResult:
+    """Train `cfg` in `run_dir` (or continue the run there with resume=True).
+
+    Stops after n_epochs + n_epochs_decay epochs, or at train.max_steps, or on Ctrl-C; each of these
+    leaves a resume state in run_dir/checkpoints. `hooks` (optional) gets `epoch_end(state, run_dir)`
+    calls, used for in-training evaluation.
+    """
+    run_dir = Path(run_dir)
+    t0 = time.time()
+    tree = None
+    if resume:
+        tree, saved = load_resume(run_dir)
+        # Keep what shapes the run; let the command line extend or redirect it (epochs, steps, device).
+        for section in ("data", "model", "loss"):
+            setattr(cfg, section, getattr(saved, section))
+    is_main = rank == 0
+    device = resolve_device(cfg.train.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    dataset = build_dataset(cfg)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(cfg.to_json() + "\n")
+    state = create_state(cfg, device)
+    if tree is not None:
+        state.load_state_dict(tree, device)
+        del tree
+
+    sampler = EpochBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, rank, world_size)
+    workers = _workers(cfg.data.workers)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
+                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+    sample_batch = _sample_batch(dataset, device, cfg.train.channels_last)
+    logger = _Logger(run_dir, is_main)
+    stop = _StopFlag()
+    stopped_early = False
+    last_save = time.time()
+    steps_per_epoch = len(sampler)
+    try:
+        from tqdm import tqdm
+
+        total_steps = state.total_epochs * steps_per_epoch
+        if cfg.train.max_steps:
+            total_steps = min(total_steps, cfg.train.max_steps)
+        bar = tqdm(total=total_steps, initial=min(state.step, total_steps), unit="it", dynamic_ncols=True,
+                   disable=not (is_main and cfg.train.progress))
+        while state.epoch < state.total_epochs:
+            epoch = state.epoch
+            lr = cfg.optim.lr * lr_factor(cfg.optim.lr_policy, epoch, cfg.optim.n_epochs, cfg.optim.n_epochs_decay,
+                                          cfg.optim.lr_decay_epochs, cfg.optim.lr_gamma, state.plateau.get("factor", 1.0))
+            for opt in (state.opt_g, state.opt_d):
+                if opt is not None:
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+            sampler.set_epoch(epoch, state.batch_in_epoch)
+            bar.set_description(f"epoch {epoch + 1}/{state.total_epochs}")
+            sums: dict[str, torch.Tensor] = {}
+            epoch_sums: dict[str, float] = {}
+            n_sum = n_epoch = 0
+            t_log = time.time()
+            for batch in loader:
+                state.skipped_images += int(batch["skipped"].sum())
+                batch = {k: _to_device(v, device, cfg.train.channels_last) for k, v in batch.items() if k in ("A", "B")}
+                terms = train_step(state, batch, reduce_grads)
+                state.batch_in_epoch += 1
+                for k, v in terms.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                n_sum += 1
+                bar.update(1)
+                if state.step % cfg.train.log_every == 0 or state.batch_in_epoch == steps_per_epoch:
+                    means = {k: float(v) / n_sum for k, v in sums.items()}  # the only host sync
+                    for k, v in means.items():
+                        epoch_sums[k] = epoch_sums.get(k, 0.0) + v * n_sum
+                    n_epoch += n_sum
+                    rate = n_sum / max(time.time() - t_log, 1e-9)
+                    logger.log(state.step, {"epoch": epoch + state.batch_in_epoch / steps_per_epoch, "lr": lr,
+                                            "it_per_s": rate, **means})
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
+                    sums, n_sum, t_log = {}, 0, time.time()
+                if is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0:
+                    save_sample_grid(state, sample_batch, run_dir / "samples" / f"step_{state.step:07d}.png")
+                if cfg.train.max_steps and state.step >= cfg.train.max_steps:
+                    stopped_early = True
+                    break
+                if stop.requested:
+                    stopped_early = True
+                    break
+                if time.time() - last_save > cfg.train.checkpoint_minutes * 60:
+                    if is_main:
+                        save_checkpoint(state, run_dir)
+                    last_save = time.time()
+            if stopped_early:
+                break
+            # end of epoch
+            state.epoch += 1
+            state.batch_in_epoch = 0
+            if cfg.optim.lr_policy == "plateau" and n_epoch:
+                metric = sum(v for k, v in epoch_sums.items() if not k.startswith("D_")) / n_epoch
+                state.plateau = plateau_update(state.plateau, metric, cfg.optim.plateau_patience, cfg.optim.lr_gamma)
+            if hooks is not None:
+                hooks.epoch_end(state, run_dir)
+            if is_main:
+                if not cfg.train.sample_every:
+                    save_sample_grid(state, sample_batch, run_dir / "samples" / f"epoch_{state.epoch:04d}.png")
+                k = cfg.train.save_every_epochs
+                tag = f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None
+                save_checkpoint(state, run_dir, tag)
+                last_save = time.time()
+                logger.log(state.step, {"epoch_end": state.epoch, "skipped_images": state.skipped_images,
+                                        **{f"epoch/{k}": v / max(n_epoch, 1) for k, v in epoch_sums.items()}})
+        bar.close()
+        if stopped_early and is_main:
+            save_checkpoint(state, run_dir)
+    finally:
+        stop.restore()
+        logger.close()
+    return TrainResult(state, run_dir, stopped_early, time.time() - t0)
+
+
+def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def _sample_batch(dataset, device, channels_last, n: int = 4) -> dict:
+    """A fixed batch for progress grids: the first n samples of a fixed epoch key."""
+    items = [dataset[(-1, i)] for i in range(min(n, len(dataset)))]
+    return {k: _to_device(torch.stack([it[k] for it in items]), device, channels_last) for k in ("A", "B")}
+
+
+class _StopFlag:
+    """First Ctrl-C: finish the current step, save, and stop. Second: abort at once."""
+
+    def __init__(self):
+        self.requested = False
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._old = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)", flush=True)
+
+    def restore(self):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)

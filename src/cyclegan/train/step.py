@@ -1,0 +1,73 @@
+"""One optimisation step: generator phase (D frozen), then discriminator phase. No I/O, no devices."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from .state import TrainState
+
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+GradReducer = Callable[[Iterable[nn.Parameter]], None]
+
+
+def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def _autocast(batch: dict, precision: str):
+    dtype = AUTOCAST[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(batch["A"].device.type, dtype=dtype)
+
+
+def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list, scaler, reduce_grads: GradReducer | None) -> None:
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    if reduce_grads is not None:
+        reduce_grads(params)
+    if scaler is not None:
+        scaler.step(opt)
+    else:
+        opt.step()
+
+
+def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None = None) -> dict[str, torch.Tensor]:
+    """Update the generators on Eq. 3 with the discriminators frozen, then the discriminators on
+    their halved Eq. 1 with fakes from the history pools. Returns detached loss terms (no sync).
+
+    `reduce_grads(params)` is called between backward and the optimizer step of each phase (the
+    distributed loop passes an all-reduce; a single process passes nothing).
+    """
+    method, nets, precision = state.method, state.nets, state.cfg.train.precision
+    gens = [nets[n] for n in method.generators]
+    discs = [nets[n] for n in method.discriminators]
+
+    set_requires_grad(discs, False)
+    state.opt_g.zero_grad(set_to_none=True)
+    with _autocast(batch, precision):
+        terms, fakes = method.generator_loss(nets, batch)
+    loss_g = torch.stack([t.float() for t in terms.values()]).sum()
+    _backward_step(loss_g, state.opt_g, [p for g in gens for p in g.parameters()], state.scaler, reduce_grads)
+    set_requires_grad(discs, True)
+
+    out = {k: v.detach() for k, v in terms.items()}
+    if state.opt_d is not None and fakes:
+        state.opt_d.zero_grad(set_to_none=True)
+        pooled = {name: state.pools[name].query(fake) for name, fake in fakes.items()}
+        with _autocast(batch, precision):
+            d_terms = method.discriminator_loss(nets, batch, pooled)
+        loss_d = torch.stack([t.float() for t in d_terms.values()]).sum()
+        active = [p for n in fakes for p in nets[n].parameters()]
+        _backward_step(loss_d, state.opt_d, active, state.scaler, reduce_grads)
+        out.update({k: v.detach() for k, v in d_terms.items()})
+    if state.scaler is not None:
+        state.scaler.update()
+    state.step += 1
+    return out
