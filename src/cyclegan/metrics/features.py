@@ -1,0 +1,180 @@
+"""Inception pool3 features of images and image folders, following pytorch-fid's protocol.
+
+Per image (pytorch-fid `ImagePathDataset` + `InceptionV3(resize_input=True, normalize_input=True)`):
+decode with PIL and convert to RGB (grayscale files become 3 equal channels), scale to [0, 1] as
+`ToTensor` does, resize to 299x299 bilinearly (`F.interpolate`, `align_corners=False`, no antialias),
+map to [-1, 1] as `2x - 1`, run the network in float32; statistics are taken in float64. (The TF graph
+itself scaled inputs as `x/128 - 1`; pytorch-fid's `2x - 1` is kept so numbers match the field's.)
+
+A folder's features are cached in `<cache>/features/` keyed by its absolute path, file names, sizes and
+modification times, so reference statistics of a dataset are computed once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+
+from ..errors import UserError
+from .cache import atomic_write, cache_dir
+from .frechet import feature_statistics, frechet_distance
+from .inception import FEATURE_DIM, INPUT_SIZE
+from .kid import kid
+from .weights import load_fid_inception
+
+# pytorch-fid's IMAGE_EXTENSIONS (matched case-insensitively here)
+IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
+# Bump when anything that changes feature values changes (preprocessing, network, weights).
+PROTOCOL = "tf-inception-2015-12-05/pool3/pytorch-fid-v1"
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in `folder`, sorted by name; a UserError if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"not a folder: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise UserError(f"no images found in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """(3, H, W) uint8 RGB; grayscale, palette and RGBA files are converted as PIL's `convert('RGB')`."""
+    with Image.open(path) as img:
+        return pil_to_tensor(img.convert("RGB"))
+
+
+def preprocess(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, 3, 299, 299) in [-1, 1], exactly as pytorch-fid's InceptionV3 does."""
+    x = F.interpolate(images.float(), size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    return 2 * x - 1
+
+
+@torch.no_grad()
+def tensor_features(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 50) -> np.ndarray:
+    """(N, 2048) float32 pool3 features of (N, 3, H, W) images in [0, 1] (e.g. `(G(x) + 1) / 2`)."""
+    device = next(model.parameters()).device
+    out = [model(preprocess(images[i:i + batch_size].to(device))).cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, FEATURE_DIM), np.float32)
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, files: Sequence[Path]):
+        self.files = list(files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        # Resized one by one, so images of different sizes can share a batch; bilinear resizing acts
+        # on each image separately, so this equals pytorch-fid's batched resize.
+        return preprocess(load_image(self.files[i])[None] / 255.0)[0]
+
+
+@torch.no_grad()
+def file_features(model: torch.nn.Module, files: Sequence[Path], batch_size: int = 50,
+                  num_workers: int = 0, progress: bool = False) -> np.ndarray:
+    """(N, 2048) float32 pool3 features of image files, in the given order."""
+    from tqdm import tqdm
+
+    device = next(model.parameters()).device
+    loader = torch.utils.data.DataLoader(_Images(files), batch_size=batch_size, num_workers=num_workers)
+    feats = [model(batch.to(device)).cpu() for batch in tqdm(loader, disable=not progress, desc="inception",
+                                                              unit="batch", leave=False)]
+    return torch.cat(feats).numpy()
+
+
+def folder_key(folder: str | Path, files: Sequence[Path]) -> str:
+    """Cache key of a folder's features: protocol, absolute path, and each file's name, size and mtime."""
+    stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    blob = json.dumps([PROTOCOL, str(Path(folder).resolve()), stats])
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+class InceptionLoader:
+    """Loads the FID network on first use, so fully cached folders never need the weights."""
+
+    def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None,
+                 cache: str | Path | None = None):
+        self.weights, self.cache = weights, cache
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._model: torch.nn.Module | None = None
+
+    def __call__(self) -> torch.nn.Module:
+        if self._model is None:
+            self._model = load_fid_inception(self.weights, cache=self.cache).to(self.device)
+        return self._model
+
+
+ModelSource = Callable[[], torch.nn.Module] | torch.nn.Module | None
+
+
+def folder_features(folder: str | Path, model: ModelSource = None, *, batch_size: int = 50,
+                    num_workers: int = 0, use_cache: bool = True, cache: str | Path | None = None,
+                    progress: bool = False) -> np.ndarray:
+    """(N, 2048) float32 features of the images in `folder`, read from / written to the feature cache.
+
+    `model` is the network, or a zero-argument callable returning it (default: an `InceptionLoader`),
+    called only on a cache miss. The cache lives in `cache` (default `cache_dir()`).
+    """
+    files = list_images(folder)
+    root = Path(cache if cache is not None else cache_dir())
+    path = root / "features" / f"{Path(folder).resolve().name}-{folder_key(folder, files)}.npz"
+    if use_cache and path.is_file():
+        with np.load(path) as f:
+            return f["features"]
+    if model is None:
+        model = InceptionLoader(cache=cache)
+    net = model if isinstance(model, torch.nn.Module) else model()
+    feats = file_features(net, files, batch_size, num_workers, progress)
+    if use_cache:
+        names = np.array([f.name for f in files])
+        atomic_write(path, lambda tmp: np.savez(tmp, features=feats, files=names, protocol=np.array(PROTOCOL)))
+    return feats
+
+
+def load_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) from a pytorch-fid statistics file (`.npz` with arrays `mu` and `sigma`)."""
+    with np.load(path) as f:
+        if "mu" not in f or "sigma" not in f:
+            raise UserError(f"{path} holds no 'mu' and 'sigma' arrays (expected pytorch-fid statistics)")
+        return f["mu"].astype(np.float64), f["sigma"].astype(np.float64)
+
+
+def folder_statistics(folder: str | Path, model: ModelSource = None, **options) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) in float64 of a folder's features (`options` as `folder_features`), or of a `.npz`."""
+    if Path(folder).suffix == ".npz" and Path(folder).is_file():
+        return load_statistics(folder)
+    return feature_statistics(folder_features(folder, model, **options))
+
+
+def fid_from_folders(dir1: str | Path, dir2: str | Path, *, weights: str | Path | None = None,
+                     device: str | None = None, cache: str | Path | None = None, **options) -> float:
+    """FID between two image folders (either may be a pytorch-fid `.npz` of statistics instead).
+
+    `options` go to `folder_features` (batch_size, num_workers, use_cache, progress).
+    """
+    model = InceptionLoader(weights, device, cache)
+    s1 = folder_statistics(dir1, model, cache=cache, **options)
+    s2 = folder_statistics(dir2, model, cache=cache, **options)
+    return frechet_distance(*s1, *s2)
+
+
+def kid_from_folders(dir1: str | Path, dir2: str | Path, *, weights: str | Path | None = None,
+                     device: str | None = None, cache: str | Path | None = None, num_subsets: int = 100,
+                     subset_size: int = 1000, rng: np.random.Generator | int = 0,
+                     **options) -> tuple[float, float]:
+    """KID (mean, std) between two image folders; `options` as `fid_from_folders`."""
+    model = InceptionLoader(weights, device, cache)
+    f1 = folder_features(dir1, model, cache=cache, **options)
+    f2 = folder_features(dir2, model, cache=cache, **options)
+    return kid(f1, f2, num_subsets=num_subsets, subset_size=subset_size, rng=rng)
