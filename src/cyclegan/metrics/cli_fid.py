@@ -62,3 +62,23 @@ def run(args) -> int:
     if not args.quiet:
         print(f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cyclegan.metrics.cli_fid DIR1 DIR2 ...`, the same command without the `cyclegan` CLI."""
+    import argparse
+    import sys
+
+    from ..errors import UserError
+
+    parser = argparse.ArgumentParser(prog="python -m cyclegan.metrics.cli_fid")
+    args = add_parser(parser.add_subparsers(dest="command", required=True)).parse_args(argv)
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""`cyclegan train | translate | demo | list ...`: the command line.
+
+Every subcommand module provides `add_parser(subparsers)` and `run(args) -> int`. Bad input raises
+UserError, printed as one line with exit code 2 (a traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from .errors import UserError
+
+# Subcommand modules, in the order `--help` lists them.
+COMMANDS = [
+    "cyclegan.commands.train",
+    "cyclegan.commands.translate",
+    "cyclegan.commands.demo",
+    "cyclegan.commands.listing",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="cyclegan", description="Unpaired image-to-image translation (CycleGAN) and relatives: train, translate, evaluate, export.")
+    parser.add_argument("--version", action="version", version=f"cyclegan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(name)
+        p = module.add_parser(sub)
+        p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def default_run_dir(name: str | None) -> Path:
+    return Path("runs") / (name or time.strftime("%Y%m%d-%H%M%S"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

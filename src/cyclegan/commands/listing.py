@@ -1,0 +1,25 @@
+"""`cyclegan list`: what can be chosen by name."""
+
+from __future__ import annotations
+
+
+def add_parser(sub):
+    return sub.add_parser("list", help="list networks, methods, presets and metrics")
+
+
+def run(args) -> int:
+    from ..config import PRESETS
+    from ..methods import METHODS
+    from ..nets import DISCRIMINATORS, GENERATORS, INITS, NORMS
+
+    rows = [("methods", METHODS.names()), ("generators", GENERATORS.names()), ("discriminators", DISCRIMINATORS.names()),
+            ("norms", list(NORMS)), ("inits", list(INITS)), ("presets", list(PRESETS))]
+    try:
+        from ..metrics import METRICS
+
+        rows.append(("metrics", sorted(METRICS)))
+    except ImportError:
+        pass
+    for name, items in rows:
+        print(f"{name:15s} {', '.join(items)}")
+    return 0

@@ -1,0 +1,89 @@
+"""`cyclegan train`: train a model from two image folders (or resume a run)."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+from ..config import PRESETS, build_config
+from ..errors import UserError
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("train", help="train on two image folders (trainA/, trainB/)", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train CycleGAN (or another method) on unpaired image folders.\n\n"
+                                   "examples:\n"
+                                   "  cyclegan train data/horse2zebra --preset paper --name h2z\n"
+                                   "  cyclegan train --data-a photos/ --data-b paintings/ --preset quick --set loss.lambda_identity=0.5\n"
+                                   "  cyclegan train --resume runs/h2z            # continue exactly where it stopped\n"
+                                   "  torchrun --nproc_per_node=4 -m cyclegan train data/h2z --preset paper   # 4 GPUs")
+    p.add_argument("data", nargs="?", help="folder holding trainA/ and trainB/")
+    p.add_argument("--data-a", metavar="DIR", help="domain A training images (instead of DATA/trainA)")
+    p.add_argument("--data-b", metavar="DIR", help="domain B training images (instead of DATA/trainB)")
+    p.add_argument("--preset", default="paper", help=f"comma-separated presets, applied in order: {', '.join(PRESETS)} (default: paper)")
+    p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML/JSON config file (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. model.ngf=32 (repeatable)")
+    p.add_argument("--name", help="run name: the run directory is runs/NAME")
+    p.add_argument("--run-dir", help="run directory (default runs/NAME or runs/<timestamp>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped")
+    p.add_argument("--method", help="training method (model.method), e.g. cyclegan")
+    p.add_argument("--epochs", type=int, help="epochs at constant lr (optim.n_epochs)")
+    p.add_argument("--epochs-decay", type=int, help="epochs of linear decay (optim.n_epochs_decay)")
+    p.add_argument("--batch-size", type=int, help="images per step (train.batch_size)")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps, with a checkpoint (train.max_steps)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (train.device)")
+    p.add_argument("--seed", type=int, help="random seed (train.seed)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (train.precision)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
+    return p
+
+
+def config_from_args(args):
+    presets = [s for s in (args.preset or "").split(",") if s]
+    overrides = list(args.set)
+    flags = {"data.dir_a": args.data_a, "data.dir_b": args.data_b, "model.method": args.method,
+             "optim.n_epochs": args.epochs, "optim.n_epochs_decay": args.epochs_decay, "train.batch_size": args.batch_size,
+             "train.max_steps": args.max_steps, "train.device": args.device, "train.seed": args.seed,
+             "train.precision": args.precision}
+    if args.data:
+        flags["data.root"] = str(args.data)
+    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + overrides
+    if args.no_progress:
+        overrides.append("train.progress=false")
+    return build_config(presets, args.config, overrides)
+
+
+def run(args) -> int:
+    from ..distributed import DistContext
+    from ..train import train
+
+    cfg = config_from_args(args)
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "checkpoints" / "latest.state.safetensors").is_file():
+            raise UserError(f"--resume {run_dir}: no checkpoints/latest.state.safetensors there; nothing to resume")
+    else:
+        from ..cli import default_run_dir
+
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.name)
+        if (run_dir / "checkpoints" / "latest.state.safetensors").exists():
+            raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --name")
+        if not (cfg.data.root or (cfg.data.dir_a and cfg.data.dir_b)):
+            raise UserError("no training data: give a folder holding trainA/ and trainB/, or --data-a DIR --data-b DIR")
+    with DistContext.from_env(cfg.train.device) as dist:
+        if dist.is_main:
+            print(f"run directory: {run_dir}" + (" (resuming)" if args.resume else ""))
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            result = train(cfg, run_dir, resume=bool(args.resume), rank=dist.rank, world_size=dist.world_size,
+                           reduce_grads=dist.reduce_grads)
+    if dist.is_main:
+        s = result.state
+        how = "stopped early" if result.stopped_early else "finished"
+        print(f"{how} at step {s.step} (epoch {s.epoch}/{s.total_epochs}) in {result.seconds / 60:.1f} min; "
+              f"{s.skipped_images} corrupt images skipped")
+        print(f"checkpoint: {run_dir / 'checkpoints' / 'latest.model.safetensors'}")
+        if result.stopped_early:
+            print(f"continue with: cyclegan train --resume {run_dir}")
+    return 0

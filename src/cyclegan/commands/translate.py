@@ -1,0 +1,46 @@
+"""`cyclegan translate`: translate files, folders or globs with a trained (or reference) generator."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("translate", help="translate images with a trained model", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Translate images at their own size (padded to the network's multiple and cropped back).\n\n"
+                                   "examples:\n"
+                                   "  cyclegan translate --checkpoint runs/h2z --direction AtoB data/horse2zebra/testA --out out/h2z\n"
+                                   "  cyclegan translate --checkpoint latest_net_G_A.pth photo.jpg --out out/   # reference weights\n"
+                                   "  cyclegan translate --checkpoint runs/h2z 'photos/*.jpg' --size 512 --out out/")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or glob patterns")
+    p.add_argument("--checkpoint", "-c", required=True, help="run directory, .model.safetensors file, or a reference .pth state dict")
+    p.add_argument("--direction", default="AtoB", help="AtoB (G_A) or BtoA (G_B) (default AtoB)")
+    p.add_argument("--out", "-o", required=True, help="output folder (same relative names as the inputs)")
+    p.add_argument("--size", help="resize first: N (shorter side) or WxH; default keeps each image's own size")
+    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (same-size images are batched)")
+    p.add_argument("--keep-format", action="store_true", help="keep each input's file format instead of writing PNG")
+    p.add_argument("--no-gallery", action="store_true", help="do not write OUT/index.html")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--train-mode", dest="train_mode", action="store_const", const=True, default=None,
+                      help="dropout on / batch statistics (the reference's test.py default for pix2pix)")
+    mode.add_argument("--eval-mode", dest="train_mode", action="store_const", const=False, help="networks in eval mode")
+    ref = p.add_argument_group("reference .pth checkpoints (inferred from the weights when omitted)")
+    ref.add_argument("--netG", help="resnet_9blocks | resnet_6blocks | unet_256 | unet_128")
+    ref.add_argument("--ngf", type=int)
+    ref.add_argument("--norm", choices=["instance", "batch", "none"])
+    ref.add_argument("--dropout", action="store_true", default=None)
+    return p
+
+
+def run(args) -> int:
+    from ..translate import load_translator, translate_files
+
+    translator = load_translator(args.checkpoint, args.direction, args.device, args.train_mode,
+                                 netG=args.netG, ngf=args.ngf, norm=args.norm, dropout=args.dropout)
+    result = translate_files(translator, args.inputs, args.out, size=args.size, batch_size=args.batch_size,
+                             keep_format=args.keep_format, gallery=not args.no_gallery)
+    for src, reason in result["failed"]:
+        print(f"warning: skipped {reason}")
+    print(f"{len(result['written'])} images written to {args.out}" + ("" if args.no_gallery else f" (gallery: {args.out}/index.html)"))
+    return 0 if result["written"] else 2
