@@ -45,6 +45,9 @@ class ModelConfig:
     dropout: bool = False               # dropout in the generator (ResNet blocks / U-Net inner levels)
     init: str = "normal"                # normal (the paper's N(0, 0.02)) | xavier | kaiming | orthogonal
     init_gain: float = 0.02             # std of `normal`, gain of xavier/orthogonal
+    latent_dim: int = 100               # CoGAN / latent BiGAN: size of the noise / latent vector z
+    latent_steps: int = 200             # CoGAN translation: Adam steps of the search for z with G_X(z) ~ x
+    latent_lr: float = 0.05             # CoGAN translation: learning rate of that search
 
 
 @dataclass
@@ -58,6 +61,9 @@ class LossConfig:
     lambda_gp: float = 10.0             # gradient-penalty weight for wgangp
     lambda_l1: float = 100.0            # pix2pix: L1 weight
     pool_size: int = 50                 # image history pool per direction (0 disables)
+    lambda_self_reg: float = 10.0       # SimGAN / feature_gan: weight of ||G(x) - x||_1 (in pixels / in features)
+    feature_net: str = "inception"      # feature_gan: inception (FID Inception, Mixed_5d) | vgg16 (relu4_2)
+    feature_weights: str = ""           # feature_gan: weights file of feature_net (vgg16 needs one)
 
 
 @dataclass
@@ -160,7 +166,10 @@ def apply_dict(cfg: Config, d: dict, where: str = "config") -> Config:
         if not isinstance(sub, dict):
             raise UserError(f"{where}: section {name!r} must be a mapping")
         for key, value in sub.items():
-            set_field(cfg, f"{name}.{key}", value)
+            try:
+                set_field(cfg, f"{name}.{key}", value)
+            except UserError as e:
+                raise UserError(f"{where}: {e}") if where != "config" else e from None
     return cfg
 
 
@@ -210,6 +219,14 @@ PRESETS: dict[str, dict[str, object]] = {
     "cycle_only": {"loss.lambda_gan_a": 0.0, "loss.lambda_gan_b": 0.0, "loss.lambda_identity": 0.0},
     "gan_forward": {"loss.lambda_b": 0.0},
     "gan_backward": {"loss.lambda_a": 0.0},
+    # The paper's baselines (Sec. 5.1.2, Tables 1-3; defaults and sources in docs/baselines.md).
+    "simgan": {"model.method": "simgan", "loss.lambda_self_reg": 10.0, "loss.pool_size": 50},
+    "feature_gan": {"model.method": "feature_gan", "loss.lambda_self_reg": 10.0, "loss.feature_net": "inception"},
+    "cogan": {"model.method": "cogan", "model.norm": "batch", "model.latent_dim": 100, "loss.gan_mode": "vanilla",
+              "loss.pool_size": 0, "train.batch_size": 64},
+    "bigan": {"model.method": "bigan"},
+    "bigan_latent": {"model.method": "bigan_latent", "model.norm": "batch", "model.latent_dim": 100,
+                     "loss.gan_mode": "vanilla", "loss.pool_size": 0, "train.batch_size": 64},
 }
 
 

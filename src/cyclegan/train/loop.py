@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from torch.utils.data import DataLoader
 from .. import checkpoint as ckpt
 from ..config import Config
 from ..data import EpochBatchSampler
+from ..distributed import (any_rank, gather_rank_parts, local_batchnorm, mean_over_ranks, prepare_nets, rank_part,
+                           saved_world_size, select_rank_state)
 from ..errors import UserError
 from ..schedule import lr_factor, plateau_update
 from .datasets import build_dataset
@@ -38,7 +41,7 @@ def model_meta(state: TrainState) -> dict:
     m = state.method
     return {
         "method": m.name,
-        "specs": {k: s.to_dict() for k, s in m.specs().items() if k in set(m.directions.values())},
+        "specs": {k: s.to_dict() for k, s in m.specs().items() if k in m.inference_nets()},
         "directions": dict(m.directions),
         "config": state.cfg.to_dict(),
         "step": state.step,
@@ -46,12 +49,23 @@ def model_meta(state: TrainState) -> dict:
     }
 
 
-def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None = None) -> None:
-    """Write latest.state + latest.model (atomically); also `<tag>.model` when given."""
+def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None = None, rank: int = 0,
+                    world_size: int = 1) -> None:
+    """Write latest.state + latest.model (atomically); also `<tag>.model` when given.
+
+    With world_size > 1 every rank must call this (a collective): the ranks' RNG and pools are
+    gathered into rank 0's state file (under "ranks"), and rank 0 alone writes.
+    """
+    tree = state.state_dict()
+    if world_size > 1:
+        parts = gather_rank_parts(tree)
+        if rank != 0:
+            return
+        tree["world_size"], tree["ranks"] = world_size, parts
     d = run_dir / "checkpoints"
     meta = model_meta(state)
-    ckpt.save_tree(d / "latest.state.safetensors", state.state_dict(), {"format": ckpt.FORMAT_STATE, **meta})
-    inference = {k: state.nets[k] for k in set(state.method.directions.values())}
+    ckpt.save_tree(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})
+    inference = {k: state.nets[k] for k in state.method.inference_nets()}
     ckpt.save_model(d / "latest.model.safetensors", inference, meta)
     if snapshot_tag:
         ckpt.save_model(d / f"{snapshot_tag}.model.safetensors", inference, meta)
@@ -138,10 +152,15 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(cfg.to_json() + "\n")
-    state = create_state(cfg, device)
+    state = create_state(cfg, device, rank)
     if tree is not None:
-        state.load_state_dict(tree, device)
+        if is_main and saved_world_size(tree) != world_size:
+            warnings.warn(f"{run_dir} was saved by {saved_world_size(tree)} process(es) and resumes under {world_size}: "
+                          "data shards, pools and RNG streams differ, so this is not an exact continuation")
+        state.load_state_dict(select_rank_state(tree, rank, rank_part(state.state_dict())), device)
         del tree
+    if world_size > 1:
+        state.nets = prepare_nets(state.nets, device)
 
     sampler = EpochBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, rank, world_size)
     workers = _workers(cfg.data.workers)
@@ -185,7 +204,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
                 n_sum += 1
                 bar.update(1)
                 if state.step % cfg.train.log_every == 0 or state.batch_in_epoch == steps_per_epoch:
-                    means = {k: float(v) / n_sum for k, v in sums.items()}  # the only host sync
+                    means = mean_over_ranks(sums, n_sum)  # the only host sync (and, distributed, an all-reduce)
                     for k, v in means.items():
                         epoch_sums[k] = epoch_sums.get(k, 0.0) + v * n_sum
                     n_epoch += n_sum
@@ -195,17 +214,21 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
                     bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
                     sums, n_sum, t_log = {}, 0, time.time()
                 if is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0:
-                    save_sample_grid(state, sample_batch, run_dir / "samples" / f"step_{state.step:07d}.png")
+                    with local_batchnorm(state.nets):
+                        save_sample_grid(state, sample_batch, run_dir / "samples" / f"step_{state.step:07d}.png")
                 if cfg.train.max_steps and state.step >= cfg.train.max_steps:
                     stopped_early = True
                     break
-                if stop.requested:
-                    stopped_early = True
-                    break
-                if time.time() - last_save > cfg.train.checkpoint_minutes * 60:
-                    if is_main:
-                        save_checkpoint(state, run_dir)
-                    last_save = time.time()
+                # Stopping and timed saves must happen on all ranks at the same step: distributed, the
+                # ranks agree on them at log steps (one all-reduce); a single process checks every step.
+                if world_size == 1 or state.step % cfg.train.log_every == 0:
+                    stop_now, save_now = any_rank(stop.requested, time.time() - last_save > cfg.train.checkpoint_minutes * 60)
+                    if stop_now:
+                        stopped_early = True
+                        break
+                    if save_now:
+                        save_checkpoint(state, run_dir, rank=rank, world_size=world_size)
+                        last_save = time.time()
             if stopped_early:
                 break
             # end of epoch
@@ -215,19 +238,21 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
                 metric = sum(v for k, v in epoch_sums.items() if not k.startswith("D_")) / n_epoch
                 state.plateau = plateau_update(state.plateau, metric, cfg.optim.plateau_patience, cfg.optim.lr_gamma)
             if hooks is not None:
-                hooks.epoch_end(state, run_dir)
-            if is_main:
-                if not cfg.train.sample_every:
+                with local_batchnorm(state.nets):
+                    hooks.epoch_end(state, run_dir)
+            if is_main and not cfg.train.sample_every:
+                with local_batchnorm(state.nets):
                     save_sample_grid(state, sample_batch, run_dir / "samples" / f"epoch_{state.epoch:04d}.png")
-                k = cfg.train.save_every_epochs
-                tag = f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None
-                save_checkpoint(state, run_dir, tag)
-                last_save = time.time()
+            k = cfg.train.save_every_epochs
+            tag = f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None
+            save_checkpoint(state, run_dir, tag, rank, world_size)
+            last_save = time.time()
+            if is_main:
                 logger.log(state.step, {"epoch_end": state.epoch, "skipped_images": state.skipped_images,
                                         **{f"epoch/{k}": v / max(n_epoch, 1) for k, v in epoch_sums.items()}})
         bar.close()
-        if stopped_early and is_main:
-            save_checkpoint(state, run_dir)
+        if stopped_early:
+            save_checkpoint(state, run_dir, rank=rank, world_size=world_size)
     finally:
         stop.restore()
         logger.close()

@@ -1,0 +1,58 @@
+"""Shared fixtures: small generated image folders, the shared real data, tiny configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+SHARED_DATA = Path(os.environ.get("CYCLEGAN_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+HORSE2ZEBRA = SHARED_DATA / "horse2zebra"
+FACADES = SHARED_DATA / "facades"
+MNIST_USPS = SHARED_DATA / "mnist_usps"
+
+needs_horse2zebra = pytest.mark.skipif(not (HORSE2ZEBRA / "trainA").is_dir(), reason=f"horse2zebra not found at {HORSE2ZEBRA} (set CYCLEGAN_DATA)")
+needs_facades = pytest.mark.skipif(not (FACADES / "train").is_dir(), reason=f"facades not found at {FACADES} (set CYCLEGAN_DATA)")
+
+
+def write_images(folder: Path, n: int, size=(40, 36), mode="RGB", seed=0, ext=".png") -> list[Path]:
+    """n random images of a given size and mode; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
+    for i in range(n):
+        a = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+        p = folder / f"img_{i:03d}{ext}"
+        Image.fromarray(a[:, :, 0] if channels == 1 else a, mode).save(p)
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture
+def image_root(tmp_path: Path) -> Path:
+    """A tiny dataset: trainA (6), trainB (5), testA (3), testB (3) of 40x36 RGB images."""
+    write_images(tmp_path / "data" / "trainA", 6, seed=1)
+    write_images(tmp_path / "data" / "trainB", 5, seed=2)
+    write_images(tmp_path / "data" / "testA", 3, seed=3)
+    write_images(tmp_path / "data" / "testB", 3, seed=4)
+    return tmp_path / "data"
+
+
+TINY = [
+    "model.generator=resnet_6blocks", "model.ngf=4", "model.ndf=4",
+    "data.load_size=36", "data.crop_size=32", "data.workers=0",
+    "optim.n_epochs=1", "optim.n_epochs_decay=1",
+    "train.progress=false", "train.log_every=2", "train.sample_every=0", "train.save_every_epochs=1",
+]
+
+
+@pytest.fixture
+def tiny_overrides() -> list[str]:
+    return list(TINY)

