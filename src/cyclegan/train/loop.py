@@ -203,7 +203,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
                     sums[k] = sums[k] + v if k in sums else v.clone()
                 n_sum += 1
                 bar.update(1)
-                if state.step % cfg.train.log_every == 0 or state.batch_in_epoch == steps_per_epoch:
+                at_max = bool(cfg.train.max_steps and state.step >= cfg.train.max_steps)
+                if at_max or state.step % cfg.train.log_every == 0 or state.batch_in_epoch == steps_per_epoch:
                     means = mean_over_ranks(sums, n_sum)  # the only host sync (and, distributed, an all-reduce)
                     for k, v in means.items():
                         epoch_sums[k] = epoch_sums.get(k, 0.0) + v * n_sum
@@ -216,7 +217,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
                 if is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0:
                     with local_batchnorm(state.nets):
                         save_sample_grid(state, sample_batch, run_dir / "samples" / f"step_{state.step:07d}.png")
-                if cfg.train.max_steps and state.step >= cfg.train.max_steps:
+                if at_max:
                     stopped_early = True
                     break
                 # Stopping and timed saves must happen on all ranks at the same step: distributed, the
