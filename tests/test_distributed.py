@@ -42,9 +42,13 @@ def _free_port() -> int:
 
 
 def _spawn(job: str, tmp: Path, world: int = 2) -> None:
-    """Run `_worker(rank, ...)` in `world` fresh processes; fail after TIMEOUT_S (and kill them)."""
+    """Run `_worker(rank, ...)` in `world` new processes; fail after TIMEOUT_S (and kill them).
+
+    Forked, so the ranks start in a second instead of importing torch again; spawned where this
+    process has initialised CUDA, which a forked child cannot use."""
+    method = "spawn" if torch.cuda.is_initialized() else "fork"
     ctx = mp.start_processes(_worker, args=(world, _free_port(), job, str(tmp)), nprocs=world, join=False,
-                             start_method="spawn")
+                             start_method=method)
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not ctx.join(timeout=1.0):
@@ -157,14 +161,24 @@ def test_one_step_equals_single_process_on_union_batch(data, tmp_path):
     # Rank r trained on the sampler's shard order[r::2][:2]; one process with batch 4 takes order[:4],
     # the same 4 samples. Batch-mean losses: the mean of the ranks' gradients is the union's gradient.
     single = train(_config(data, "loss.pool_size=0", "train.batch_size=4", "train.max_steps=1"), tmp_path / "single")
-    nets = single.state.nets
+    nets, lr = single.state.nets, single.state.cfg.optim.lr
     grads = {k: p.grad for k, p in nets.named_parameters() if p.grad is not None}
     assert grads.keys() == r0["grads"].keys() and len(grads) > 0  # both phases' gradients are kept
-    for k, g in grads.items():
-        scale = g.abs().max().item()
-        torch.testing.assert_close(r0["grads"][k], g, rtol=1e-4, atol=1e-5 * scale, msg=f"gradient of {k}")
-    for k, w in nets.state_dict().items():
-        torch.testing.assert_close(r0["weights"][k], w, rtol=1e-5, atol=1e-6, msg=f"weight {k}")
+    weights = nets.state_dict()
+    compared = total = 0
+    for name in nets:
+        own = [k for k in grads if k.startswith(name + ".")]
+        scale = max(grads[k].abs().max().item() for k in own)  # this network's gradient scale
+        for k in own:
+            g = grads[k]
+            torch.testing.assert_close(r0["grads"][k], g, rtol=1e-4, atol=1e-6 * scale, msg=f"gradient of {k}")
+            # Adam's first step is ~lr * sign(g): where g is rounding noise (biases before instance norm,
+            # whose exact gradient is 0), noise flips the sign; elsewhere the step agrees to rounding.
+            signal = g.abs() > 1e-4 * scale
+            torch.testing.assert_close(r0["weights"][k][signal], weights[k][signal], rtol=1e-5, atol=1e-6, msg=f"weight {k}")
+            assert (r0["weights"][k] - weights[k]).abs().max() <= 2.001 * lr
+            compared, total = compared + int(signal.sum()), total + g.numel()
+    assert compared > 0.9 * total, f"only {compared} of {total} weights had a gradient above rounding noise"
     writes = [json.loads((tmp_path / f"writes_rank{r}.json").read_text()) for r in (0, 1)]
     assert writes[0] and not writes[1], f"rank 1 wrote: {writes[1][:5]}"
 

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from .. import checkpoint as ckpt
 from ..config import Config
 from ..data import EpochBatchSampler
-from ..distributed import (any_rank, gather_rank_parts, local_batchnorm, mean_over_ranks, prepare_nets, rank_part,
+from ..distributed import (any_rank, barrier, gather_rank_parts, local_batchnorm, mean_over_ranks, prepare_nets, rank_part,
                            saved_world_size, select_rank_state)
 from ..errors import UserError
 from ..schedule import lr_factor, plateau_update
@@ -54,21 +54,21 @@ def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None =
     """Write latest.state + latest.model (atomically); also `<tag>.model` when given.
 
     With world_size > 1 every rank must call this (a collective): the ranks' RNG and pools are
-    gathered into rank 0's state file (under "ranks"), and rank 0 alone writes.
+    gathered into rank 0's state file (under "ranks"), rank 0 alone writes, and every rank returns
+    once the files are written.
     """
     tree = state.state_dict()
     if world_size > 1:
-        parts = gather_rank_parts(tree)
-        if rank != 0:
-            return
-        tree["world_size"], tree["ranks"] = world_size, parts
-    d = run_dir / "checkpoints"
-    meta = model_meta(state)
-    ckpt.save_tree(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})
-    inference = {k: state.nets[k] for k in state.method.inference_nets()}
-    ckpt.save_model(d / "latest.model.safetensors", inference, meta)
-    if snapshot_tag:
-        ckpt.save_model(d / f"{snapshot_tag}.model.safetensors", inference, meta)
+        tree["world_size"], tree["ranks"] = world_size, gather_rank_parts(tree)
+    if rank == 0:
+        d = run_dir / "checkpoints"
+        meta = model_meta(state)
+        ckpt.save_tree(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})
+        inference = {k: state.nets[k] for k in state.method.inference_nets()}
+        ckpt.save_model(d / "latest.model.safetensors", inference, meta)
+        if snapshot_tag:
+            ckpt.save_model(d / f"{snapshot_tag}.model.safetensors", inference, meta)
+    barrier()
 
 
 def load_resume(run_dir: Path) -> tuple[dict, Config]:
@@ -164,8 +164,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
 
     sampler = EpochBatchSampler(len(dataset), cfg.train.batch_size, cfg.train.seed, rank, world_size)
     workers = _workers(cfg.data.workers)
+    # Its own generator: each new iterator draws a base seed, which must not come from the global RNG
+    # (dropout, gradient penalty), or a resume mid-epoch would shift that stream.
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
-                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
+                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
+                        generator=torch.Generator().manual_seed(cfg.train.seed))
     sample_batch = _sample_batch(dataset, device, cfg.train.channels_last)
     logger = _Logger(run_dir, is_main)
     stop = _StopFlag()

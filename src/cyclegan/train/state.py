@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..distributed import rank_seed
 from ..methods import Method, create_method
 from ..pool import ImagePool
 
@@ -71,12 +72,17 @@ def _params(nets: nn.ModuleDict, names) -> list[nn.Parameter]:
     return [p for n in names for p in nets[n].parameters()]
 
 
-def create_state(cfg: Config, device: torch.device) -> TrainState:
+def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState:
     """Build networks (seeded by train.seed), one Adam for the generators and one for the
-    discriminators (as the reference), and a history pool per trained discriminator."""
+    discriminators (as the reference), and a history pool per trained discriminator.
+
+    Weights are the same on every rank; the pools and the global RNG (dropout, gradient penalty) of
+    rank r > 0 get their own streams (rank 0 draws what a single process draws)."""
     torch.manual_seed(cfg.train.seed)
     method = create_method(cfg)
     nets = method.build_networks().to(device)
+    if rank:
+        torch.manual_seed(rank_seed(cfg.train.seed, rank, "torch"))
     if cfg.train.channels_last:
         nets = nets.to(memory_format=torch.channels_last)
     o = cfg.optim
@@ -86,6 +92,6 @@ def create_state(cfg: Config, device: torch.device) -> TrainState:
     opt_g = torch.optim.Adam(_params(nets, method.generators), **adam)
     active = method.active_discriminators()
     opt_d = torch.optim.Adam(_params(nets, active), **adam) if active else None
-    pools = {name: ImagePool(cfg.loss.pool_size, seed=cfg.train.seed * 1000 + i) for i, name in enumerate(active)}
+    pools = {name: ImagePool(cfg.loss.pool_size, seed=rank_seed(cfg.train.seed * 1000 + i, rank, "pool")) for i, name in enumerate(active)}
     scaler = torch.amp.GradScaler(device.type) if cfg.train.precision == "fp16" else None
     return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler)
