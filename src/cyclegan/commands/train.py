@@ -17,7 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "  cyclegan train data/horse2zebra --preset paper --name h2z\n"
                                    "  cyclegan train --data-a photos/ --data-b paintings/ --preset quick --set loss.lambda_identity=0.5\n"
                                    "  cyclegan train --resume runs/h2z            # continue exactly where it stopped\n"
-                                   "  torchrun --nproc_per_node=4 -m cyclegan train data/h2z --preset paper   # 4 GPUs")
+                                   "  torchrun --nproc_per_node=4 -m cyclegan train data/h2z --preset paper   # 4 GPUs (docs/distributed.md)")
     p.add_argument("data", nargs="?", help="folder holding trainA/ and trainB/")
     p.add_argument("--data-a", metavar="DIR", help="domain A training images (instead of DATA/trainA)")
     p.add_argument("--data-b", metavar="DIR", help="domain B training images (instead of DATA/trainB)")
@@ -30,7 +30,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--method", help="training method (model.method), e.g. cyclegan")
     p.add_argument("--epochs", type=int, help="epochs at constant lr (optim.n_epochs)")
     p.add_argument("--epochs-decay", type=int, help="epochs of linear decay (optim.n_epochs_decay)")
-    p.add_argument("--batch-size", type=int, help="images per step (train.batch_size)")
+    p.add_argument("--batch-size", type=int, help="images per step per process (train.batch_size); the global batch is this x the number of processes")
     p.add_argument("--max-steps", type=int, help="stop after this many steps, with a checkpoint (train.max_steps)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (train.device)")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
@@ -74,6 +74,9 @@ def run(args) -> int:
     with DistContext.from_env(cfg.train.device) as dist:
         if dist.is_main:
             print(f"run directory: {run_dir}" + (" (resuming)" if args.resume else ""))
+            if dist.world_size > 1:
+                print(f"{dist.world_size} processes x batch {cfg.train.batch_size} = global batch "
+                      f"{dist.world_size * cfg.train.batch_size}")
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             result = train(cfg, run_dir, resume=bool(args.resume), rank=dist.rank, world_size=dist.world_size,
@@ -85,5 +88,6 @@ def run(args) -> int:
               f"{s.skipped_images} corrupt images skipped")
         print(f"checkpoint: {run_dir / 'checkpoints' / 'latest.model.safetensors'}")
         if result.stopped_early:
-            print(f"continue with: cyclegan train --resume {run_dir}")
+            launcher = "torchrun <the same options> -m cyclegan" if dist.world_size > 1 else "cyclegan"
+            print(f"continue with: {launcher} train --resume {run_dir}")
     return 0
