@@ -219,6 +219,12 @@ PRESETS: dict[str, dict[str, object]] = {
     "cycle_only": {"loss.lambda_gan_a": 0.0, "loss.lambda_gan_b": 0.0, "loss.lambda_identity": 0.0},
     "gan_forward": {"loss.lambda_b": 0.0},
     "gan_backward": {"loss.lambda_a": 0.0},
+    # pix2pix (Isola et al. 2017) with the reference's defaults; pick the input with data.direction.
+    "pix2pix": {
+        "model.method": "pix2pix", "model.generator": "unet_256", "model.norm": "batch", "model.dropout": True,
+        "model.discriminator": "basic", "loss.gan_mode": "vanilla", "loss.lambda_l1": 100.0,
+        "loss.pool_size": 0, "loss.lambda_identity": 0.0,
+    },
     # The paper's baselines (Sec. 5.1.2, Tables 1-3; defaults and sources in docs/baselines.md).
     "simgan": {"model.method": "simgan", "loss.lambda_self_reg": 10.0, "loss.pool_size": 50},
     "feature_gan": {"model.method": "feature_gan", "loss.lambda_self_reg": 10.0, "loss.feature_net": "inception"},

@@ -21,13 +21,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", help="folder holding trainA/ and trainB/")
     p.add_argument("--data-a", metavar="DIR", help="domain A training images (instead of DATA/trainA)")
     p.add_argument("--data-b", metavar="DIR", help="domain B training images (instead of DATA/trainB)")
-    p.add_argument("--preset", default="paper", help=f"comma-separated presets, applied in order: {', '.join(PRESETS)} (default: paper)")
+    p.add_argument("--preset", help=f"comma-separated presets, applied in order: {', '.join(PRESETS)} "
+                                    "(default: the preset named like --method if there is one, else paper)")
     p.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML/JSON config file (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. model.ngf=32 (repeatable)")
     p.add_argument("--name", help="run name: the run directory is runs/NAME")
     p.add_argument("--run-dir", help="run directory (default runs/NAME or runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped")
-    p.add_argument("--method", help="training method (model.method), e.g. cyclegan")
+    p.add_argument("--method", help="training method (model.method), e.g. cyclegan, pix2pix")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"], help="paired methods (pix2pix): which side is the input (data.direction)")
     p.add_argument("--epochs", type=int, help="epochs at constant lr (optim.n_epochs)")
     p.add_argument("--epochs-decay", type=int, help="epochs of linear decay (optim.n_epochs_decay)")
     p.add_argument("--batch-size", type=int, help="images per step per process (train.batch_size); the global batch is this x the number of processes")
@@ -40,9 +42,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def config_from_args(args):
-    presets = [s for s in (args.preset or "").split(",") if s]
+    default = args.method if args.method in PRESETS else "paper"  # `--method pix2pix` gets pix2pix's defaults
+    presets = [s for s in (args.preset or default).split(",") if s]
     overrides = list(args.set)
-    flags = {"data.dir_a": args.data_a, "data.dir_b": args.data_b, "model.method": args.method,
+    flags = {"data.dir_a": args.data_a, "data.dir_b": args.data_b, "model.method": args.method, "data.direction": args.direction,
              "optim.n_epochs": args.epochs, "optim.n_epochs_decay": args.epochs_decay, "train.batch_size": args.batch_size,
              "train.max_steps": args.max_steps, "train.device": args.device, "train.seed": args.seed,
              "train.precision": args.precision}

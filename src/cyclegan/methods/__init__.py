@@ -1,6 +1,7 @@
 """Training methods, by name: `create_method(cfg)`; importing this package registers them all."""
 
 from . import cyclegan  # noqa: F401  (registers "cyclegan")
+from . import pix2pix  # noqa: F401  (registers "pix2pix": paired data, docs/ablations.md)
 from .base import METHODS, Method, NetSpec, create_method
 
 __all__ = ["METHODS", "Method", "NetSpec", "create_method"]
