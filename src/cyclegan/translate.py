@@ -96,7 +96,8 @@ def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None
     spec = meta["specs"][meta["directions"][direction]]
     net = nets[meta["directions"][direction]]
     desc = f"{meta['method']} {direction} ({spec['name']}, step {meta.get('step')}, epoch {meta.get('epoch')})"
-    return Translator(fn, spec["kwargs"]["in_ch"], spec["kwargs"]["out_ch"], size_multiple(net), device, desc)
+    in_ch, out_ch = method.io_channels(direction)
+    return Translator(fn, in_ch, out_ch, size_multiple(net), device, desc)
 
 
 def _out_channels(net: torch.nn.Module) -> int:

@@ -75,6 +75,16 @@ class Method:
         """Weighted loss terms of the discriminator phase, `fakes` already passed through the pools."""
         raise NotImplementedError
 
+    def inference_nets(self) -> tuple[str, ...]:
+        """Networks a model snapshot holds: all that `translator` uses (default: the directions' values;
+        a method whose translation needs more, e.g. an encoder and a generator, overrides this)."""
+        return tuple(dict.fromkeys(self.directions.values()))
+
+    def io_channels(self, direction: str) -> tuple[int, int]:
+        """(input, output) image channels of a direction (default: in_ch/out_ch of its network)."""
+        kwargs = self.specs()[self.directions[direction]].kwargs
+        return kwargs["in_ch"], kwargs["out_ch"]
+
     def translator(self, nets: nn.ModuleDict, direction: str) -> Callable[[Tensor], Tensor]:
         """A function (B, C_in, H, W) in [-1, 1] -> (B, C_out, H, W) for a direction."""
         from ..errors import UserError
