@@ -18,6 +18,8 @@ from .errors import UserError
 COMMANDS = [
     "cyclegan.commands.train",
     "cyclegan.commands.translate",
+    "cyclegan.commands.evaluate",
+    "cyclegan.commands.export",
     "cyclegan.commands.demo",
     "cyclegan.commands.listing",
 ]

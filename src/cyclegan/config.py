@@ -48,9 +48,6 @@ class ModelConfig:
     latent_dim: int = 100               # CoGAN / latent BiGAN: size of the noise / latent vector z
     latent_steps: int = 200             # CoGAN translation: Adam steps of the search for z with G_X(z) ~ x
     latent_lr: float = 0.05             # CoGAN translation: learning rate of that search
-    latent_dim: int = 100               # CoGAN / latent BiGAN: size of the noise / latent vector z
-    latent_steps: int = 200             # CoGAN translation: Adam steps of the search for z with G_X(z) ~ x
-    latent_lr: float = 0.05             # CoGAN translation: learning rate of that search
 
 
 @dataclass
@@ -64,9 +61,6 @@ class LossConfig:
     lambda_gp: float = 10.0             # gradient-penalty weight for wgangp
     lambda_l1: float = 100.0            # pix2pix: L1 weight
     pool_size: int = 50                 # image history pool per direction (0 disables)
-    lambda_self_reg: float = 10.0       # SimGAN / feature_gan: weight of ||G(x) - x||_1 (in pixels / in features)
-    feature_net: str = "inception"      # feature_gan: inception (FID Inception, Mixed_5d) | vgg16 (relu4_2)
-    feature_weights: str = ""           # feature_gan: weights file of feature_net (vgg16 needs one)
     lambda_self_reg: float = 10.0       # SimGAN / feature_gan: weight of ||G(x) - x||_1 (in pixels / in features)
     feature_net: str = "inception"      # feature_gan: inception (FID Inception, Mixed_5d) | vgg16 (relu4_2)
     feature_weights: str = ""           # feature_gan: weights file of feature_net (vgg16 needs one)
@@ -101,6 +95,7 @@ class TrainConfig:
     eval_every_epochs: int = 0          # evaluate during training every k epochs (0 = off)
     eval_metric: str = "fid"            # metric for in-training evaluation / best checkpoint
     eval_images: int = 100              # test images per direction for in-training evaluation
+    eval_classifier: str = ""           # eval_metric=content: classifier file of domain-B images (cyclegan.content)
     progress: bool = True               # show a progress bar
 
 
@@ -225,14 +220,6 @@ PRESETS: dict[str, dict[str, object]] = {
     "cycle_only": {"loss.lambda_gan_a": 0.0, "loss.lambda_gan_b": 0.0, "loss.lambda_identity": 0.0},
     "gan_forward": {"loss.lambda_b": 0.0},
     "gan_backward": {"loss.lambda_a": 0.0},
-    # The paper's baselines (Sec. 5.1.2, Tables 1-3; defaults and sources in docs/baselines.md).
-    "simgan": {"model.method": "simgan", "loss.lambda_self_reg": 10.0, "loss.pool_size": 50},
-    "feature_gan": {"model.method": "feature_gan", "loss.lambda_self_reg": 10.0, "loss.feature_net": "inception"},
-    "cogan": {"model.method": "cogan", "model.norm": "batch", "model.latent_dim": 100, "loss.gan_mode": "vanilla",
-              "loss.pool_size": 0, "train.batch_size": 64},
-    "bigan": {"model.method": "bigan"},
-    "bigan_latent": {"model.method": "bigan_latent", "model.norm": "batch", "model.latent_dim": 100,
-                     "loss.gan_mode": "vanilla", "loss.pool_size": 0, "train.batch_size": 64},
     # pix2pix (Isola et al. 2017) with the reference's defaults; pick the input with data.direction.
     "pix2pix": {
         "model.method": "pix2pix", "model.generator": "unet_256", "model.norm": "batch", "model.dropout": True,
@@ -259,9 +246,11 @@ def apply_presets(cfg: Config, names: typing.Iterable[str]) -> Config:
     return cfg
 
 
-def build_config(presets: typing.Iterable[str] = (), files: typing.Iterable[str] = (), overrides: typing.Iterable[str] = ()) -> Config:
-    """Defaults, then presets, then config files, then "a.b=c" overrides: later wins."""
-    cfg = Config()
+def build_config(presets: typing.Iterable[str] = (), files: typing.Iterable[str] = (), overrides: typing.Iterable[str] = (),
+                 base: Config | None = None) -> Config:
+    """Defaults (or `base`, e.g. a run's saved config), then presets, then config files, then "a.b=c"
+    overrides: later wins."""
+    cfg = Config.from_dict(base.to_dict()) if base is not None else Config()
     apply_presets(cfg, presets)
     for f in files:
         load_file(cfg, f)

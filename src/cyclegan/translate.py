@@ -38,13 +38,15 @@ class Translator:
     multiple: int
     device: torch.device
     description: str = ""
+    min_size: int = 8  # smallest side the network accepts (ResNet: 2x2 at the bottleneck for its reflection pads)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(B, in_ch, H, W) uint8 -> (B, out_ch, H, W) uint8, same H, W."""
         h, w = images.shape[-2:]
         x = to_float(images.to(self.device))
-        ph, pw = (-h) % self.multiple, (-w) % self.multiple
+        m = self.multiple
+        ph, pw = max((-h) % m, self.min_size - h), max((-w) % m, self.min_size - w)
         if ph or pw:
             # reflect needs the pad smaller than the side; replicate covers tiny images
             mode = "reflect" if ph < h and pw < w else "replicate"

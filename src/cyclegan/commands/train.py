@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import warnings
 from pathlib import Path
 
-from ..config import PRESETS, build_config
+from ..config import PRESETS, Config, build_config
 from ..errors import UserError
 
 
@@ -42,7 +43,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def config_from_args(args):
-    default = args.method if args.method in PRESETS else "paper"  # `--method pix2pix` gets pix2pix's defaults
+    """New run: defaults + presets + files + flags. Resume: the run's saved config + what is given explicitly."""
+    base = None
+    if args.resume:
+        saved = Path(args.resume) / "config.json"
+        if not saved.is_file():
+            raise UserError(f"--resume {args.resume}: no config.json there; is it a run directory of `cyclegan train`?")
+        base = Config.from_dict(json.loads(saved.read_text()))
+        default = ""
+    else:
+        default = args.method if args.method in PRESETS else "paper"  # `--method pix2pix` gets pix2pix's defaults
     presets = [s for s in (args.preset or default).split(",") if s]
     overrides = list(args.set)
     flags = {"data.dir_a": args.data_a, "data.dir_b": args.data_b, "model.method": args.method, "data.direction": args.direction,
@@ -54,7 +64,7 @@ def config_from_args(args):
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + overrides
     if args.no_progress:
         overrides.append("train.progress=false")
-    return build_config(presets, args.config, overrides)
+    return build_config(presets, args.config, overrides, base)
 
 
 def run(args) -> int:
@@ -80,10 +90,13 @@ def run(args) -> int:
             if dist.world_size > 1:
                 print(f"{dist.world_size} processes x batch {cfg.train.batch_size} = global batch "
                       f"{dist.world_size * cfg.train.batch_size}")
+        from ..train.evaluation import EvaluationHook  # every eval_every_epochs; keeps checkpoints/best
+
+        hooks = EvaluationHook.from_config(cfg, run_dir if args.resume else None) if dist.is_main else None
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             result = train(cfg, run_dir, resume=bool(args.resume), rank=dist.rank, world_size=dist.world_size,
-                           reduce_grads=dist.reduce_grads)
+                           reduce_grads=dist.reduce_grads, hooks=hooks)
     if dist.is_main:
         s = result.state
         how = "stopped early" if result.stopped_early else "finished"

@@ -138,9 +138,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
     tree = None
     if resume:
         tree, saved = load_resume(run_dir)
-        # Keep what shapes the run; let the command line extend or redirect it (epochs, steps, device).
-        for section in ("data", "model", "loss"):
-            setattr(cfg, section, getattr(saved, section))
+        # The networks must stay what was saved; everything else (epochs, steps, data location, device,
+        # loss weights) may be changed on resume by the caller's cfg.
+        if cfg.model != saved.model:
+            warnings.warn(f"{run_dir}: resuming with the saved model config; the model changes asked for are ignored")
+            cfg.model = saved.model
     is_main = rank == 0
     device = resolve_device(cfg.train.device)
     if device.type == "cuda" and device.index is None:

@@ -1,0 +1,29 @@
+"""`cyclegan export`: a generator as ONNX (dynamic batch/height/width), checked with onnxruntime."""
+
+from __future__ import annotations
+
+
+def add_parser(sub):
+    p = sub.add_parser("export", help="export a generator to ONNX for deployment",
+                       description="Export one direction's generator to ONNX with dynamic batch, height and width; "
+                                   "the result is checked against PyTorch with onnxruntime.")
+    p.add_argument("--checkpoint", "-c", required=True, help="run directory, .model.safetensors file or reference .pth")
+    p.add_argument("--direction", default="AtoB")
+    p.add_argument("--out", "-o", required=True, help="output .onnx file (metadata goes to OUT.json)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    return p
+
+
+def run(args) -> int:
+    from ..export import export_onnx
+    from ..errors import UserError
+
+    meta = export_onnx(args.checkpoint, args.out, args.direction, args.opset, check=not args.no_check)
+    err = meta.get("check_max_abs_error")
+    if err is not None:
+        print(f"onnxruntime vs PyTorch: max abs difference {err:.2e} (outputs in [-1, 1])")
+        if err > 1e-3:
+            raise UserError(f"{args.out}: the exported graph differs from PyTorch by {err:.2e}; please report this")
+    print(f"wrote {args.out} and {args.out}.json")
+    return 0

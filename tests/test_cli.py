@@ -1,0 +1,101 @@
+"""The command line as a user runs it: train, translate, list, and every bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan.cli import main
+from conftest import TINY, write_images
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data"
+    for split, n, seed in (("trainA", 4, 1), ("trainB", 4, 2), ("testA", 3, 3), ("testB", 2, 4)):
+        write_images(data / split, n, seed=seed)
+    sets = [a for o in TINY for a in ("--set", o)]
+    assert main(["train", str(data), "--run-dir", str(root / "run"), "--preset", "quick", *sets]) == 0
+    return root
+
+
+def test_help_of_every_command_works_as_a_program():
+    for args in ([], ["train"], ["translate"], ["list"], ["demo"]):
+        out = subprocess.run([sys.executable, "-m", "cyclegan", *args, "--help"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "usage: cyclegan" in out.stdout
+
+
+def test_train_then_translate(trained_run, capsys):
+    run = trained_run / "run"
+    assert (run / "checkpoints" / "latest.model.safetensors").is_file()
+    out = trained_run / "out"
+    assert main(["translate", "-c", str(run), "--direction", "BtoA", str(trained_run / "data" / "testB"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["img_000.png", "img_001.png"]
+    assert Image.open(out / "img_000.png").size == (40, 36)  # the input's own size
+    assert "2 images written" in capsys.readouterr().out
+
+
+def test_existing_run_needs_resume(trained_run, capsys):
+    code = main(["train", str(trained_run / "data"), "--run-dir", str(trained_run / "run")])
+    assert code == 2 and "already holds a run; continue it with --resume" in capsys.readouterr().err
+
+
+def test_resume_extends_training(trained_run, capsys):
+    run = trained_run / "run"
+    assert main(["train", "--resume", str(run), "--epochs-decay", "2", "--no-progress"]) == 0
+    assert "finished at step 12 (epoch 3/3)" in capsys.readouterr().out.replace("step 12", "step 12")
+
+
+def _err(args, capsys):
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def test_bad_inputs_get_one_clear_line(tmp_path, trained_run, capsys):
+    write_images(tmp_path / "ok" / "trainA", 2)
+    (tmp_path / "ok" / "trainB").mkdir()
+    r = str(tmp_path / "r")
+    assert "trainB (looked for .jpg" in _err(["train", str(tmp_path / "ok"), "--run-dir", r], capsys)
+    assert "domain A: folder" in _err(["train", str(tmp_path / "nothing"), "--run-dir", r], capsys)
+    assert "no training data" in _err(["train", "--run-dir", r], capsys)
+    write_images(tmp_path / "small" / "trainA", 2, size=(20, 20))
+    write_images(tmp_path / "small" / "trainB", 2, size=(20, 20))
+    assert "smaller than the crop 256x256" in _err(["train", str(tmp_path / "small"), "--run-dir", r, "--set", "data.preprocess=crop"], capsys)
+    (tmp_path / "small" / "trainB" / "img_001.png").write_bytes(b"garbage")
+    assert "img_001.png: cannot read image" in _err(["train", str(tmp_path / "small"), "--run-dir", r, "--preset", "quick"], capsys)
+    assert "unknown generator 'resnet_5'" in _err(["train", str(tmp_path / "ok"), "--run-dir", r, "--set", "model.generator=resnet_5"], capsys)
+    assert "unknown config key 'model.widht'" in _err(["train", "x", "--set", "model.widht=3"], capsys)
+    assert "unknown preset 'fastest'" in _err(["train", "x", "--preset", "fastest"], capsys)
+    assert "nothing to resume" in _err(["train", "--resume", str(tmp_path)], capsys)
+    assert "not found" in _err(["translate", "-c", str(tmp_path / "none.safetensors"), "x", "--out", r], capsys)
+    assert "no such file or folder" in _err(["translate", "-c", str(trained_run / "run"), str(tmp_path / "missing.png"), "--out", r], capsys)
+    assert "translates AtoB, BtoA, not 'XtoY'" in _err(["translate", "-c", str(trained_run / "run"), "--direction", "XtoY", "x", "--out", r], capsys)
+
+
+def test_wrong_architecture_checkpoint(tmp_path, trained_run, capsys):
+    from cyclegan import checkpoint as ckpt
+
+    tree, meta = ckpt.load_model(trained_run / "run" / "checkpoints" / "latest.model.safetensors")
+    meta["specs"]["G_A"]["kwargs"]["ngf"] = 8
+    ckpt.save_tree(tmp_path / "wrong.model.safetensors", tree, meta)
+    err = _err(["translate", "-c", str(tmp_path / "wrong.model.safetensors"), str(trained_run / "data" / "testA"), "--out", str(tmp_path / "o")], capsys)
+    assert "weights of G_A do not fit its recorded architecture" in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="does not exist"):
+        main(["train", str(tmp_path / "none"), "--run-dir", str(tmp_path / "r"), "--debug"])
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet_9blocks" in out and "cyclegan" in out and "quick" in out

@@ -1,0 +1,108 @@
+"""Translation: any size in, same size out; folders, galleries, reference checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan.errors import UserError
+from cyclegan.nets import create_generator
+from cyclegan.reference import infer_generator, load_reference_generator
+from cyclegan.translate import Translator, load_translator, translate_files
+from conftest import write_images
+
+
+def _translator(net, multiple):
+    return Translator(net.eval(), 3, 3, multiple, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name,multiple", [("resnet_6blocks", 4), ("unet_128", 128)])
+def test_odd_sizes_come_back_the_same_size(name, multiple):
+    t = _translator(create_generator(name, ngf=4), multiple)
+    for w, h in [(301, 217), (5, 3), (64, 64)]:
+        out = t(torch.randint(0, 256, (1, 3, h, w), dtype=torch.uint8))
+        assert out.shape == (1, 3, h, w) and out.dtype == torch.uint8
+
+
+def test_padding_does_not_change_aligned_images():
+    net = create_generator("resnet_6blocks", ngf=4).eval()
+    x = torch.randint(0, 256, (1, 3, 32, 48), dtype=torch.uint8)
+    with torch.no_grad():
+        direct = net(x.float() / 127.5 - 1)
+    assert torch.equal(_translator(net, 4)(x), (direct + 1).mul(127.5).round().clamp(0, 255).to(torch.uint8))
+
+
+def test_translate_folder_writes_same_names_and_gallery(tmp_path):
+    write_images(tmp_path / "in" / "sub", 3, size=(41, 29), ext=".jpg")
+    (tmp_path / "in" / "broken.png").write_bytes(b"nope")
+    t = _translator(create_generator("resnet_6blocks", ngf=4), 4)
+    result = translate_files(t, [str(tmp_path / "in")], tmp_path / "out", batch_size=2, progress=False)
+    outs = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert outs == ["sub/img_000.png", "sub/img_001.png", "sub/img_002.png"]
+    assert Image.open(tmp_path / "out" / "sub" / "img_001.png").size == (41, 29)
+    assert len(result["failed"]) == 1 and "broken.png" in str(result["failed"][0][0])
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert page.count("<tr>") == 1 + 3 and "../in/sub/img_002.jpg" in page
+
+
+def test_translate_many_images_all_listed(tmp_path):
+    write_images(tmp_path / "in", 60, size=(8, 8))
+    t = _translator(create_generator("resnet_6blocks", ngf=2), 4)
+    translate_files(t, [str(tmp_path / "in" / "*.png")], tmp_path / "out", batch_size=16, progress=False)
+    assert (tmp_path / "out" / "index.html").read_text().count("<tr>") == 61  # not capped at 50
+
+
+def test_resize_option_and_keep_format(tmp_path):
+    write_images(tmp_path / "in", 1, size=(50, 30), ext=".jpg")
+    t = _translator(create_generator("resnet_6blocks", ngf=2), 4)
+    translate_files(t, [str(tmp_path / "in")], tmp_path / "out", size="20", keep_format=True, progress=False)
+    assert Image.open(tmp_path / "out" / "img_000.jpg").size == (33, 20)
+
+
+def _reference_file(tmp_path, name="resnet_9blocks", old_instance_stats=False, **kw):
+    net = create_generator(name, **kw)
+    sd = net.state_dict()
+    if old_instance_stats:  # checkpoints from old PyTorch carry stats for InstanceNorm layers
+        for k in [k for k in sd if k.endswith("conv_block.1.weight")]:
+            stem = k.replace("conv_block.1.weight", "conv_block.2")
+            sd[f"{stem}.running_mean"] = torch.zeros(sd[k].shape[0])
+            sd[f"{stem}.running_var"] = torch.ones(sd[k].shape[0])
+            sd[f"{stem}.num_batches_tracked"] = torch.tensor(0)
+    path = tmp_path / "latest_net_G_A.pth"
+    torch.save(sd, path)
+    return net, path
+
+
+@pytest.mark.parametrize("old", [False, True])
+def test_reference_checkpoint_gives_the_same_outputs(tmp_path, old):
+    net, path = _reference_file(tmp_path, "resnet_9blocks", old_instance_stats=old, ngf=8)
+    loaded = load_reference_generator(path)
+    x = torch.rand(1, 3, 36, 44) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), net.eval()(x))
+    t = load_translator(path, device="cpu")
+    assert t.multiple == 4 and t.in_ch == 3
+
+
+def test_reference_architecture_inference():
+    for name, kw in [("resnet_6blocks", dict(norm="batch", ngf=16, in_ch=1)), ("unet_128", dict(norm="batch", ngf=8, out_ch=2)),
+                     ("resnet_9blocks", dict(dropout=True))]:
+        inferred_name, inferred = infer_generator(create_generator(name, **kw).state_dict())
+        assert inferred_name == name and all(inferred[k] == v for k, v in kw.items())
+
+
+def test_wrong_reference_architecture_is_a_clear_error(tmp_path):
+    _, path = _reference_file(tmp_path, "resnet_6blocks", ngf=8)
+    with pytest.raises(UserError, match="does not fit resnet_6blocks.*ngf"):
+        load_reference_generator(path, ngf=16)
+    bad = tmp_path / "x.pth"
+    torch.save({"a": 1}, bad)
+    with pytest.raises(UserError, match="expected a state dict of tensors"):
+        load_reference_generator(bad)
+
+
+def test_pickled_code_is_refused(tmp_path):
+    bad = tmp_path / "evil.pth"
+    torch.save({"w": np.dtype("float32")}, bad)  # needs unpickling a non-tensor global
+    with pytest.raises(UserError, match="weights_only=True"):
+        load_reference_generator(bad)
