@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import socket
-import subprocess
+import runpy
 import sys
 import time
 from pathlib import Path
@@ -19,11 +21,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from torch import nn
 
 from cyclegan.checkpoint import load_tree
 from cyclegan.config import build_config
-from cyclegan.distributed import (DistContext, any_rank, mean_over_ranks, rank_part, rank_seed, saved_world_size,
-                                  select_rank_state)
+from cyclegan.distributed import (DistContext, any_rank, local_batchnorm, mean_over_ranks, prepare_nets, rank_part,
+                                  rank_seed, saved_world_size, select_rank_state)
 from cyclegan.train import create_state, train
 from conftest import write_images
 
@@ -47,6 +50,8 @@ def _spawn(job: str, tmp: Path, world: int = 2) -> None:
     Forked, so the ranks start in a second instead of importing torch again; spawned where this
     process has initialised CUDA, which a forked child cannot use."""
     method = "spawn" if torch.cuda.is_initialized() else "fork"
+    with contextlib.suppress(ImportError):
+        importlib.import_module("torch.utils.tensorboard")  # slow to import: once here, inherited by the ranks
     ctx = mp.start_processes(_worker, args=(world, _free_port(), job, str(tmp)), nprocs=world, join=False,
                              start_method=method)
     deadline = time.monotonic() + TIMEOUT_S
@@ -109,6 +114,17 @@ def _job_one_step(dist: DistContext, tmp: Path, writes: _WriteRecorder) -> None:
     result = train(cfg, tmp / "dist_run", rank=dist.rank, world_size=dist.world_size, reduce_grads=dist.reduce_grads)
     writes.on = False
     _save_nets(result.state.nets, tmp / f"one_step_rank{dist.rank}.pt")
+    # prepare_nets: weights from rank 0 whatever each rank built; batch norm -> SyncBatchNorm for a CUDA
+    # device (its forward needs a GPU, the bookkeeping does not), and local_batchnorm gives it a group
+    # of size 1 (rank 0) or -1 (non-member), where SyncBatchNorm falls back to plain batch norm.
+    torch.manual_seed(100 + dist.rank)
+    nets = nn.ModuleDict({"n": nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))})
+    prepare_nets(nets, torch.device("cuda"))
+    bn = nets["n"][1]
+    with local_batchnorm(nets):
+        local_size = torch.distributed.get_world_size(bn.process_group)
+    torch.save({"weights": nets.state_dict(), "sync": isinstance(bn, nn.SyncBatchNorm), "local_size": local_size,
+                "restored": bn.process_group is None}, tmp / f"prepare_rank{dist.rank}.pt")
 
 
 def _job_resume(dist: DistContext, tmp: Path, writes: _WriteRecorder) -> None:
@@ -181,6 +197,10 @@ def test_one_step_equals_single_process_on_union_batch(data, tmp_path):
     assert compared > 0.9 * total, f"only {compared} of {total} weights had a gradient above rounding noise"
     writes = [json.loads((tmp_path / f"writes_rank{r}.json").read_text()) for r in (0, 1)]
     assert writes[0] and not writes[1], f"rank 1 wrote: {writes[1][:5]}"
+    p0, p1 = (torch.load(tmp_path / f"prepare_rank{r}.pt") for r in (0, 1))
+    assert all(torch.equal(v, p1["weights"][k]) for k, v in p0["weights"].items())
+    assert p0["sync"] and p1["sync"] and p0["restored"] and p1["restored"]
+    assert (p0["local_size"], p1["local_size"]) == (1, -1)
 
 
 def test_resume_under_two_processes_is_bit_identical_and_only_rank0_writes(data, tmp_path):
@@ -269,8 +289,6 @@ def test_device_pinned_under_torchrun_is_refused(monkeypatch):
 
 def test_sync_batchnorm_conversion_keeps_parameters():
     """What prepare_nets does on CUDA: same Parameter objects (the optimizers keep them), same keys."""
-    from torch import nn
-
     cfg = build_config([], [], TINY + ["model.norm=batch"])
     state = create_state(cfg, torch.device("cpu"))
     keys = state.nets.state_dict().keys()
@@ -282,7 +300,9 @@ def test_sync_batchnorm_conversion_keeps_parameters():
     assert {id(p) for g in state.opt_g.param_groups for p in g["params"]} <= set(params)
 
 
-def test_python_dash_m_cyclegan_runs_the_cli():
-    out = subprocess.run([sys.executable, "-m", "cyclegan", "train", "--help"], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0 and "--batch-size" in out.stdout and "per process" in out.stdout
+def test_python_dash_m_cyclegan_runs_the_cli(monkeypatch, capsys):
+    """`python -m cyclegan` (how torchrun -m starts it) is the CLI; runpy is what -m uses."""
+    monkeypatch.setattr(sys, "argv", ["cyclegan", "train", "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("cyclegan", run_name="__main__", alter_sys=True)
+    assert exit_.value.code == 0 and "per process" in capsys.readouterr().out
