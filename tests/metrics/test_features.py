@@ -15,7 +15,7 @@ from PIL import Image
 from cyclegan.errors import UserError
 from cyclegan.metrics import cli_fid
 from cyclegan.metrics import features as FT
-from cyclegan.metrics.frechet import feature_statistics, frechet_distance
+from cyclegan.metrics.frechet import feature_statistics, frechet_distance, frechet_distance_from_features
 from cyclegan.metrics.kid import kid
 
 
@@ -105,7 +105,8 @@ def test_folder_statistics_reads_pytorch_fid_npz(tmp_path):
     mu, sigma = np.arange(3.0), np.eye(3)
     np.savez(tmp_path / "ref.npz", mu=mu, sigma=sigma)
     got = FT.folder_statistics(tmp_path / "ref.npz")
-    np.testing.assert_array_equal(got[0], mu) and np.testing.assert_array_equal(got[1], sigma)
+    np.testing.assert_array_equal(got[0], mu)
+    np.testing.assert_array_equal(got[1], sigma)
     np.savez(tmp_path / "bad.npz", features=mu)
     with pytest.raises(UserError, match="mu"):
         FT.folder_statistics(tmp_path / "bad.npz")
@@ -123,7 +124,8 @@ def test_fid_command_prints_fid_and_kid(tmp_path, stub_inception, capsys):
     assert cli_fid.main([str(a), str(b), "--kid", "--quiet", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out.splitlines()
     fa, fb = FT.folder_features(a, stub_inception), FT.folder_features(b, stub_inception)
-    assert out[0] == f"FID: {frechet_distance(*feature_statistics(fa), *feature_statistics(fb))}"
+    assert out[0] == f"FID: {frechet_distance_from_features(fa, fb)}"
+    assert float(out[0].split()[1]) == pytest.approx(frechet_distance(*feature_statistics(fa), *feature_statistics(fb)))
     mean, std = kid(fa, fb)
     assert out[1] == f"KID: {mean} +- {std}"
     # the library entry points agree with the command

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cyclegan.metrics.frechet import feature_statistics, frechet_distance, trace_sqrt_product
+from cyclegan.metrics.frechet import (feature_statistics, frechet_distance, frechet_distance_from_features,
+                                      trace_sqrt_product)
 from cyclegan.metrics.registry import fid_from_features
 
 
@@ -90,3 +91,15 @@ def test_matches_pytorch_fid_calculate_frechet_distance():
     s2 = feature_statistics(rng.gamma(2.2, size=(50, 64)))
     expected = fid_score.calculate_frechet_distance(s1[0], s1[1], s2[0], s2[1])
     assert frechet_distance(*s1, *s2) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("n1,n2", [(10, 14), (40, 90), (130, 150)])  # the last takes the covariance route (n > 2D)
+def test_features_route_equals_covariance_route(n1, n2):
+    rng = np.random.default_rng(n1)
+    a = rng.gamma(2.0, size=(n1, 64)) @ rng.normal(size=(64, 64))
+    b = rng.gamma(2.5, size=(n2, 64)) @ rng.normal(size=(64, 64)) + 1.0
+    expected = frechet_distance(*feature_statistics(a), *feature_statistics(b))
+    assert frechet_distance_from_features(a, b) == pytest.approx(expected, rel=1e-9)
+    assert abs(frechet_distance_from_features(a, a)) < 1e-9 * expected
+    with pytest.raises(ValueError):
+        frechet_distance_from_features(a[:1], b)

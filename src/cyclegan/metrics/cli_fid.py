@@ -35,7 +35,7 @@ def run(args) -> int:
 
     from ..errors import UserError
     from .features import InceptionLoader, folder_features, folder_statistics
-    from .frechet import feature_statistics, frechet_distance
+    from .frechet import frechet_distance, frechet_distance_from_features
     from .kid import kid
 
     for path in (args.dir1, args.dir2):
@@ -49,13 +49,13 @@ def run(args) -> int:
     model = InceptionLoader(args.inception_weights, args.device)
     opts = dict(batch_size=args.batch_size, num_workers=args.num_workers, use_cache=not args.no_cache,
                 progress=not args.quiet)
-    if args.kid:
-        f1, f2 = folder_features(args.dir1, model, **opts), folder_features(args.dir2, model, **opts)
-        s1, s2 = feature_statistics(f1), feature_statistics(f2)
+    if any(p.suffix == ".npz" for p in (args.dir1, args.dir2)):
+        s1, s2 = folder_statistics(args.dir1, model, **opts), folder_statistics(args.dir2, model, **opts)
+        fid = frechet_distance(*s1, *s2)
     else:
-        s1 = folder_statistics(args.dir1, model, **opts)
-        s2 = folder_statistics(args.dir2, model, **opts)
-    print(f"FID: {frechet_distance(*s1, *s2)}")
+        f1, f2 = folder_features(args.dir1, model, **opts), folder_features(args.dir2, model, **opts)
+        fid = frechet_distance_from_features(f1, f2)
+    print(f"FID: {fid}")
     if args.kid:
         mean, std = kid(f1, f2, num_subsets=args.kid_subsets, subset_size=args.kid_subset_size)
         print(f"KID: {mean} +- {std}")

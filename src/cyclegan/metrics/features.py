@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
+from tqdm import tqdm
 
 from ..errors import UserError
 from .cache import atomic_write, cache_dir
-from .frechet import feature_statistics, frechet_distance
+from .frechet import feature_statistics, frechet_distance, frechet_distance_from_features
 from .inception import FEATURE_DIM, INPUT_SIZE
 from .kid import kid
 from .weights import load_fid_inception
@@ -84,8 +85,6 @@ class _Images(torch.utils.data.Dataset):
 def file_features(model: torch.nn.Module, files: Sequence[Path], batch_size: int = 50,
                   num_workers: int = 0, progress: bool = False) -> np.ndarray:
     """(N, 2048) float32 pool3 features of image files, in the given order."""
-    from tqdm import tqdm
-
     device = next(model.parameters()).device
     loader = torch.utils.data.DataLoader(_Images(files), batch_size=batch_size, num_workers=num_workers)
     feats = [model(batch.to(device)).cpu() for batch in tqdm(loader, disable=not progress, desc="inception",
@@ -164,6 +163,9 @@ def fid_from_folders(dir1: str | Path, dir2: str | Path, *, weights: str | Path 
     `options` go to `folder_features` (batch_size, num_workers, use_cache, progress).
     """
     model = InceptionLoader(weights, device, cache)
+    if not any(Path(d).suffix == ".npz" for d in (dir1, dir2)):
+        f1 = folder_features(dir1, model, cache=cache, **options)
+        return frechet_distance_from_features(f1, folder_features(dir2, model, cache=cache, **options))
     s1 = folder_statistics(dir1, model, cache=cache, **options)
     s2 = folder_statistics(dir2, model, cache=cache, **options)
     return frechet_distance(*s1, *s2)

@@ -56,3 +56,28 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
         raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2))
+
+
+def frechet_distance_from_features(features1, features2) -> float:
+    """`frechet_distance` of the Gaussians fitted to (N1, D) and (N2, D) features, without D x D matrices.
+
+    With centred features X1, X2 and S_i = X_i^T X_i / (n_i - 1): Tr S_i = ||X_i||_F^2 / (n_i - 1), and the
+    non-zero eigenvalues of S1 S2 are the squared singular values of C = X1 X2^T / sqrt((n1-1)(n2-1)), so
+
+        Tr((S1 S2)^(1/2)) = ||C||_*   (nuclear norm: the sum of singular values).
+
+    Exact, and O(n1 n2 D) instead of O(D^3): for sets of a few thousand images or fewer this is several
+    times faster than the covariance route (which it falls back to for larger sets).
+    """
+    f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1] or min(len(f1), len(f2)) < 2:
+        raise ValueError(f"need (N >= 2, D) features of equal D, got {f1.shape} and {f2.shape}")
+    n1, n2, d = len(f1), len(f2), f1.shape[1]
+    if max(n1, n2) > 2 * d:
+        return frechet_distance(*feature_statistics(f1), *feature_statistics(f2))
+    mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)
+    x1, x2 = f1 - mu1, f2 - mu2
+    tr1, tr2 = (x1 * x1).sum() / (n1 - 1), (x2 * x2).sum() / (n2 - 1)
+    nuclear = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
+    diff = mu1 - mu2
+    return float(diff @ diff + tr1 + tr2 - 2.0 * nuclear)

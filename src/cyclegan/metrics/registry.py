@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import UserError
-from .frechet import feature_statistics, frechet_distance
+from .frechet import frechet_distance_from_features
 from .kid import kid
 from .segmentation import segmentation_scores
 
 
 def fid_from_features(features1, features2) -> float:
     """FID of two (N, 2048) Inception feature sets: the Frechet distance of their fitted Gaussians."""
-    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+    return frechet_distance_from_features(features1, features2)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -68,16 +69,16 @@ def convert_torchscript_state_dict(ts_state: dict[str, torch.Tensor]) -> dict[st
     Its batch norm has no learned scale (TF's `scale=False`), so `bn.weight` is filled with ones.
     """
     prefix = "net.layers."
+    leaves = {"weight": "conv.weight", "beta": "bn.bias", "mean": "bn.running_mean", "var": "bn.running_var"}
     out: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
     for ts, tv in torchscript_layer_names().items():
-        get = lambda leaf: ts_state[f"{prefix}{ts}.{leaf}"].detach().clone().float()  # noqa: E731
-        out[f"{tv}.conv.weight"] = get("weight")
-        out[f"{tv}.bn.bias"] = get("beta")
-        out[f"{tv}.bn.running_mean"] = get("mean")
-        out[f"{tv}.bn.running_var"] = get("var")
+        for ts_leaf, tv_leaf in leaves.items():
+            key = f"{prefix}{ts}.{ts_leaf}"
+            out[f"{tv}.{tv_leaf}"] = ts_state[key].detach().clone().float()
+            used.add(key)
         out[f"{tv}.bn.weight"] = torch.ones_like(out[f"{tv}.bn.bias"])
-    unused = set(ts_state) - {f"{prefix}{ts}.{leaf}" for ts in torchscript_layer_names()
-                              for leaf in ("weight", "beta", "mean", "var")}
+    unused = set(ts_state) - used
     assert not unused, f"unmapped TorchScript tensors: {sorted(unused)[:5]}"
     return out
 
@@ -97,8 +98,7 @@ def read_pytorch_fid_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _is_torchscript(path: Path) -> bool:
-    import zipfile
-
+    """TorchScript archives hold a `code/` folder; torch.save zips (pytorch-fid's .pth) do not."""
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as z:
