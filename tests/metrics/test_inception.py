@@ -46,11 +46,19 @@ def test_missing_weights_error_names_both_fixes(tmp_path, monkeypatch):
         W.load_fid_inception(tmp_path / "nope.pth")
 
 
-def test_wrong_weights_file_is_rejected(tmp_path):
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.* deprecation, to build a foreign TorchScript
+def test_wrong_weights_files_are_rejected(tmp_path):
     path = tmp_path / "other.pth"
     torch.save({"conv.weight": torch.zeros(3, 3)}, path)
     with pytest.raises(UserError, match="not TF-Inception FID weights"):
         W.load_fid_inception(path)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot read"):
+        W.load_fid_inception(tmp_path / "junk.pth")
+    script = tmp_path / "other_net.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(script))
+    with pytest.raises(UserError, match="cannot read"):
+        W.load_fid_inception(script)
 
 
 @needs_weights

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
 from cyclegan.metrics.kid import kid, mmd2_unbiased, polynomial_kernel
+
+kid_module = importlib.import_module("cyclegan.metrics.kid")  # the package's `kid` attribute is the function
 
 
 def test_hand_computed_1d():
@@ -74,3 +78,12 @@ def test_bad_shapes_raise():
         kid(np.zeros((5, 3)), np.zeros((5, 4)))
     with pytest.raises(ValueError):
         mmd2_unbiased(np.zeros((1, 3)), np.zeros((5, 3)))
+
+
+def test_precomputed_kernels_give_the_per_subset_result(monkeypatch):
+    rng = np.random.default_rng(11)
+    a, b = rng.gamma(2.0, size=(70, 16)), rng.gamma(2.3, size=(60, 16))
+    fast = kid(a, b, num_subsets=15, subset_size=25, rng=2)
+    monkeypatch.setattr(kid_module, "GRAM_LIMIT", 0)  # force kernels per subset
+    slow = kid(a, b, num_subsets=15, subset_size=25, rng=2)
+    assert fast == pytest.approx(slow, rel=1e-10)

@@ -19,16 +19,24 @@ def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    """MMD^2_u between samples x (m, d) and y (n, d) with the cubic polynomial kernel (module doc)."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    m, n = x.shape[0], y.shape[0]
-    if m < 2 or n < 2:
-        raise ValueError(f"MMD^2_u needs at least 2 samples per set, got {m} and {n}")
-    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+# Up to this many images in all, kid() forms the full kernel matrices once and slices each subset out of
+# them (at most 4096^2 float64 = 128 MiB), instead of recomputing kernels for every subset.
+GRAM_LIMIT = 4096
+
+
+def _mmd2_from_kernels(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
+    m, n = k_xy.shape
     xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
     yy = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
     return float(xx + yy - 2.0 * k_xy.sum() / (m * n))
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """MMD^2_u between samples x (m, d) and y (n, d) with the cubic polynomial kernel (module doc)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError(f"MMD^2_u needs at least 2 samples per set, got {x.shape[0]} and {y.shape[0]}")
+    return _mmd2_from_kernels(polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y))
 
 
 def kid(features1, features2, num_subsets: int = 100, subset_size: int = 1000,
@@ -42,11 +50,16 @@ def kid(features1, features2, num_subsets: int = 100, subset_size: int = 1000,
     f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
     if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
         raise ValueError(f"need (N, D) features of equal D, got {f1.shape} and {f2.shape}")
-    size = min(subset_size, f1.shape[0], f2.shape[0])
+    n1, n2 = f1.shape[0], f2.shape[0]
+    size = min(subset_size, n1, n2)
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {n1} and {n2}")
     rng = np.random.default_rng(rng)
-    mmds = np.array([
-        mmd2_unbiased(f1[rng.choice(f1.shape[0], size, replace=False)],
-                      f2[rng.choice(f2.shape[0], size, replace=False)])
-        for _ in range(num_subsets)
-    ])
+    if n1 + n2 <= GRAM_LIMIT:
+        k11, k22, k12 = polynomial_kernel(f1, f1), polynomial_kernel(f2, f2), polynomial_kernel(f1, f2)
+        mmd = lambda i, j: _mmd2_from_kernels(k11[np.ix_(i, i)], k22[np.ix_(j, j)], k12[np.ix_(i, j)])  # noqa: E731
+    else:
+        mmd = lambda i, j: mmd2_unbiased(f1[i], f2[j])  # noqa: E731
+    mmds = np.array([mmd(rng.choice(n1, size, replace=False), rng.choice(n2, size, replace=False))
+                     for _ in range(num_subsets)])
     return float(mmds.mean()), float(mmds.std())

@@ -16,6 +16,7 @@ weights are a safetensors state dict of the plain `FIDInceptionV3` module.
 from __future__ import annotations
 
 import importlib.util
+import pickle
 import warnings
 import zipfile
 from pathlib import Path
@@ -110,11 +111,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"Inception weights not found: {path}")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    if _is_torchscript(path):
-        return convert_torchscript_state_dict(read_torchscript_state_dict(path))
-    return read_pytorch_fid_state_dict(path)
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        if _is_torchscript(path):
+            return convert_torchscript_state_dict(read_torchscript_state_dict(path))
+        return read_pytorch_fid_state_dict(path)
+    except (KeyError, AssertionError, AttributeError, RuntimeError, OSError, ValueError,
+            pickle.UnpicklingError) as e:
+        # not a state dict, an unpicklable object, a TorchScript of another network, a corrupt file ...
+        detail = (str(e).strip().splitlines() or [""])[0]
+        if isinstance(e, pickle.UnpicklingError):
+            detail = "not a tensor state dict that torch.load(weights_only=True) can read"
+        raise UserError(f"cannot read TF-Inception FID weights from {path}: {type(e).__name__}: {detail}") from e
 
 
 def build_fid_inception(state: dict[str, torch.Tensor]) -> FIDInceptionV3:
