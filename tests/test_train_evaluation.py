@@ -1,0 +1,124 @@
+"""In-training evaluation: logged values, the best checkpoint, and no effect on training itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cyclegan.config import build_config
+from cyclegan.errors import UserError
+from cyclegan.evaluate import LiveResult, evaluate_translators
+from cyclegan.train import create_state, train
+from cyclegan.train.evaluation import BEST_NAME, EvaluationHook
+from cyclegan.translate import load_translator
+
+from conftest import TINY, write_images
+
+EVAL = ["train.eval_every_epochs=1", "train.eval_metric=cycle", "train.eval_images=2"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("hook") / "data"
+    for i, name in enumerate(("trainA", "trainB", "testA", "testB")):
+        write_images(root / name, 4 if name.startswith("train") else 3, (40, 36), seed=i)
+    return root
+
+
+def _cfg(root: Path, extra=()):
+    return build_config(["paper"], [], TINY + [f"data.root={root}", "train.batch_size=2", *extra])
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(data_root: Path):
+    cfg = _cfg(data_root, EVAL)
+    run = data_root.parent / "run_eval"
+    result = train(cfg, run, hooks=EvaluationHook.from_config(cfg))
+    return run, result
+
+
+def _eval_records(run: Path) -> list[dict]:
+    return [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "eval/cycle" in r]
+
+
+def test_hook_logs_and_keeps_best(evaluated_run, data_root: Path):
+    run, result = evaluated_run
+    records = _eval_records(run)
+    assert [r["eval/epoch"] for r in records] == [1, 2]
+    values = [r["eval/cycle"] for r in records]
+    for r in records:  # the headline is the mean over both directions
+        assert r["eval/cycle"] == pytest.approx((r["eval/AtoB/cycle_l1"] + r["eval/BtoA/cycle_l1"]) / 2)
+    best_epoch = 1 + values.index(min(values))
+    assert records[-1]["eval/best_cycle"] == min(values)
+    assert result.state.best["epoch"] == best_epoch and result.state.best["value"] == min(values)
+    assert json.loads((run / "best.json").read_text())["epoch"] == best_epoch
+    assert list((run / "tensorboard").glob("*.eval"))
+
+    # the best checkpoint is the snapshot of that epoch: scoring it again gives the logged value
+    best = run / "checkpoints" / BEST_NAME
+    translators = {d: load_translator(best, d, "cpu") for d in ("AtoB", "BtoA")}
+    hook = EvaluationHook.from_config(_cfg(data_root, EVAL))
+    again = evaluate_translators(translators, hook.setup, "cycle")
+    assert again.headline == pytest.approx(min(values), rel=1e-6)
+    if best_epoch == 2:  # then it holds the final weights
+        a, b = load_file(best), load_file(run / "checkpoints" / "latest.model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_evaluation_does_not_change_training(evaluated_run, data_root: Path):
+    """Same seed with and without evaluation: bit-identical weights (RNG forked, train mode restored)."""
+    run, _ = evaluated_run
+    plain = data_root.parent / "run_plain"
+    train(_cfg(data_root), plain)
+    a = load_file(run / "checkpoints" / "latest.model.safetensors")
+    b = load_file(plain / "checkpoints" / "latest.model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("metric, values, best_epoch, saves", [
+    ("cycle", [0.5, 0.2, 0.3], 2, [1, 2]),   # lower is better
+    ("seg", [0.1, 0.3, 0.2], 2, [1, 2]),     # higher is better
+    ("cycle", [0.2, 0.2, 0.1], 3, [1, 3]),   # a tie keeps the earlier snapshot
+])
+def test_best_selection(data_root: Path, tmp_path: Path, monkeypatch, metric, values, best_epoch, saves):
+    cfg = _cfg(data_root, ["train.eval_every_epochs=1", "train.eval_metric=cycle"])
+    state = create_state(cfg, torch.device("cpu"))
+    hook = EvaluationHook.from_config(cfg)
+    hook.metric, hook.lower_is_better = metric, metric == "cycle"
+    scores = iter(values)
+    monkeypatch.setattr(hook, "evaluate", lambda s: LiveResult({"AtoB": {"x": 0.0}}, next(scores)))
+    saved = []
+    monkeypatch.setattr(hook, "_save_best", lambda s, run: saved.append(s.epoch))
+    for epoch in (1, 2, 3):
+        state.epoch, state.step = epoch, 10 * epoch
+        hook.epoch_end(state, tmp_path)
+    assert state.best == {"metric": metric, "value": values[best_epoch - 1], "epoch": best_epoch,
+                          "step": 10 * best_epoch, "images_per_direction": 100}
+    assert saved == saves
+
+
+def test_every_k_epochs(data_root: Path, tmp_path: Path, monkeypatch):
+    cfg = _cfg(data_root, ["train.eval_every_epochs=2", "train.eval_metric=cycle"])
+    state = create_state(cfg, torch.device("cpu"))
+    hook = EvaluationHook.from_config(cfg)
+    calls = []
+    monkeypatch.setattr(hook, "evaluate", lambda s: calls.append(s.epoch) or LiveResult({}, 1.0))
+    monkeypatch.setattr(hook, "_save_best", lambda s, run: None)
+    for epoch in range(1, 6):
+        state.epoch = epoch
+        hook.epoch_end(state, tmp_path)
+    assert calls == [2, 4]
+
+
+def test_from_config(data_root: Path, tmp_path: Path):
+    assert EvaluationHook.from_config(_cfg(data_root)) is None  # eval_every_epochs = 0: off
+    with pytest.raises(UserError, match="testA"):
+        EvaluationHook.from_config(_cfg(tmp_path, EVAL))
+    with pytest.raises(UserError, match="unknown metric"):
+        EvaluationHook.from_config(_cfg(data_root, ["train.eval_every_epochs=1", "train.eval_metric=bleu"]))
+    with pytest.raises(UserError, match="classifier"):
+        EvaluationHook.from_config(_cfg(data_root, ["train.eval_every_epochs=1", "train.eval_metric=content"]))
