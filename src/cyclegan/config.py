@@ -89,9 +89,11 @@ class TrainConfig:
     sample_every: int = 500             # steps between sample grids (0 = only at epoch ends)
     save_every_epochs: int = 5          # keep a model snapshot every k epochs (latest is always kept)
     checkpoint_minutes: float = 10.0    # also save the resume state at least this often (crash costs <= this)
-    precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler, CUDA)
+    precision: str = "fp32"             # fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler, CUDA) | auto (bf16 where native)
     channels_last: bool = False         # NHWC memory format
     compile: bool = False               # torch.compile the networks
+    compile_mode: str = "default"       # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
+    adam: str = "auto"                  # Adam kernel: auto (fused on CUDA, foreach on CPU) | fused | foreach | forloop
     eval_every_epochs: int = 0          # evaluate during training every k epochs (0 = off)
     eval_metric: str = "fid"            # metric for in-training evaluation / best checkpoint
     eval_images: int = 100              # test images per direction for in-training evaluation

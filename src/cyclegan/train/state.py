@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import shutil
 from dataclasses import dataclass, field
 
 import torch
@@ -9,6 +12,7 @@ from torch import nn
 
 from ..config import Config
 from ..distributed import rank_seed
+from ..errors import UserError
 from ..methods import Method, create_method
 from ..pool import ImagePool
 
@@ -72,9 +76,65 @@ def _params(nets: nn.ModuleDict, names) -> list[nn.Parameter]:
     return [p for n in names for p in nets[n].parameters()]
 
 
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+ADAM_IMPLS = ("auto", "fused", "foreach", "forloop")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@functools.lru_cache(maxsize=None)
+def resolve_precision(name: str, device_type: str) -> str:
+    """The autocast precision to run: `name` itself, or for "auto" bf16 where the device computes
+    it natively (CUDA with bf16 support; CPUs with AVX-512 BF16 or AMX), else fp32."""
+    if name not in PRECISIONS:
+        raise UserError(f"train.precision={name!r}: choose one of {', '.join(PRECISIONS)}")
+    if name != "auto":
+        return name
+    if device_type == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if device_type == "cpu":
+        try:
+            return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+        except (AttributeError, RuntimeError):
+            return "fp32"
+    return "fp32"
+
+
+def adam_options(impl: str, device: torch.device) -> dict:
+    """Keyword arguments selecting Adam's kernel. All give the same update up to rounding; `foreach`
+    (one multi-tensor kernel per operation) is bit-identical to the reference's `forloop` and about
+    10x faster on CPU; `fused` (one kernel for the whole update) is the fastest on CUDA."""
+    if impl not in ADAM_IMPLS:
+        raise UserError(f"train.adam={impl!r}: choose one of {', '.join(ADAM_IMPLS)}")
+    if impl == "auto":
+        impl = "fused" if device.type == "cuda" else "foreach"
+    return {"fused": {"fused": True}, "foreach": {"foreach": True}, "forloop": {"foreach": False}}[impl]
+
+
+def compile_networks(nets: nn.ModuleDict, device: torch.device, mode: str = "default", backend: str = "inductor") -> nn.ModuleDict:
+    """Wrap each network in torch.compile (in place). The wrappers keep the parameters, so optimizers
+    built before or after see the same tensors, and `TrainState.state_dict` strips `_orig_mod.`.
+    Compilation happens at the first call of each network (minutes on a CPU; seconds on a GPU)."""
+    if mode not in COMPILE_MODES:
+        raise UserError(f"train.compile_mode={mode!r}: choose one of {', '.join(COMPILE_MODES)}")
+    if backend == "inductor" and device.type == "cpu" and not _have_cxx():
+        raise UserError("train.compile on CPU needs a C++ compiler (g++ or clang++ on PATH, or $CXX); "
+                        "install one or set train.compile=false")
+    options = {} if backend != "inductor" or mode == "default" else {"mode": mode}
+    for name in list(nets.keys()):
+        nets[name] = torch.compile(_unwrap(nets[name]), backend=backend, **options)
+    return nets
+
+
+def _have_cxx() -> bool:
+    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "clang++", "c++") if c)
+
+
 def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState:
     """Build networks (seeded by train.seed), one Adam for the generators and one for the
     discriminators (as the reference), and a history pool per trained discriminator.
+
+    Fast paths (see docs/performance.md): `train.precision` ("auto" resolved here by device),
+    `train.channels_last`, `train.adam` (kernel choice), `train.compile` / `train.compile_mode`.
 
     Weights are the same on every rank; the pools and the global RNG (dropout, gradient penalty) of
     rank r > 0 get their own streams (rank 0 draws what a single process draws)."""
@@ -83,15 +143,16 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState
     nets = method.build_networks().to(device)
     if rank:
         torch.manual_seed(rank_seed(cfg.train.seed, rank, "torch"))
+    precision = resolve_precision(cfg.train.precision, device.type)
     if cfg.train.channels_last:
         nets = nets.to(memory_format=torch.channels_last)
     o = cfg.optim
-    adam = dict(lr=o.lr, betas=(o.beta1, o.beta2))
-    if device.type == "cuda":
-        adam["fused"] = True
+    adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), **adam_options(cfg.train.adam, device))
     opt_g = torch.optim.Adam(_params(nets, method.generators), **adam)
     active = method.active_discriminators()
     opt_d = torch.optim.Adam(_params(nets, active), **adam) if active else None
     pools = {name: ImagePool(cfg.loss.pool_size, seed=rank_seed(cfg.train.seed * 1000 + i, rank, "pool")) for i, name in enumerate(active)}
-    scaler = torch.amp.GradScaler(device.type) if cfg.train.precision == "fp16" else None
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    if cfg.train.compile:
+        nets = compile_networks(nets, device, cfg.train.compile_mode)
     return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler)

@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .state import TrainState
+from .state import TrainState, resolve_precision
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -21,11 +21,11 @@ def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
-def _autocast(batch: dict, precision: str):
+def _autocast(device_type: str, precision: str):
     dtype = AUTOCAST[precision]
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(batch["A"].device.type, dtype=dtype)
+    return torch.autocast(device_type, dtype=dtype)
 
 
 def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list, scaler, reduce_grads: GradReducer | None) -> None:
@@ -44,14 +44,21 @@ def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None 
 
     `reduce_grads(params)` is called between backward and the optimizer step of each phase (the
     distributed loop passes an all-reduce; a single process passes nothing).
+
+    Nothing here waits for the device: losses stay on it until the caller reads them (the loop does
+    every `train.log_every` steps). With fp16 the grad scaler's inf check is the one exception.
     """
-    method, nets, precision = state.method, state.nets, state.cfg.train.precision
+    method, nets = state.method, state.nets
+    device_type = batch["A"].device.type
+    precision = resolve_precision(state.cfg.train.precision, device_type)
+    if state.cfg.train.compile and device_type == "cuda":
+        torch.compiler.cudagraph_mark_step_begin()  # CUDA-graph outputs of the last step may be reused
     gens = [nets[n] for n in method.generators]
     discs = [nets[n] for n in method.discriminators]
 
     set_requires_grad(discs, False)
     state.opt_g.zero_grad(set_to_none=True)
-    with _autocast(batch, precision):
+    with _autocast(device_type, precision):
         terms, fakes = method.generator_loss(nets, batch)
     loss_g = torch.stack([t.float() for t in terms.values()]).sum()
     _backward_step(loss_g, state.opt_g, [p for g in gens for p in g.parameters()], state.scaler, reduce_grads)
@@ -61,7 +68,7 @@ def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None 
     if state.opt_d is not None and fakes:
         state.opt_d.zero_grad(set_to_none=True)
         pooled = {name: state.pools[name].query(fake) for name, fake in fakes.items()}
-        with _autocast(batch, precision):
+        with _autocast(device_type, precision):
             d_terms = method.discriminator_loss(nets, batch, pooled)
         loss_d = torch.stack([t.float() for t in d_terms.values()]).sum()
         active = [p for n in fakes for p in nets[n].parameters()]

@@ -1,0 +1,321 @@
+"""Benchmark the real CycleGAN training step: the plain eager float32 path against fast paths.
+
+Builds the real networks and optimizers (`cyclegan.train.create_state`) and times the real
+`cyclegan.train.train_step`, for the plain path (float32, contiguous NCHW, no compilation, PyTorch's
+default Adam kernel for the device) and for each fast variant, all in one process. Timing is
+interleaved: every round runs each variant in turn (the order rotating), so a load change on a shared
+machine hits all variants alike; speedups are ratios of medians, and also the median of per-round
+ratios ("paired").
+
+Every variant starts from the same seeded weights and takes its first step on the same batch, so the
+first step doubles as the fidelity check: loss terms and per-network gradients against the plain path.
+
+    python benchmarks/train_step.py --size 128 --generator resnet_6blocks --precision bf16
+    python benchmarks/train_step.py --size 256 --generator resnet_9blocks --variants fp32+foreach bf16 bf16+compile
+    python benchmarks/train_step.py --size 64 --variants bf16 --curves 200 --data ../shared/data/horse2zebra
+
+Variant specs are tokens joined by "+": a precision (fp32 | bf16 | fp16 | auto), `cl` (channels_last),
+`compile` (torch.compile, inductor), an Adam kernel (forloop | foreach | fused; default: the trainer's
+`auto`), `default` (the trainer's own defaults). Without --variants, one variant is built from
+--precision / --channels-last / --compile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import MB, PeakMemory, machine, print_table, summarize, sync, tensor_bytes, write_json  # noqa: E402
+
+from cyclegan.config import build_config  # noqa: E402
+from cyclegan.train import create_state, train_step  # noqa: E402
+from cyclegan.train.state import resolve_precision  # noqa: E402
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+ADAMS = ("forloop", "foreach", "fused")
+
+
+def plain_overrides(device: torch.device) -> list[str]:
+    """The plain eager float32 step, with PyTorch's default Adam for the device (what a
+    straightforward implementation such as the reference gets)."""
+    adam = "foreach" if device.type == "cuda" else "forloop"
+    return ["train.precision=fp32", "train.channels_last=false", "train.compile=false", f"train.adam={adam}"]
+
+
+def variant_overrides(spec: str, device: torch.device) -> list[str]:
+    """'bf16+cl+compile' -> config overrides (on top of the plain path unless 'default' is given)."""
+    tokens = spec.split("+")
+    out = [] if "default" in tokens else plain_overrides(device)
+    if "default" not in tokens and not any(t in ADAMS for t in tokens):
+        out.append("train.adam=auto")
+    for t in tokens:
+        if t in PRECISIONS:
+            out.append(f"train.precision={t}")
+        elif t == "cl":
+            out.append("train.channels_last=true")
+        elif t == "compile":
+            out.append("train.compile=true")
+        elif t in ADAMS:
+            out.append(f"train.adam={t}")
+        elif t not in ("default", "plain"):
+            raise SystemExit(f"unknown token {t!r} in variant {spec!r}; use fp32|bf16|fp16|auto, cl, compile, forloop|foreach|fused, default")
+    return out
+
+
+def make_config(args, overrides: list[str], seed: int = 0):
+    base = [f"model.generator={args.generator}", f"model.ngf={args.ngf}", f"model.ndf={args.ndf}",
+            f"train.batch_size={args.batch_size}", f"train.seed={seed}", f"train.device={args.device}",
+            f"loss.lambda_identity={0.5 if args.identity else 0.0}"]
+    return build_config([], [], base + overrides)
+
+
+def random_batch(args, device: torch.device, channels_last: bool) -> dict:
+    g = torch.Generator().manual_seed(1234)
+    batch = {k: (torch.rand(args.batch_size, 3, args.size, args.size, generator=g) * 2 - 1).to(device) for k in "AB"}
+    if channels_last:
+        batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+    return batch
+
+
+def state_bytes(state) -> int:
+    """Parameters, gradients, optimizer moments and pooled images of one training state."""
+    tensors = [t for p in state.nets.parameters() for t in (p, p.grad)]
+    tensors += list(state.nets.buffers())
+    for opt in (state.opt_g, state.opt_d):
+        if opt is not None:
+            tensors += [v for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    tensors += [im for pool in state.pools.values() for im in pool.images]
+    return tensor_bytes(tensors)
+
+
+def grads_of(state) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([p.grad.detach().float().flatten() for p in net.parameters() if p.grad is not None]).cpu()
+            for k, net in state.nets.items()}
+
+
+def rel(a, b) -> float:
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+class Variant:
+    def __init__(self, name: str, overrides: list[str], args, device: torch.device):
+        self.name, self.overrides = name, overrides
+        self.cfg = make_config(args, overrides)
+        self.state = create_state(self.cfg, device)
+        self.precision = resolve_precision(self.cfg.train.precision, device.type)
+        self.batch = random_batch(args, device, self.cfg.train.channels_last)
+        self.times: list[float] = []
+        self.round_means: list[float] = []
+        self.first_step = self.extra_peak = 0.0
+        self.first_terms: dict[str, float] = {}
+        self.first_grads: dict[str, torch.Tensor] = {}
+
+
+def time_steps(v: Variant, n: int, device: torch.device) -> list[float]:
+    out = []
+    for _ in range(n):
+        sync(device)
+        t = time.perf_counter()
+        train_step(v.state, v.batch)
+        sync(device)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def run_timing(args, device: torch.device, specs: list[str]) -> list[Variant]:
+    variants = [Variant("plain", plain_overrides(device), args, device)]
+    variants += [Variant(s, variant_overrides(s, device), args, device) for s in specs]
+    for v in variants:
+        print(f"warming up {v.name} ...", flush=True)
+        t = time.perf_counter()
+        terms = train_step(v.state, v.batch)  # the fidelity step: same weights, same batch for all
+        sync(device)
+        v.first_step = time.perf_counter() - t
+        v.first_terms = {k: float(x) for k, x in terms.items()}
+        v.first_grads = grads_of(v.state)
+        time_steps(v, max(0, args.warmup - 1), device)
+    for r in range(args.rounds):
+        shift = r % len(variants)
+        for v in variants[shift:] + variants[:shift]:
+            with PeakMemory(device) as mem:
+                times = time_steps(v, args.iters, device)
+            v.times += times
+            v.round_means.append(sum(times) / len(times))
+            v.extra_peak = max(v.extra_peak, mem.extra)
+            v.memory_method = mem.method
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{v.name} {v.round_means[-1]:.3f}s" for v in variants), flush=True)
+    return variants
+
+
+def report(args, device: torch.device, variants: list[Variant], info: dict) -> dict:
+    plain = variants[0]
+    base = statistics.median(plain.times)
+    rows = []
+    for v in variants:
+        s = summarize(v.times)
+        paired = statistics.median(p / q for p, q in zip(plain.round_means, v.round_means))
+        row = {
+            "variant": v.name, "precision": v.precision, "channels_last": v.cfg.train.channels_last,
+            "compile": v.cfg.train.compile, "adam": v.cfg.train.adam,
+            "s_per_iter_median": s["median"], "s_per_iter_min": s["min"], "s_per_iter_max": s["max"], "n": s["n"],
+            "images_per_s": args.batch_size / s["median"], "speedup": base / s["median"], "speedup_paired": paired,
+            "first_step_s": v.first_step, "peak_mb": (state_bytes(v.state) + v.extra_peak) / MB,
+            "state_mb": state_bytes(v.state) / MB, "step_extra_mb": v.extra_peak / MB,
+        }
+        if v is not plain:
+            row["loss_rel_err_max"] = max(rel(v.first_terms[k], plain.first_terms[k]) for k in plain.first_terms)
+            row["grad_rel_err"] = {k: rel(v.first_grads[k], plain.first_grads[k]) for k in plain.first_grads}
+            row["grad_cosine_min"] = min(float(torch.nn.functional.cosine_similarity(v.first_grads[k].double(), g.double(), 0))
+                                         for k, g in plain.first_grads.items())
+            row["grad_rel_err_max"] = max(row["grad_rel_err"].values())
+        rows.append(row)
+    print()
+    print(f"{args.generator} {args.size}x{args.size}, batch {args.batch_size}, identity {'on' if args.identity else 'off'}, "
+          f"device {info['device']} ({info.get('gpu') or info['cpu']}), {info['threads']} threads, "
+          f"load average {info['load_average'][0]:.1f} at start" if info.get("load_average") else "")
+    print_table(rows, [("variant", "variant"), ("s_per_iter_median", "s/it med"), ("s_per_iter_min", "min"), ("s_per_iter_max", "max"),
+                       ("images_per_s", "img/s"), ("speedup", "speedup"), ("speedup_paired", "paired"),
+                       ("peak_mb", "peak MB"), ("first_step_s", "1st step s")])
+    print()
+    print("fidelity (first step, same weights and batch as plain): relative errors of loss terms and gradients")
+    print_table(rows[1:], [("variant", "variant"), ("precision", "precision"), ("loss_rel_err_max", "loss max"),
+                           ("grad_rel_err_max", "grad max"), ("grad_cosine_min", "grad cos min")])
+    print(f"memory: {getattr(plain, 'memory_method', '')}; peak = training state + the step's high-water above it")
+    return {"config": {k: getattr(args, k) for k in ("size", "generator", "batch_size", "ngf", "ndf", "identity",
+                                                     "iters", "rounds", "warmup", "threads")},
+            "machine": info, "results": rows}
+
+
+# ---- 200-step loss curves on real data ----------------------------------------------------------
+
+
+def real_batches(args, device: torch.device, n: int) -> list[dict]:
+    """n batches of random horse2zebra crops (the training transforms, fixed seed), on the CPU."""
+    from cyclegan.data import EpochBatchSampler
+    from cyclegan.train.datasets import build_dataset
+
+    load = int(round(args.curve_size * 286 / 256))
+    cfg = build_config([], [], [f"data.root={args.data}", f"data.load_size={load}", f"data.crop_size={args.curve_size}"])
+    dataset = build_dataset(cfg)
+    sampler = EpochBatchSampler(len(dataset), args.batch_size, seed=0)
+    out, epoch = [], 0
+    while len(out) < n:
+        sampler.set_epoch(epoch)
+        for keys in sampler:
+            items = [dataset[k] for k in keys]
+            out.append({k: torch.stack([it[k] for it in items]) for k in ("A", "B")})
+            if len(out) == n:
+                break
+        epoch += 1
+    return out
+
+
+def run_curves(args, device: torch.device, specs: list[str]) -> dict:
+    """Train plain, each variant, and plain with another seed (the run-to-run noise) for
+    args.curves steps on the same real batches, interleaved step by step; compare windowed means."""
+    args.size = args.curve_size
+    batches = real_batches(args, device, args.curves)
+    runs = {"plain": make_config(args, plain_overrides(device))}
+    runs.update({s: make_config(args, variant_overrides(s, device)) for s in specs})
+    runs["plain seed 1"] = make_config(args, plain_overrides(device), seed=1)
+    states = {name: create_state(cfg, device) for name, cfg in runs.items()}
+    losses = {name: [] for name in runs}
+    seconds = {name: 0.0 for name in runs}
+    for i, batch in enumerate(batches):
+        for name, state in states.items():
+            b = {k: v.to(device) for k, v in batch.items()}
+            if runs[name].train.channels_last:
+                b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
+            t = time.perf_counter()
+            terms = train_step(state, b)
+            sync(device)
+            seconds[name] += time.perf_counter() - t
+            losses[name].append({k: float(v) for k, v in terms.items()})
+        if (i + 1) % 25 == 0:
+            print(f"curves: step {i + 1}/{len(batches)}", flush=True)
+    window = max(1, args.curves // 8)
+    terms = list(losses["plain"][0])
+
+    def windows(name, k):
+        xs = [r[k] for r in losses[name]]
+        return [sum(xs[j:j + window]) / len(xs[j:j + window]) for j in range(0, len(xs), window)]
+
+    rows, summary = [], {}
+    noise = {k: statistics.mean(abs(a - b) for a, b in zip(windows("plain seed 1", k), windows("plain", k))) for k in terms}
+    for name in list(runs)[1:-1]:
+        diffs = {k: statistics.mean(abs(a - b) for a, b in zip(windows(name, k), windows("plain", k))) for k in terms}
+        ratio = {k: diffs[k] / max(noise[k], 1e-12) for k in terms}
+        summary[name] = {"mean_abs_window_diff": diffs, "noise": noise, "ratio_to_noise": ratio,
+                         "within_noise": all(r <= 1.0 for r in ratio.values())}
+        for k in terms:
+            rows.append({"variant": name, "term": k, "diff": diffs[k], "noise": noise[k], "ratio": ratio[k],
+                         "final plain": windows("plain", k)[-1], "final fast": windows(name, k)[-1]})
+    print()
+    print(f"loss curves: {args.curves} steps on {args.data} crops {args.curve_size}x{args.curve_size}, windows of {window} steps;")
+    print("diff = mean |window mean(variant) - window mean(plain)|; noise = the same for plain with seed 1 (other init, other pools)")
+    print_table(rows, [("variant", "variant"), ("term", "term"), ("diff", "diff"), ("noise", "noise"), ("ratio", "diff/noise"),
+                       ("final plain", "last window plain"), ("final fast", "last window variant")])
+    for name, s in summary.items():
+        print(f"{name}: {'within' if s['within_noise'] else 'NOT within'} run-to-run noise on every term "
+              f"(largest diff/noise {max(s['ratio_to_noise'].values()):.2f}); time {seconds[name]:.0f}s vs plain {seconds['plain']:.0f}s")
+    return {"steps": args.curves, "size": args.curve_size, "window": window, "summary": summary,
+            "seconds": seconds, "losses": losses}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=128, help="image side (default 128)")
+    p.add_argument("--generator", default="resnet_6blocks", help="generator name (default resnet_6blocks)")
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--ndf", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--precision", choices=PRECISIONS, default="bf16", help="precision of the fast variant (default bf16)")
+    p.add_argument("--channels-last", action="store_true", help="fast variant: channels_last")
+    p.add_argument("--compile", action="store_true", help="fast variant: torch.compile the networks")
+    p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True, help="identity loss (default on, as the reference)")
+    p.add_argument("--variants", nargs="+", help="several fast variants, e.g. fp32+foreach bf16 bf16+compile (overrides the three flags above)")
+    p.add_argument("--iters", type=int, default=2, help="timed steps per variant per round")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant (the first includes compilation)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: PyTorch's choice)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--json", help="write the results as JSON to this file ('-' for stdout)")
+    p.add_argument("--curves", type=int, default=0, help="also train this many steps on real data with each path and compare loss curves")
+    p.add_argument("--curves-only", action="store_true", help="skip the timing, only run --curves")
+    p.add_argument("--curve-size", type=int, default=64, help="crop size for --curves (default 64)")
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "horse2zebra"),
+                   help="folder with trainA/ and trainB/ for --curves")
+    args = p.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else "cpu" if args.device == "auto" else args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the training loop sets it
+    args.device = str(device)
+    specs = args.variants or ["+".join([args.precision] + (["cl"] if args.channels_last else []) + (["compile"] if args.compile else []))]
+    info = machine(device)
+    out: dict = {}
+    if not args.curves_only:
+        variants = run_timing(args, device, specs)
+        info["load_average_end"] = machine(device)["load_average"]
+        out = report(args, device, variants, info)
+    if args.curves:
+        if not (Path(args.data) / "trainA").is_dir():
+            raise SystemExit(f"--curves needs real data: {args.data}/trainA not found (use --data)")
+        out["curves"] = run_curves(args, device, specs)
+    out.setdefault("machine", info)
+    write_json(args.json, out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
