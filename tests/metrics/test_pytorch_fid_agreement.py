@@ -10,6 +10,7 @@ compared with it in test_frechet.py, on smaller statistics.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import warnings
 
@@ -58,9 +59,10 @@ def _pytorch_fid_model(monkeypatch, state):
     return inception_mod.InceptionV3([inception_mod.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pytorch_fid") is None or importlib.util.find_spec("scipy") is None,
+                    reason="pytorch-fid and scipy (test extras) are needed for the reference pipeline")
 def test_same_fid_as_pytorch_fid_pipeline(image_dirs, ours, inception, monkeypatch):
-    pytest.importorskip("scipy", reason="pytorch-fid's fid_score imports scipy")
-    fid_score = pytest.importorskip("pytorch_fid.fid_score", reason="pytorch-fid not installed")
+    fid_score = pytest.importorskip("pytorch_fid.fid_score", reason="pytorch-fid not importable")
     model = _pytorch_fid_model(monkeypatch, inception.state_dict())
     # pytorch-fid's loader, ToTensor, resize, normalisation and network; then its statistics, as in
     # its calculate_activation_statistics: mean and np.cov of the float64 activations
