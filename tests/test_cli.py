@@ -71,7 +71,7 @@ def test_bad_inputs_get_one_clear_line(tmp_path, trained_run, capsys):
     assert "smaller than the crop 256x256" in _err(["train", str(tmp_path / "small"), "--run-dir", r, "--set", "data.preprocess=crop"], capsys)
     (tmp_path / "small" / "trainB" / "img_001.png").write_bytes(b"garbage")
     assert "img_001.png: cannot read image" in _err(["train", str(tmp_path / "small"), "--run-dir", r, "--preset", "quick"], capsys)
-    assert "unknown generator 'resnet_5'" in _err(["train", str(tmp_path / "ok"), "--run-dir", r, "--set", "model.generator=resnet_5"], capsys)
+    assert "model.generator='resnet_5' is not one of" in _err(["train", str(tmp_path / "ok"), "--run-dir", r, "--set", "model.generator=resnet_5"], capsys)
     assert "unknown config key 'model.widht'" in _err(["train", "x", "--set", "model.widht=3"], capsys)
     assert "unknown preset 'fastest'" in _err(["train", "x", "--preset", "fastest"], capsys)
     assert "nothing to resume" in _err(["train", "--resume", str(tmp_path)], capsys)

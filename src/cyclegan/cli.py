@@ -19,6 +19,7 @@ COMMANDS = [
     "cyclegan.commands.train",
     "cyclegan.commands.translate",
     "cyclegan.commands.evaluate",
+    "cyclegan.metrics.cli_fid",
     "cyclegan.commands.export",
     "cyclegan.commands.demo",
     "cyclegan.commands.listing",

@@ -258,3 +258,30 @@ def build_config(presets: typing.Iterable[str] = (), files: typing.Iterable[str]
         load_file(cfg, f)
     apply_overrides(cfg, overrides)
     return cfg
+
+
+def validate(cfg: Config) -> Config:
+    """Check every name-valued field against what exists, before any data is read or network built."""
+    from .data.transforms import PREPROCESS
+    from .losses import GAN_MODES
+    from .methods import METHODS
+    from .nets import DISCRIMINATORS, GENERATORS, INITS, NORMS
+    from .schedule import POLICIES
+
+    choices = {
+        "model.method": (cfg.model.method, METHODS.names()), "model.generator": (cfg.model.generator, GENERATORS.names()),
+        "model.discriminator": (cfg.model.discriminator, DISCRIMINATORS.names()), "model.norm": (cfg.model.norm, NORMS),
+        "model.init": (cfg.model.init, INITS), "loss.gan_mode": (cfg.loss.gan_mode, GAN_MODES),
+        "data.preprocess": (cfg.data.preprocess, PREPROCESS), "optim.lr_policy": (cfg.optim.lr_policy, POLICIES),
+        "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16")), "data.direction": (cfg.data.direction, ("AtoB", "BtoA")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise UserError(f"{key}={value!r} is not one of: {', '.join(allowed)}")
+    for key, value in (("train.batch_size", cfg.train.batch_size), ("data.crop_size", cfg.data.crop_size),
+                       ("model.ngf", cfg.model.ngf), ("model.ndf", cfg.model.ndf)):
+        if value < 1:
+            raise UserError(f"{key} must be at least 1, got {value}")
+    if cfg.data.preprocess in ("resize_and_crop", "scale_width_and_crop") and cfg.data.load_size < cfg.data.crop_size:
+        raise UserError(f"data.load_size ({cfg.data.load_size}) is smaller than data.crop_size ({cfg.data.crop_size})")
+    return cfg

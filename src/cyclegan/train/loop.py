@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import checkpoint as ckpt
-from ..config import Config
+from ..config import Config, validate
 from ..data import EpochBatchSampler
 from ..distributed import (any_rank, barrier, gather_rank_parts, local_batchnorm, mean_over_ranks, prepare_nets, rank_part,
                            saved_world_size, select_rank_state)
@@ -150,6 +150,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
+    validate(cfg)
     dataset = build_dataset(cfg)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
