@@ -130,6 +130,30 @@ def time_steps(v: Variant, n: int, device: torch.device) -> list[float]:
     return out
 
 
+def fidelity_floors(args, device: torch.device, plain: Variant) -> dict:
+    """How far the plain path's own first-step gradients move under perturbations far below any
+    fast path's rounding: the batch times (1 + 1e-6 noise), and the batch rounded to bfloat16. At
+    initialisation the gradients are sums of terms of random sign that cancel (the outputs do not
+    yet match the targets), so tiny changes are amplified; these rows give that floor."""
+    g = torch.Generator().manual_seed(99)
+    perturb = {
+        "plain, batch x (1 + 1e-6 noise)": lambda x: x * (1 + 1e-6 * torch.randn(x.shape, generator=g).to(x.device)),
+        "plain, batch rounded to bf16": lambda x: x.bfloat16().to(x.dtype),
+    }
+    floors = {}
+    for name, fn in perturb.items():
+        state = create_state(plain.cfg, device)
+        terms = train_step(state, {k: fn(v) for k, v in plain.batch.items()})
+        grads = grads_of(state)
+        floors[name] = {
+            "loss_rel_err_max": max(rel(float(terms[k]), plain.first_terms[k]) for k in plain.first_terms),
+            "grad_rel_err": {k: rel(grads[k], plain.first_grads[k]) for k in grads},
+        }
+        floors[name]["grad_rel_err_max"] = max(floors[name]["grad_rel_err"].values())
+        del state
+    return floors
+
+
 def run_timing(args, device: torch.device, specs: list[str]) -> list[Variant]:
     variants = [Variant("plain", plain_overrides(device), args, device)]
     variants += [Variant(s, variant_overrides(s, device), args, device) for s in specs]
@@ -142,6 +166,8 @@ def run_timing(args, device: torch.device, specs: list[str]) -> list[Variant]:
         v.first_terms = {k: float(x) for k, x in terms.items()}
         v.first_grads = grads_of(v.state)
         time_steps(v, max(0, args.warmup - 1), device)
+    if args.floors:
+        variants[0].floors = fidelity_floors(args, device, variants[0])
     for r in range(args.rounds):
         shift = r % len(variants)
         for v in variants[shift:] + variants[:shift]:
@@ -186,12 +212,16 @@ def report(args, device: torch.device, variants: list[Variant], info: dict) -> d
                        ("peak_mb", "peak MB"), ("first_step_s", "1st step s")])
     print()
     print("fidelity (first step, same weights and batch as plain): relative errors of loss terms and gradients")
-    print_table(rows[1:], [("variant", "variant"), ("precision", "precision"), ("loss_rel_err_max", "loss max"),
-                           ("grad_rel_err_max", "grad max"), ("grad_cosine_min", "grad cos min")])
+    floors = getattr(plain, "floors", {})
+    print_table(rows[1:] + [{"variant": k, "precision": "fp32", **v} for k, v in floors.items()],
+                [("variant", "variant"), ("precision", "precision"), ("loss_rel_err_max", "loss max"),
+                 ("grad_rel_err_max", "grad max"), ("grad_cosine_min", "grad cos min")])
+    if floors:
+        print("(the last rows are the plain path itself under tiny input perturbations: the conditioning floor)")
     print(f"memory: {getattr(plain, 'memory_method', '')}; peak = training state + the step's high-water above it")
     return {"config": {k: getattr(args, k) for k in ("size", "generator", "batch_size", "ngf", "ndf", "identity",
                                                      "iters", "rounds", "warmup", "threads")},
-            "machine": info, "results": rows}
+            "machine": info, "results": rows, "fidelity_floors": floors}
 
 
 # ---- 200-step loss curves on real data ----------------------------------------------------------
@@ -287,6 +317,8 @@ def main(argv=None) -> dict:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant (the first includes compilation)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: PyTorch's choice)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--floors", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure the plain path's gradient change under tiny input perturbations (two extra steps)")
     p.add_argument("--json", help="write the results as JSON to this file ('-' for stdout)")
     p.add_argument("--curves", type=int, default=0, help="also train this many steps on real data with each path and compare loss curves")
     p.add_argument("--curves-only", action="store_true", help="skip the timing, only run --curves")

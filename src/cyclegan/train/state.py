@@ -125,6 +125,41 @@ def compile_networks(nets: nn.ModuleDict, device: torch.device, mode: str = "def
     return nets
 
 
+def _contiguous(grad: torch.Tensor) -> torch.Tensor:
+    return grad.contiguous()
+
+
+def _contiguous_grad_hook(module, inputs, output):
+    """Forward hook: the gradient that reaches this layer's output goes on in NCHW layout (a tensor
+    hook on the output sees the gradient before any in-place op that follows, e.g. ReLU(True))."""
+    if output.requires_grad:
+        output.register_hook(_contiguous)
+
+
+@functools.lru_cache(maxsize=None)
+def instance_norm_backward_is_wrong_for_channels_last_grads(device_type: str) -> bool:
+    """Probe a PyTorch bug (seen in 2.14 on CPU): instance norm of a contiguous batch-of-one input,
+    given a channels_last gradient (which the next channels_last convolution hands back), returns
+    a wrong input gradient, silently. Forward results are right, so only gradients show it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 3, 3, generator=g).to(device_type).requires_grad_()
+    grad = torch.randn(1, 4, 3, 3, generator=g).to(device_type)
+    (expected,) = torch.autograd.grad(nn.functional.instance_norm(x), x, grad)
+    (got,) = torch.autograd.grad(nn.functional.instance_norm(x), x, grad.contiguous(memory_format=torch.channels_last))
+    return not torch.allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def guard_channels_last(nets: nn.ModuleDict, device: torch.device) -> int:
+    """Where the instance-norm bug above is present, make every instance norm pass a contiguous
+    gradient back (one copy per layer in the backward pass). Returns the number of layers hooked."""
+    if not instance_norm_backward_is_wrong_for_channels_last_grads(device.type):
+        return 0
+    norms = [m for m in nets.modules() if isinstance(m, nn.modules.instancenorm._InstanceNorm)]
+    for m in norms:
+        m.register_forward_hook(_contiguous_grad_hook)
+    return len(norms)
+
+
 def _have_cxx() -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "clang++", "c++") if c)
 
@@ -146,6 +181,7 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState
     precision = resolve_precision(cfg.train.precision, device.type)
     if cfg.train.channels_last:
         nets = nets.to(memory_format=torch.channels_last)
+        guard_channels_last(nets, device)
     o = cfg.optim
     adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), **adam_options(cfg.train.adam, device))
     opt_g = torch.optim.Adam(_params(nets, method.generators), **adam)
