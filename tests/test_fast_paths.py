@@ -218,9 +218,16 @@ def test_resume_is_bit_identical_with_fast_paths(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def plain_cuda():
-    torch.backends.cudnn.allow_tf32 = False  # the strict float32 reference (PyTorch's default is TF32 convs)
-    torch.backends.cuda.matmul.allow_tf32 = False
+def strict_fp32_cuda():
+    """Float32 convolutions without TF32 (PyTorch's default for cuDNN convs is TF32), restored after."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@pytest.fixture(scope="module")
+def plain_cuda(strict_fp32_cuda):
     return run_step([], device="cuda")
 
 
@@ -248,14 +255,15 @@ def test_cuda_fast_paths_match_plain(plain_cuda, overrides, cl, tol):
 @pytest.mark.cuda
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
-def test_cuda_compiled_step_matches_plain(plain_cuda, mode):
-    """torch.compile with inductor (Triton); reduce-overhead adds CUDA graphs. Two steps, so the
-    second replays the graphs recorded in the first."""
-    cfg = build_config([], [], TINY + PLAIN + ["train.compile=true", f"train.compile_mode={mode}"])
+def test_cuda_compiled_step_matches_plain(strict_fp32_cuda, mode):
+    """torch.compile with inductor (Triton); reduce-overhead adds CUDA graphs. Three steps, so later
+    steps replay the graphs recorded earlier; the first step's losses must agree to 1e-4, later ones
+    (after Adam steps whose signs can differ on near-zero gradients) to 2e-2."""
+    cfg = build_config([], [], TINY + PLAIN + ["train.compile=true", f"train.compile_mode={mode}", "train.adam=fused"])
     state = create_state(cfg, torch.device("cuda"))
-    plain = create_state(build_config([], [], TINY + PLAIN), torch.device("cuda"))
-    for s in range(2):
+    plain = create_state(build_config([], [], TINY + PLAIN + ["train.adam=fused"]), torch.device("cuda"))
+    for s in range(3):
         batch = make_batch("cuda", seed=s)
         terms = {k: float(v) for k, v in train_step(state, batch).items()}
         ref = {k: float(v) for k, v in train_step(plain, batch).items()}
-        assert max(rel(terms[k], ref[k]) for k in ref) <= 1e-3  # two steps: Adam amplifies rounding a little
+        assert max(rel(terms[k], ref[k]) for k in ref) <= (1e-4 if s == 0 else 2e-2), (s, terms, ref)

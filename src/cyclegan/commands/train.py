@@ -37,7 +37,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="stop after this many steps, with a checkpoint (train.max_steps)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (train.device)")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (train.precision)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], help="autocast precision (train.precision; auto: bf16 where native)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
     return p
 
