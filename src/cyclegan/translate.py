@@ -39,6 +39,7 @@ class Translator:
     device: torch.device
     description: str = ""
     min_size: int = 8  # smallest side the network accepts (ResNet: 2x2 at the bottleneck for its reflection pads)
+    per_image: bool = False  # batch statistics in use (train-mode batch norm): batching would mix images
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -78,7 +79,8 @@ def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None
         net = load_reference_generator(path, netG, **net_kwargs).to(device)
         net.train(bool(train_mode)) if train_mode is not None else net.eval()
         first = next(net.parameters())
-        return Translator(net, first.shape[1], _out_channels(net), size_multiple(net), device, f"reference {path.name}")
+        return Translator(net, first.shape[1], _out_channels(net), size_multiple(net), device, f"reference {path.name}",
+                          per_image=_uses_batch_stats(net))
     path = ckpt.resolve_checkpoint(path, "model")
     tree, meta = ckpt.load_model(path, device)
     cfg = Config.from_dict(meta["config"])
@@ -99,7 +101,11 @@ def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None
     net = nets[meta["directions"][direction]]
     desc = f"{meta['method']} {direction} ({spec['name']}, step {meta.get('step')}, epoch {meta.get('epoch')})"
     in_ch, out_ch = method.io_channels(direction)
-    return Translator(fn, in_ch, out_ch, size_multiple(net), device, desc)
+    return Translator(fn, in_ch, out_ch, size_multiple(net), device, desc, per_image=_uses_batch_stats(nets))
+
+
+def _uses_batch_stats(net: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training for m in net.modules())
 
 
 def _out_channels(net: torch.nn.Module) -> int:
@@ -177,6 +183,8 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
     """
     out_dir = Path(out_dir)
     items = expand_inputs(inputs)
+    if translator.per_image:  # as the reference's test.py (batch size 1): each image its own batch statistics
+        batch_size = 1
     written, failed = [], []
     from tqdm import tqdm
 
