@@ -18,7 +18,8 @@ from cyclegan.methods import METHODS, create_method
 from cyclegan.methods import feature_gan as feature_gan_module
 from cyclegan.methods.cogan import latent_search
 from cyclegan.metrics.inception import FIDInceptionV3
-from cyclegan.nets import count_parameters, create_discriminator, create_generator
+from cyclegan.nets import count_parameters
+from cyclegan.nets.latent import LATENT_NETS
 from cyclegan.train import create_state, train, train_step
 from conftest import HORSE2ZEBRA, needs_horse2zebra
 
@@ -77,22 +78,22 @@ def test_translation_and_loss_shapes(method, size):
 
 
 def test_latent_networks_shapes_and_counts():
-    g = create_generator("cogan", latent_dim=100, out_ch_a=3, out_ch_b=1, size=128, ngf=8)
+    g = LATENT_NETS.create("cogan_generator", latent_dim=100, out_ch_a=3, out_ch_b=1, size=128, ngf=8)
     a, b = g(torch.rand(2, 100))
     assert a.shape == (2, 3, 128, 128) and b.shape == (2, 1, 128, 128)
-    d = create_discriminator("cogan", in_ch_a=3, in_ch_b=1, size=256, ndf=8)
+    d = LATENT_NETS.create("cogan_discriminator", in_ch_a=3, in_ch_b=1, size=256, ndf=8)
     assert d(torch.zeros(2, 1, 256, 256), "B").shape == (2, 1)
-    e = create_generator("latent_encoder", in_ch=3, latent_dim=50, size=256, ndf=8)
+    e = LATENT_NETS.create("latent_encoder", in_ch=3, latent_dim=50, size=256, ndf=8)
     assert e(torch.zeros(2, 3, 256, 256)).shape == (2, 50)
-    j = create_discriminator("joint", in_ch=3, latent_dim=50, size=128, ndf=8)
+    j = LATENT_NETS.create("joint_discriminator", in_ch=3, latent_dim=50, size=128, ndf=8)
     assert j(torch.zeros(2, 3, 128, 128), torch.zeros(2, 50)).shape == (2, 1)
     # DCGAN widths at 64x64, ngf=8: 4x4x64, 8x8x64, 16x16x32, 32x32x16, 64x64x8, to RGB (batch norm)
-    single = create_generator("latent", latent_dim=100, out_ch=3, size=64, ngf=8)
+    single = LATENT_NETS.create("latent_generator", latent_dim=100, out_ch=3, size=64, ngf=8)
     expected = (100 * 64 * 16 + 2 * 64) + (64 * 64 * 16 + 2 * 64) + (64 * 32 * 16 + 2 * 32) \
         + (32 * 16 * 16 + 2 * 16) + (16 * 8 * 16 + 2 * 8) + (8 * 3 * 9 + 3)
     assert count_parameters(single) == expected
     with pytest.raises(ValueError, match="power-of-two"):
-        create_generator("cogan", size=96)
+        LATENT_NETS.create("cogan_generator", size=96)
     with pytest.raises(UserError, match="power of two"):
         create_method(build_config(["cogan"], [], ["data.crop_size=96"])).specs()
 
@@ -101,8 +102,8 @@ def test_cogan_tied_weights_are_one_tensor():
     """Shared layers are the very same Parameter objects in both domains' paths; private ones are not;
     the state dict and the optimizer hold each shared tensor once; a domain-A update moves domain B."""
     torch.manual_seed(0)
-    g = create_generator("cogan", latent_dim=8, size=32, ngf=4, private=2)
-    d = create_discriminator("cogan", size=32, ndf=4, private=1)
+    g = LATENT_NETS.create("cogan_generator", latent_dim=8, size=32, ngf=4, private=2)
+    d = LATENT_NETS.create("cogan_discriminator", size=32, ndf=4, private=1)
     for net, n_shared in ((g, len(g.shared)), (d, len(d.shared))):
         pa = [p for layer in net.path("A") for p in layer.parameters()]
         pb = [p for layer in net.path("B") for p in layer.parameters()]
@@ -136,7 +137,7 @@ def test_cogan_tied_weights_are_one_tensor():
 
 def test_cogan_latent_search_reduces_reconstruction_error():
     torch.manual_seed(0)
-    g = create_generator("cogan", latent_dim=16, size=16, ngf=8, norm="none").eval()
+    g = LATENT_NETS.create("cogan_generator", latent_dim=16, size=16, ngf=8, norm="none").eval()
     target = g.generate(torch.rand(3, 16) * 2 - 1, "A").detach()  # reachable images
     z, errors = latent_search(lambda z: g.generate(z, "A"), target, 16, steps=25, lr=0.1)
     assert errors.shape == (26, 3)

@@ -25,12 +25,14 @@ Losses = dict[str, Tensor]
 class NetSpec:
     """Enough to rebuild one network without any training config: its kind, registry name, kwargs."""
 
-    kind: str  # "generator" | "discriminator"
+    kind: str  # "generator" | "discriminator" | "latent"
     name: str
     kwargs: dict = field(default_factory=dict)
 
     def build(self) -> nn.Module:
-        create = create_generator if self.kind == "generator" else create_discriminator
+        from ..nets.latent import LATENT_NETS
+
+        create = {"generator": create_generator, "discriminator": create_discriminator, "latent": LATENT_NETS.create}[self.kind]
         return create(self.name, **self.kwargs)
 
     def to_dict(self) -> dict:

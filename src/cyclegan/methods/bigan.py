@@ -103,9 +103,9 @@ class LatentBiGAN(Method):
         specs = {}
         for dom, ch in (("A", d.channels_a), ("B", d.channels_b)):
             common = dict(latent_dim=m.latent_dim, size=size, norm=m.norm)
-            specs[f"G_{dom}"] = NetSpec("generator", "latent", dict(out_ch=ch, ngf=m.ngf, **common))
-            specs[f"E_{dom}"] = NetSpec("generator", "latent_encoder", dict(in_ch=ch, ndf=m.ndf, **common))
-            specs[f"D_{dom}"] = NetSpec("discriminator", "joint", dict(in_ch=ch, ndf=m.ndf, **common))
+            specs[f"G_{dom}"] = NetSpec("latent", "latent_generator", dict(out_ch=ch, ngf=m.ngf, **common))
+            specs[f"E_{dom}"] = NetSpec("latent", "latent_encoder", dict(in_ch=ch, ndf=m.ndf, **common))
+            specs[f"D_{dom}"] = NetSpec("latent", "joint_discriminator", dict(in_ch=ch, ndf=m.ndf, **common))
         return specs
 
     def inference_nets(self) -> tuple[str, ...]:

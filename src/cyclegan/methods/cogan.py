@@ -104,9 +104,9 @@ class CoGAN(Method):
         m, d = self.cfg.model, self.cfg.data
         size = check_latent_size(self.name, d.crop_size)
         return {
-            "G": NetSpec("generator", "cogan", dict(latent_dim=m.latent_dim, out_ch_a=d.channels_a, out_ch_b=d.channels_b,
+            "G": NetSpec("latent", "cogan_generator", dict(latent_dim=m.latent_dim, out_ch_a=d.channels_a, out_ch_b=d.channels_b,
                                                     size=size, ngf=m.ngf, norm=m.norm)),
-            "D": NetSpec("discriminator", "cogan", dict(in_ch_a=d.channels_a, in_ch_b=d.channels_b, size=size,
+            "D": NetSpec("latent", "cogan_discriminator", dict(in_ch_a=d.channels_a, in_ch_b=d.channels_b, size=size,
                                                         ndf=m.ndf, norm=m.norm)),
         }
 

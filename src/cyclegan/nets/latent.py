@@ -22,9 +22,12 @@ import math
 import torch
 from torch import nn
 
-from .discriminators import DISCRIMINATORS
-from .generators import GENERATORS
+from ..registry import Registry
 from .layers import conv_bias, norm_layer
+
+# Networks on latent vectors (not image-to-image), for the CoGAN and BiGAN baselines: kept out of the
+# image-to-image registries so `model.generator` / `model.discriminator` only offer what fits there.
+LATENT_NETS: Registry[nn.Module] = Registry("latent network")
 
 DOMAINS = ("A", "B")
 
@@ -158,33 +161,33 @@ class JointDiscriminator(nn.Module):
         return self.joint(torch.cat([self.image(x), self.latent(z)], 1))
 
 
-@GENERATORS.register("cogan")
+@LATENT_NETS.register("cogan_generator")
 def cogan_generator(latent_dim: int = 100, out_ch_a: int = 3, out_ch_b: int = 3, size: int = 128, ngf: int = 64,
                     norm: str = "batch", private: int = 2) -> CoupledGenerator:
     """CoGAN's tied generator pair (z -> x_A, x_B); the last `private` layers are per domain."""
     return CoupledGenerator(latent_dim, out_ch_a, out_ch_b, size, ngf, norm, private)
 
 
-@DISCRIMINATORS.register("cogan")
+@LATENT_NETS.register("cogan_discriminator")
 def cogan_discriminator(in_ch_a: int = 3, in_ch_b: int = 3, size: int = 128, ndf: int = 64, norm: str = "batch",
                         private: int = 1) -> CoupledDiscriminator:
     """CoGAN's tied discriminator pair; the first `private` layers are per domain."""
     return CoupledDiscriminator(in_ch_a, in_ch_b, size, ndf, norm, private)
 
 
-@GENERATORS.register("latent")
+@LATENT_NETS.register("latent_generator")
 def latent_generator(latent_dim: int = 100, out_ch: int = 3, size: int = 128, ngf: int = 64, norm: str = "batch") -> LatentGenerator:
     """DCGAN generator z -> image."""
     return LatentGenerator(latent_dim, out_ch, size, ngf, norm)
 
 
-@GENERATORS.register("latent_encoder")
+@LATENT_NETS.register("latent_encoder")
 def latent_encoder(in_ch: int = 3, latent_dim: int = 100, size: int = 128, ndf: int = 64, norm: str = "batch") -> LatentEncoder:
     """DCGAN-discriminator-shaped encoder image -> z."""
     return LatentEncoder(in_ch, latent_dim, size, ndf, norm)
 
 
-@DISCRIMINATORS.register("joint")
+@LATENT_NETS.register("joint_discriminator")
 def joint_discriminator(in_ch: int = 3, latent_dim: int = 100, size: int = 128, ndf: int = 64, norm: str = "batch") -> JointDiscriminator:
     """BiGAN's discriminator on (image, latent) pairs."""
     return JointDiscriminator(in_ch, latent_dim, size, ndf, norm)
