@@ -273,7 +273,7 @@ def validate(cfg: Config) -> Config:
         "model.discriminator": (cfg.model.discriminator, DISCRIMINATORS.names()), "model.norm": (cfg.model.norm, NORMS),
         "model.init": (cfg.model.init, INITS), "loss.gan_mode": (cfg.loss.gan_mode, GAN_MODES),
         "data.preprocess": (cfg.data.preprocess, PREPROCESS), "optim.lr_policy": (cfg.optim.lr_policy, POLICIES),
-        "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16")), "data.direction": (cfg.data.direction, ("AtoB", "BtoA")),
+        "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16", "auto")), "data.direction": (cfg.data.direction, ("AtoB", "BtoA")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
