@@ -282,7 +282,7 @@ def run_curves(args, device: torch.device, specs: list[str]) -> dict:
     print_table(rows, [("variant", "variant"), ("term", "term"), ("diff", "diff"), ("noise", "noise"), ("noise_max", "noise max"),
                        ("ratio", "diff/noise"), ("final plain", "last window plain"), ("final fast", "last window variant")])
     for name, s in summary.items():
-        print(f"{name}: {'within' if s['within_noise'] else 'NOT within'} run-to-run noise "
+        print(f"{name}: {'within' if s['within_noise'] else 'NOT within'} run-to-run noise (mean diff/noise <= 1.5) "
               f"(diff/noise averaged over terms {s['mean_ratio']:.2f}, largest {max(s['ratio_to_noise'].values()):.2f}); "
               f"time {seconds[name]:.0f}s vs plain {seconds['plain']:.0f}s")
     return {"steps": args.curves, "size": args.curve_size, "window": window, "summary": summary,
@@ -292,9 +292,11 @@ def run_curves(args, device: torch.device, specs: list[str]) -> dict:
 def compare_curves(losses: dict[str, list[dict]], specs: list[str], window: int) -> tuple[dict, list[dict]]:
     """Per loss term: diff = mean over windows of |window mean(variant) - window mean(plain)|, and the
     same between the plain runs of seeds 0, 1, 2 (three pairs: noise = their mean, noise_max = their
-    max). GAN training is chaotic, so any two runs decorrelate within tens of steps whatever their
-    arithmetic; a variant is within noise when its diff/noise, averaged over the terms, is <= 1: it
-    strays from plain no more than another seed of plain itself does."""
+    max). GAN training is chaotic: any two runs decorrelate within tens of steps whatever their
+    arithmetic, so a variant that only rounds differently scores about 1 (as far from plain as another
+    seed; float32 channels_last, exact in float64, scored 1.05 over 200 steps at 64x64) and a wrong one
+    scores well above. Within noise: diff/noise averaged over the terms <= 1.5 (single terms of a
+    correct path range from about 0.5 to 1.8)."""
     seeds = ("plain", "plain seed 1", "plain seed 2")
     terms = list(losses["plain"][0])
 
@@ -314,7 +316,7 @@ def compare_curves(losses: dict[str, list[dict]], specs: list[str], window: int)
         ratio = {k: diffs[k] / max(noise[k], 1e-12) for k in terms}
         mean_ratio = statistics.mean(ratio.values())
         summary[name] = {"mean_abs_window_diff": diffs, "noise": noise, "noise_max": noise_max, "ratio_to_noise": ratio,
-                         "mean_ratio": mean_ratio, "within_noise": mean_ratio <= 1.0}
+                         "mean_ratio": mean_ratio, "within_noise": mean_ratio <= 1.5}
         rows += [{"variant": name, "term": k, "diff": diffs[k], "noise": noise[k], "noise_max": noise_max[k], "ratio": ratio[k],
                   "final plain": windows("plain", k)[-1], "final fast": windows(name, k)[-1]} for k in terms]
     return summary, rows
