@@ -267,13 +267,15 @@ def validate(cfg: Config) -> Config:
     from .methods import METHODS
     from .nets import DISCRIMINATORS, GENERATORS, INITS, NORMS
     from .schedule import POLICIES
+    from .train.state import ADAM_IMPLS, COMPILE_MODES, PRECISIONS
 
     choices = {
         "model.method": (cfg.model.method, METHODS.names()), "model.generator": (cfg.model.generator, GENERATORS.names()),
         "model.discriminator": (cfg.model.discriminator, DISCRIMINATORS.names()), "model.norm": (cfg.model.norm, NORMS),
         "model.init": (cfg.model.init, INITS), "loss.gan_mode": (cfg.loss.gan_mode, GAN_MODES),
         "data.preprocess": (cfg.data.preprocess, PREPROCESS), "optim.lr_policy": (cfg.optim.lr_policy, POLICIES),
-        "train.precision": (cfg.train.precision, ("fp32", "bf16", "fp16", "auto")), "data.direction": (cfg.data.direction, ("AtoB", "BtoA")),
+        "train.precision": (cfg.train.precision, PRECISIONS), "data.direction": (cfg.data.direction, ("AtoB", "BtoA")),
+        "train.adam": (cfg.train.adam, ADAM_IMPLS), "train.compile_mode": (cfg.train.compile_mode, COMPILE_MODES),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
