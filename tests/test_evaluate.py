@@ -125,6 +125,17 @@ def test_evaluate_max_images_and_default_out(tiny_run):
     assert not (run / "eval" / "epoch_0001" / "AtoB").exists()
 
 
+def test_evaluate_size(tiny_run, tmp_path: Path):
+    """--size resizes inputs (and nearest-resizes seg ground truth) before translating."""
+    run, root, _ = tiny_run
+    out = tmp_path / "out"
+    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "seg,cycle", "--size", "16",
+                 "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["size"] == 16 and 0 <= report["metrics"]["AtoB"]["per_pixel_acc"] <= 1
+    assert read_image(out / "BtoA" / "rec" / "img_000.png", 3).shape == (3, 16, 16)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--metrics", "bleu"], "unknown metric 'bleu'"),
     (["--metrics", "content"], "needs a classifier"),

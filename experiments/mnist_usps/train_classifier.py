@@ -53,8 +53,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--augment", choices=["none", "affine"], default="affine",
-                   help="affine: random rotation +-10 deg, shift +-10%%, scale 0.9-1.1 per image (default)")
+    p.add_argument("--augment", choices=["none", "affine"], default="none",
+                   help="none (default, the judge of docs/evaluation.md) | affine: random rotation +-10 deg, "
+                        "shift +-10%%, scale 0.9-1.1 per image (a judge so robust that untranslated MNIST scores 94%%)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine may be shared)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

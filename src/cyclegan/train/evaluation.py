@@ -11,7 +11,9 @@ Two numbers come out of a run with evaluation on, and they are not the same thin
 
 Logged per evaluation, to log.jsonl and TensorBoard: `eval/<direction>/<name>` for every value, and
 `eval/<metric>` for the headline number (mean over directions; seg: its one direction), plus
-`eval/best_<metric>` so far. Only rank 0 evaluates; the training RNG is left untouched.
+`eval/best_<metric>` so far. Test images are resized to data.crop_size first when training uses
+resize_and_crop (the reference's test.py does the same). Only rank 0 evaluates; the training RNG is left
+untouched.
 """
 
 from __future__ import annotations
@@ -86,8 +88,10 @@ class EvaluationHook:
             raise UserError("in-training evaluation (train.eval_every_epochs) needs data.root holding testA/ and testB/")
         test_a, test_b = test_folders(root)
         classifier = getattr(t, "eval_classifier", "") or None
+        # at the training crop size when training resizes (as the reference's test.py), else as stored
+        size = cfg.data.crop_size if cfg.data.preprocess == "resize_and_crop" else 0
         setup = EvalSetup(test_a, test_b, metrics=(t.eval_metric,), classifier_b=classifier,
-                          max_images=t.eval_images, batch_size=16)
+                          max_images=t.eval_images, batch_size=16, size=size)
         from ..methods import METHODS
 
         directions = tuple(METHODS.get(cfg.model.method).directions)
