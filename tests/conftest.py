@@ -56,3 +56,15 @@ TINY = [
 @pytest.fixture
 def tiny_overrides() -> list[str]:
     return list(TINY)
+
+
+def flat_tensors(tree, prefix: str = ""):
+    """(path, tensor) for every tensor in a nested dict/list checkpoint tree."""
+    if isinstance(tree, torch.Tensor):
+        yield prefix, tree
+    elif isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from flat_tensors(v, f"{prefix}/{k}")
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from flat_tensors(v, f"{prefix}/{i}")

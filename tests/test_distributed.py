@@ -28,7 +28,7 @@ from cyclegan.config import build_config
 from cyclegan.distributed import (DistContext, any_rank, local_batchnorm, mean_over_ranks, prepare_nets, rank_part,
                                   rank_seed, saved_world_size, select_rank_state)
 from cyclegan.train import create_state, train
-from conftest import write_images
+from conftest import flat_tensors, write_images
 
 TIMEOUT_S = 120
 TINY = ["model.generator=resnet_6blocks", "model.ngf=8", "model.ndf=8", "data.load_size=36", "data.crop_size=32",
@@ -147,17 +147,6 @@ def _save_nets(nets, path: Path) -> None:
                 "grads": {k: p.grad.clone() for k, p in nets.named_parameters() if p.grad is not None}}, path)
 
 
-def _tensors(tree, prefix=""):
-    if isinstance(tree, torch.Tensor):
-        yield prefix, tree
-    elif isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _tensors(v, f"{prefix}/{k}")
-    elif isinstance(tree, list):
-        for i, v in enumerate(tree):
-            yield from _tensors(v, f"{prefix}/{i}")
-
-
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     write_images(tmp_path / "data" / "trainA", 8, seed=1)
@@ -209,7 +198,7 @@ def test_resume_under_two_processes_is_bit_identical_and_only_rank0_writes(data,
     resumed, _ = load_tree(tmp_path / "part" / "checkpoints" / "latest.state.safetensors")
     assert full["progress"] == resumed["progress"] and full["progress"]["step"] == 6
     assert saved_world_size(full) == 2 and set(full["ranks"]) == {"1"}
-    a, b = dict(_tensors(full)), dict(_tensors(resumed))
+    a, b = dict(flat_tensors(full)), dict(flat_tensors(resumed))
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"resumed run differs at {k}"

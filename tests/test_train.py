@@ -8,18 +8,7 @@ import torch
 from cyclegan.checkpoint import load_tree
 from cyclegan.config import build_config
 from cyclegan.train import create_state, train, train_step
-from conftest import HORSE2ZEBRA, needs_horse2zebra
-
-
-def _tensors(tree, prefix=""):
-    if isinstance(tree, torch.Tensor):
-        yield prefix, tree
-    elif isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _tensors(v, f"{prefix}/{k}")
-    elif isinstance(tree, list):
-        for i, v in enumerate(tree):
-            yield from _tensors(v, f"{prefix}/{i}")
+from conftest import HORSE2ZEBRA, flat_tensors, needs_horse2zebra
 
 
 def test_resume_is_bit_identical(image_root, tiny_overrides, tmp_path):
@@ -32,7 +21,7 @@ def test_resume_is_bit_identical(image_root, tiny_overrides, tmp_path):
     assert resumed.state.step == 9
     a, _ = load_tree(tmp_path / "straight" / "checkpoints" / "latest.state.safetensors")
     b, _ = load_tree(tmp_path / "resumed" / "checkpoints" / "latest.state.safetensors")
-    ta, tb = dict(_tensors(a)), dict(_tensors(b))
+    ta, tb = dict(flat_tensors(a)), dict(flat_tensors(b))
     assert ta.keys() == tb.keys()
     for k in ta:
         if "/rng/" in k:

@@ -13,6 +13,8 @@ translation | reconstruction, one row per image, all images).
 
 from __future__ import annotations
 
+import abc
+
 import html
 import json
 import math
@@ -137,14 +139,16 @@ def test_folders(data: str | Path | None, test_a: str | Path | None = None,
 
 # ---------------------------------------------------------------------------------------------- scorers
 
-class Scorer:
+class Scorer(abc.ABC):
     """Consumes batches of one direction and returns named values at the end."""
 
+    @abc.abstractmethod
     def update(self, files: list[Path], inputs: torch.Tensor, fakes: torch.Tensor, recs: torch.Tensor | None) -> None:
-        raise NotImplementedError
+        """Take one batch: inputs, their translations and (if computed) reconstructions."""
 
+    @abc.abstractmethod
     def result(self) -> dict[str, float]:
-        raise NotImplementedError
+        """The named values over everything seen."""
 
 
 class InceptionScorer(Scorer):

@@ -7,6 +7,7 @@ history pools, then runs the discriminator phase.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -43,7 +44,7 @@ class NetSpec:
         return cls(d["kind"], d["name"], dict(d["kwargs"]))
 
 
-class Method:
+class Method(abc.ABC):
     """Base class. Subclasses set `generators`, `discriminators`, `directions` and the two losses."""
 
     name = "base"
@@ -54,8 +55,9 @@ class Method:
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
+    @abc.abstractmethod
     def specs(self) -> dict[str, NetSpec]:
-        raise NotImplementedError
+        """Every network of the method by name, as a rebuildable spec."""
 
     def build_networks(self) -> nn.ModuleDict:
         """Create and initialise all networks (draws from torch's default generator: seed it first)."""
@@ -69,13 +71,13 @@ class Method:
         """Discriminators that have a nonzero adversarial weight (the others are not trained)."""
         return self.discriminators
 
+    @abc.abstractmethod
     def generator_loss(self, nets: nn.ModuleDict, batch: dict) -> tuple[Losses, dict[str, Tensor]]:
         """Weighted loss terms of the generator phase, and the fakes for each active discriminator."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, Tensor]) -> Losses:
         """Weighted loss terms of the discriminator phase, `fakes` already passed through the pools."""
-        raise NotImplementedError
 
     def inference_nets(self) -> tuple[str, ...]:
         """Networks a model snapshot holds: all that `translator` uses (default: the directions' values;
@@ -95,9 +97,9 @@ class Method:
             raise UserError(f"method {self.name} translates {', '.join(self.directions)}, not {direction!r}")
         return nets[self.directions[direction]]
 
+    @abc.abstractmethod
     def samples(self, nets: nn.ModuleDict, batch: dict) -> list[list[Tensor]]:
         """Rows of images for a progress grid (each row a list of (B, C, H, W) tensors)."""
-        raise NotImplementedError
 
 
 METHODS: Registry[type[Method]] = Registry("method")
