@@ -4,7 +4,7 @@ A freshly initialised model of the chosen generator is saved as a model snapshot
 `cyclegan.translate.load_translator` (weights do not change the speed), then `Translator.__call__`
 (uint8 in, padding, the network, uint8 out) is timed on random images. Variants are interleaved per
 round as in train_step.py: fp32 (what `cyclegan translate` runs) and, on request, bfloat16/float16
-autocast and channels_last around the same network, with the largest output difference against fp32
+autocast (the translator's own `precision` switch) and channels_last around the same network, with the largest output difference against fp32
 in 8-bit levels.
 
     python benchmarks/translate.py --sizes 256 1024
@@ -47,20 +47,26 @@ def build_translator(generator: str, device: torch.device, folder: Path):
     return load_translator(path, "AtoB", device)
 
 
-def variant_fn(translator, spec: str, device: torch.device):
-    """Wrap the translator's network for a variant: 'bf16', 'fp32+cl', ..."""
+def variant_fn(translator, spec: str):
+    """The network call and autocast dtype of a variant: 'bf16' (what `translate --precision bf16` runs),
+    'fp32+cl' (channels_last inputs), ..."""
     tokens = spec.split("+")
     dtype = next((DTYPES[t] for t in tokens if t in DTYPES), None)
-    channels_last = "cl" in tokens
     net = translator.fn
+    if "cl" not in tokens:
+        return net, dtype
+    return (lambda x: net(x.contiguous(memory_format=torch.channels_last))), dtype
 
-    def fn(x):
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with ctx:
-            return net(x).float()
-    return fn, channels_last
+
+@contextlib.contextmanager
+def as_variant(translator, fn, dtype):
+    """Run the translator with this network call and autocast dtype, then restore it."""
+    saved = translator.fn, translator.autocast
+    translator.fn, translator.autocast = fn, dtype
+    try:
+        yield translator
+    finally:
+        translator.fn, translator.autocast = saved
 
 
 def main(argv=None) -> dict:
@@ -90,29 +96,21 @@ def main(argv=None) -> dict:
             images = torch.randint(0, 256, (args.batch_size, translator.in_ch, size, size), dtype=torch.uint8, generator=g)
             runs = {}
             for spec in specs:
-                fn, _ = variant_fn(translator, spec, device)
-                runs[spec] = {"fn": fn, "times": [], "extra": 0, "absolute": 0}
+                fn, dtype = variant_fn(translator, spec)
+                runs[spec] = {"fn": fn, "dtype": dtype, "times": [], "extra": 0, "absolute": 0}
                 print(f"{size}x{size} {spec}: warm-up", flush=True)
-                base_fn = translator.fn
-                translator.fn = fn
-                try:
+                with as_variant(translator, fn, dtype):
                     runs[spec]["output"] = translator(images).cpu()
-                finally:
-                    translator.fn = base_fn
             for r in range(args.rounds):
                 for spec in specs[r % len(specs):] + specs[:r % len(specs)]:
                     run = runs[spec]
-                    base_fn, translator.fn = translator.fn, run["fn"]
-                    try:
-                        with PeakMemory(device) as mem:
-                            for _ in range(args.iters):
-                                sync(device)
-                                t = time.perf_counter()
-                                translator(images)
-                                sync(device)
-                                run["times"].append(time.perf_counter() - t)
-                    finally:
-                        translator.fn = base_fn
+                    with as_variant(translator, run["fn"], run["dtype"]), PeakMemory(device) as mem:
+                        for _ in range(args.iters):
+                            sync(device)
+                            t = time.perf_counter()
+                            translator(images)
+                            sync(device)
+                            run["times"].append(time.perf_counter() - t)
                     run["extra"] = max(run["extra"], mem.extra)
                     run["absolute"] = max(run["absolute"], mem.absolute)
                     run["method"] = mem.method

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -46,6 +47,11 @@ def test_train_then_translate(trained_run, capsys):
     assert sorted(p.name for p in out.glob("*.png")) == ["img_000.png", "img_001.png"]
     assert Image.open(out / "img_000.png").size == (40, 36)  # the input's own size
     assert "2 images written" in capsys.readouterr().out
+    bf16 = trained_run / "out_bf16"
+    assert main(["translate", "-c", str(run), "--direction", "BtoA", str(trained_run / "data" / "testB"),
+                 "--out", str(bf16), "--precision", "bf16", "--no-gallery"]) == 0
+    a, b = (np.asarray(Image.open(d / "img_000.png")).astype(int) for d in (out, bf16))
+    assert a.shape == b.shape and np.abs(a - b).mean() < 2
 
 
 def test_existing_run_needs_resume(trained_run, capsys):

@@ -32,6 +32,21 @@ def test_padding_does_not_change_aligned_images():
     assert torch.equal(_translator(net, 4)(x), (direct + 1).mul(127.5).round().clamp(0, 255).to(torch.uint8))
 
 
+def test_bf16_precision_runs_the_network_in_bf16_and_stays_close():
+    net = create_generator("resnet_6blocks", ngf=8).eval()
+    seen = []
+    net.model[1].register_forward_hook(lambda m, i, o: seen.append(o.dtype))  # the first convolution
+    x = torch.randint(0, 256, (2, 3, 30, 34), dtype=torch.uint8)
+    fp32 = _translator(net, 4)(x)
+    t = _translator(net, 4)
+    t.autocast = torch.bfloat16
+    bf16 = t(x)
+    assert seen == [torch.float32, torch.bfloat16]
+    assert bf16.shape == fp32.shape and bf16.dtype == torch.uint8
+    diff = (bf16.int() - fp32.int()).abs()
+    assert 0 < diff.max() <= 16 and diff.float().mean() < 2  # rounded differently, same picture
+
+
 def test_translate_folder_writes_same_names_and_gallery(tmp_path):
     write_images(tmp_path / "in" / "sub", 3, size=(41, 29), ext=".jpg")
     (tmp_path / "in" / "broken.png").write_bytes(b"nope")

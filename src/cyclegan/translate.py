@@ -6,6 +6,7 @@ the output has the input's exact size and aspect ratio; `size` resizes instead (
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import html
 import os
@@ -40,6 +41,7 @@ class Translator:
     description: str = ""
     min_size: int = 8  # smallest side the network accepts (ResNet: 2x2 at the bottleneck for its reflection pads)
     per_image: bool = False  # batch statistics in use (train-mode batch norm): batching would mix images
+    autocast: torch.dtype | None = None  # run the network under autocast in this dtype (bf16/fp16), else fp32
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -52,8 +54,10 @@ class Translator:
             # reflect needs the pad smaller than the side; replicate covers tiny images
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
-        y = self.fn(x)
-        y = y[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w]
+        ctx = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()
+        with ctx:
+            y = self.fn(x)
+        y = y.float()[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w]
         return to_uint8(y)
 
 
@@ -64,14 +68,26 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
 
 
 def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None, train_mode: bool | None = None,
-                    netG: str | None = None, **net_kwargs) -> Translator:
+                    netG: str | None = None, precision: str = "fp32", **net_kwargs) -> Translator:
     """Load a translator from a run directory, a `.model.safetensors`/`.state.safetensors` file, or a
     reference `.pth` generator state dict (architecture inferred or given by netG/net_kwargs).
 
     train_mode: run the networks in train mode (dropout on, batch statistics), as the reference's
     test.py does without --eval; None uses the method's default.
+    precision: fp32 | bf16 | fp16 | auto (bf16 where the device runs it natively): autocast for the forward
+    pass; outputs are rounded to 8 bits either way (docs/performance.md has the speed and the differences).
     """
+    from .train.state import resolve_precision
+    from .train.step import AUTOCAST
+
     device = _pick_device(device)
+    dtype = AUTOCAST[resolve_precision(precision, device.type)]
+    translator = _load(checkpoint, direction, device, train_mode, netG, **net_kwargs)
+    translator.autocast = dtype
+    return translator
+
+
+def _load(checkpoint, direction, device, train_mode, netG, **net_kwargs) -> Translator:
     path = Path(checkpoint)
     if path.suffix in (".pth", ".pt"):
         from .reference import load_reference_generator
