@@ -31,9 +31,8 @@ from cyclegan import checkpoint as ckpt  # noqa: E402
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.methods import create_method  # noqa: E402
 from cyclegan.train.loop import model_meta  # noqa: E402
+from cyclegan.train.step import AUTOCAST  # noqa: E402
 from cyclegan.translate import load_translator  # noqa: E402
-
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build_translator(generator: str, device: torch.device, folder: Path):
@@ -51,7 +50,7 @@ def variant_fn(translator, spec: str):
     """The network call and autocast dtype of a variant: 'bf16' (what `translate --precision bf16` runs),
     'fp32+cl' (channels_last inputs), ..."""
     tokens = spec.split("+")
-    dtype = next((DTYPES[t] for t in tokens if t in DTYPES), None)
+    dtype = next((AUTOCAST[t] for t in tokens if t in AUTOCAST), None)
     net = translator.fn
     if "cl" not in tokens:
         return net, dtype

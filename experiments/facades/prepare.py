@@ -21,9 +21,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image
-
 import numpy as np
+from PIL import Image
 
 from cyclegan.data.aligned import split_aligned_folder
 from cyclegan.data.files import find_images

@@ -14,7 +14,6 @@ translation | reconstruction, one row per image, all images).
 from __future__ import annotations
 
 import abc
-
 import html
 import json
 import math
