@@ -47,6 +47,13 @@ def test_bf16_precision_runs_the_network_in_bf16_and_stays_close():
     assert 0 < diff.max() <= 16 and diff.float().mean() < 2  # rounded differently, same picture
 
 
+def test_unknown_precision_error_names_the_argument(tmp_path):
+    f = tmp_path / "g.pth"
+    torch.save(create_generator("resnet_6blocks", ngf=4).state_dict(), f)
+    with pytest.raises(UserError, match=r"^precision='fp8'.*choose one of fp32"):
+        load_translator(f, precision="fp8", device="cpu")
+
+
 def test_translate_folder_writes_same_names_and_gallery(tmp_path):
     write_images(tmp_path / "in" / "sub", 3, size=(41, 29), ext=".jpg")
     (tmp_path / "in" / "broken.png").write_bytes(b"nope")

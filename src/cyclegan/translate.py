@@ -81,7 +81,7 @@ def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None
     from .train.step import AUTOCAST
 
     device = _pick_device(device)
-    dtype = AUTOCAST[resolve_precision(precision, device.type)]
+    dtype = AUTOCAST[resolve_precision(precision, device.type, option="precision")]
     translator = _load(checkpoint, direction, device, train_mode, netG, **net_kwargs)
     translator.autocast = dtype
     return translator

@@ -82,11 +82,12 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 
 @functools.lru_cache(maxsize=None)
-def resolve_precision(name: str, device_type: str) -> str:
+def resolve_precision(name: str, device_type: str, option: str = "train.precision") -> str:
     """The autocast precision to run: `name` itself, or for "auto" bf16 where the device computes
-    it natively (CUDA with bf16 support; CPUs with AVX-512 BF16 or AMX), else fp32."""
+    it natively (CUDA with bf16 support; CPUs with AVX-512 BF16 or AMX), else fp32. `option` names
+    the setting in the error message."""
     if name not in PRECISIONS:
-        raise UserError(f"train.precision={name!r}: choose one of {', '.join(PRECISIONS)}")
+        raise UserError(f"{option}={name!r}: choose one of {', '.join(PRECISIONS)}")
     if name != "auto":
         return name
     if device_type == "cuda":
