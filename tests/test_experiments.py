@@ -36,7 +36,7 @@ def load_script(relpath: str):
 def test_mnist_usps_prepare(tmp_path: Path):
     prepare = load_script("mnist_usps/prepare.py")
     assert prepare.main(["--data", str(MNIST_USPS), "--out", str(tmp_path)]) == 0
-    counts = {"trainA": 5000, "testA": 5000, "trainB": 7291, "testB": 2007}
+    counts = {"trainA": 5000, "testA": 5000, "trainB": 7291, "testB": 2007, "val/testA": 1000, "val/testB": 1000}
     for name, n in counts.items():
         labels = read_labels(tmp_path / name / "labels.csv")
         assert len(labels) == n == len(list((tmp_path / name).glob("*.png")))
@@ -46,6 +46,12 @@ def test_mnist_usps_prepare(tmp_path: Path):
     assert read_labels(tmp_path / "trainA" / "labels.csv")["00001"] == 2
     with Image.open(tmp_path / "testB" / "00000.png") as img:
         assert img.size == (32, 32) and img.mode == "L"
+    # the validation split repeats training images (never test images): same pixels, same labels
+    for domain in "AB":
+        assert read_labels(tmp_path / "val" / f"test{domain}" / "labels.csv") == dict(
+            list(read_labels(tmp_path / f"train{domain}" / "labels.csv").items())[:1000])
+        assert (tmp_path / "val" / f"test{domain}" / "00999.png").read_bytes() == (
+            tmp_path / f"train{domain}" / "00999.png").read_bytes()
 
 
 def _bar_digits(folder: Path, n: int, seed: int) -> None:

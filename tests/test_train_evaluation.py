@@ -122,3 +122,22 @@ def test_from_config(data_root: Path, tmp_path: Path):
         EvaluationHook.from_config(_cfg(data_root, ["train.eval_every_epochs=1", "train.eval_metric=bleu"]))
     with pytest.raises(UserError, match="classifier"):
         EvaluationHook.from_config(_cfg(data_root, ["train.eval_every_epochs=1", "train.eval_metric=content"]))
+
+
+def test_eval_root_selects_on_a_validation_split(data_root: Path, tmp_path: Path):
+    """train.eval_root: in-training scores come from that folder's testA/testB, not data.root's test split."""
+    val = tmp_path / "val"
+    for i, name in enumerate(("testA", "testB")):
+        write_images(val / name, 2, (40, 36), seed=10 + i)
+    cfg = _cfg(data_root, EVAL + [f"train.eval_root={val}"])
+    hook = EvaluationHook.from_config(cfg)
+    assert Path(hook.setup.test_a) == val / "testA" and Path(hook.setup.test_b) == val / "testB"
+    run = tmp_path / "run"
+    train(cfg, run, hooks=hook)
+    logged = _eval_records(run)[-1]["eval/cycle"]
+    best = run / "checkpoints" / BEST_NAME
+    translators = {d: load_translator(best, d, "cpu") for d in ("AtoB", "BtoA")}
+    assert evaluate_translators(translators, hook.setup, "cycle").headline == pytest.approx(logged, rel=1e-6)
+    test_split = EvaluationHook.from_config(_cfg(data_root, EVAL)).setup
+    assert evaluate_translators(translators, test_split, "cycle").headline != pytest.approx(logged, rel=1e-3)
+    assert f"validation images in {val}" in json.loads((run / "best.json").read_text())["note"]

@@ -6,6 +6,10 @@ never used) and the last 5,000 become `testA/` (evaluation only). USPS keeps its
 `trainB/` = USPS train (7,291), `testB/` = USPS test (2,007). Every folder gets a `labels.csv`
 (`file,label`); image files are named `<index>.png` in the source order.
 
+`val/testA` and `val/testB` repeat the first 1,000 images of trainA and trainB: a validation split for
+in-training evaluation (`train.eval_root`), so that the best snapshot is chosen with the *source* labels
+(which domain adaptation may use) and never on test images.
+
 Both domains are resized to 32x32 with bicubic antialiased resampling: MNIST from 28x28 (digit in a
 20x20 box with a 4-pixel margin), USPS from 16x16 (digit filling the frame), so the domains also
 differ in digit scale and stroke, which the translation has to learn.
@@ -24,6 +28,7 @@ from PIL import Image
 
 SIZE = 32
 MNIST_TRAIN = 5000  # first half of MNIST test -> trainA, second half -> testA
+VAL = 1000  # val/testA, val/testB: the first images of trainA, trainB
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -48,7 +53,7 @@ def write_folder(folder: Path, images: np.ndarray, labels: np.ndarray, size: int
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder with t10k-*-idx*-ubyte.gz and usps.npz")
-    p.add_argument("--out", type=Path, required=True, help="output folder (trainA, testA, trainB, testB)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (trainA, testA, trainB, testB, val/)")
     p.add_argument("--size", type=int, default=SIZE, help="image side in pixels (default 32)")
     args = p.parse_args(argv)
     mnist_x = read_idx(args.data / "t10k-images-idx3-ubyte.gz")
@@ -59,6 +64,8 @@ def main(argv=None) -> int:
         "testA": (mnist_x[MNIST_TRAIN:], mnist_y[MNIST_TRAIN:]),
         "trainB": (usps["train_images"], usps["train_labels"]),
         "testB": (usps["test_images"], usps["test_labels"]),
+        "val/testA": (mnist_x[:VAL], mnist_y[:VAL]),
+        "val/testB": (usps["train_images"][:VAL], usps["train_labels"][:VAL]),
     }
     for name, (x, y) in splits.items():
         write_folder(args.out / name, x, y, args.size)

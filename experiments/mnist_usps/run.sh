@@ -7,8 +7,9 @@
 #    its accuracy on the untranslated testA ("no translation").
 # 3. CycleGAN MNIST<->USPS: ResNet-6 (ngf 32), PatchGAN (ndf 16), batch 8, no identity loss, EPOCHS + EPOCHS
 #    epochs (constant, then linear decay) of 5,000 image pairs (625 steps each), one thread; in-training
-#    content score on the first 1,000 testA images every epoch keeps checkpoints/best (best-over-training,
-#    chosen on test data).
+#    content score on the validation split (data/val: 1,000 training images of each domain, scored with
+#    the MNIST labels, which training never uses) every epoch keeps checkpoints/best, chosen without
+#    looking at test data.
 # 4. evaluation of the final model (and of the best snapshot) on all 5,000 testA images.
 #
 #   experiments/mnist_usps/run.sh [DATA] [WORK]     # defaults: ../shared/data/mnist_usps runs/mnist_usps
@@ -32,7 +33,8 @@ cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
   --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf=16 --set loss.lambda_identity="$IDENTITY" \
   --set train.batch_size=8 --set train.seed="$SEED" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
   --set train.eval_every_epochs=1 --set train.eval_metric=content \
-  --set train.eval_classifier="$WORK/usps_cnn.safetensors" --set train.eval_images=1000 --no-progress
+  --set train.eval_classifier="$WORK/usps_cnn.safetensors" --set train.eval_images=1000 \
+  --set train.eval_root="$WORK/data/val" --no-progress
 cyclegan evaluate "$WORK/cyclegan" --data "$WORK/data" --metrics content,cycle \
   --classifier-b "$WORK/usps_cnn.safetensors" --out "$WORK/cyclegan/eval/latest"
 cyclegan evaluate "$WORK/cyclegan/checkpoints/best.model.safetensors" --data "$WORK/data" --metrics content,cycle \

@@ -98,6 +98,7 @@ class TrainConfig:
     eval_metric: str = "fid"            # metric for in-training evaluation / best checkpoint
     eval_images: int = 100              # test images per direction for in-training evaluation
     eval_classifier: str = ""           # eval_metric=content: classifier file of domain-B images (cyclegan.content)
+    eval_root: str = ""                 # folder with testA/, testB/ to evaluate on (default data.root); a validation split keeps the best snapshot free of test data
     progress: bool = True               # show a progress bar
 
 

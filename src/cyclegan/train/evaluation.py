@@ -5,6 +5,8 @@ Two numbers come out of a run with evaluation on, and they are not the same thin
 - best-over-training: `checkpoints/best.model.safetensors` and `best.json` hold the snapshot whose
   in-training score (on the first `train.eval_images` test images per direction) was best. It was chosen
   by looking at test data, so it is optimistic; much of the literature reports this kind of number.
+  With `train.eval_root` pointing at a validation split (a folder with its own testA/, testB/), the
+  choice sees no test data, and the best snapshot's test score is an honest one.
 - final: `checkpoints/latest.model.safetensors` at the end of training, chosen by nothing.
 `cyclegan evaluate RUN` scores the final model on the whole test split; pass
 `RUN/checkpoints/best.model.safetensors` to score the best one, and say which one a reported figure is.
@@ -69,13 +71,14 @@ class EvaluationHook:
         check_setup(setup, directions)
         self._inception = None
         self._tb = None
+        self.source = "test images (chosen on test data)"
 
     @classmethod
     def from_config(cls, cfg: Config, resume_dir: str | Path | None = None) -> "EvaluationHook | None":
         """The hook that cfg.train asks for, or None when eval_every_epochs is 0.
 
-        Test images come from data.root/testA and data.root/testB (when resuming, data.root of the run's
-        config.json); eval_classifier is the domain-B classifier for eval_metric=content (labels from
+        Test images come from train.eval_root/testA and testB when set, else data.root/testA and
+        data.root/testB (when resuming, data.root of the run's config.json); eval_classifier is the domain-B classifier for eval_metric=content (labels from
         testA/labels.csv).
         """
         t = cfg.train
@@ -84,8 +87,10 @@ class EvaluationHook:
         root = cfg.data.root
         if resume_dir is not None and (Path(resume_dir) / "config.json").is_file():
             root = json.loads((Path(resume_dir) / "config.json").read_text())["data"]["root"] or root
+        root = t.eval_root or root
         if not root:
-            raise UserError("in-training evaluation (train.eval_every_epochs) needs data.root holding testA/ and testB/")
+            raise UserError("in-training evaluation (train.eval_every_epochs) needs data.root (or train.eval_root) "
+                            "holding testA/ and testB/")
         test_a, test_b = test_folders(root)
         classifier = getattr(t, "eval_classifier", "") or None
         # at the training crop size when training resizes (as the reference's test.py), else as stored
@@ -95,7 +100,9 @@ class EvaluationHook:
         from ..methods import METHODS
 
         directions = tuple(METHODS.get(cfg.model.method).directions)
-        return cls(setup, t.eval_metric, t.eval_every_epochs, directions)
+        hook = cls(setup, t.eval_metric, t.eval_every_epochs, directions)
+        hook.source = f"validation images in {t.eval_root}" if t.eval_root else "test images (chosen on test data)"
+        return hook
 
     def _inception_model(self):
         if self._inception is None and self.metric in ("fid", "kid"):
@@ -146,8 +153,8 @@ class EvaluationHook:
         meta = {**model_meta(state), "best": dict(state.best)}
         nets = {k: state.nets[k] for k in state.method.inference_nets()}
         ckpt.save_model(run_dir / "checkpoints" / BEST_NAME, nets, meta)
-        note = ("best over in-training evaluations on the first images_per_direction test images per direction "
-                "(chosen on test data); the final model is checkpoints/latest.model.safetensors")
+        note = (f"best over in-training evaluations on the first images_per_direction {self.source} per direction; "
+                "the final model is checkpoints/latest.model.safetensors")
         (run_dir / "best.json").write_text(json.dumps({**state.best, "checkpoint": f"checkpoints/{BEST_NAME}",
                                                        "note": note}, indent=2) + "\n")
 
