@@ -125,6 +125,19 @@ def test_evaluate_max_images_and_default_out(tiny_run):
     assert not (run / "eval" / "epoch_0001" / "AtoB").exists()
 
 
+def test_evaluate_one_direction(tiny_run, tmp_path: Path):
+    """--direction AtoB: the same AtoB values as a full run (F still reconstructs), and no BtoA at all."""
+    run, root, clf_path = tiny_run
+    both, one = tmp_path / "both", tmp_path / "one"
+    common = ["--data", str(root), "--metrics", "cycle,content", "--classifier-b", str(clf_path), "--quiet"]
+    assert main(["evaluate", str(run), *common, "--out", str(both)]) == 0
+    assert main(["evaluate", str(run), *common, "--out", str(one), "--direction", "AtoB"]) == 0
+    full, single = (json.loads((d / "metrics.json").read_text()) for d in (both, one))
+    assert single["images"] == {"AtoB": 3} and list(single["metrics"]) == ["AtoB"]
+    assert single["metrics"]["AtoB"] == full["metrics"]["AtoB"]
+    assert not (one / "BtoA").exists() and (one / "AtoB" / "index.html").is_file()
+
+
 def test_evaluate_size(tiny_run, tmp_path: Path):
     """--size resizes inputs (and nearest-resizes seg ground truth) before translating."""
     run, root, _ = tiny_run

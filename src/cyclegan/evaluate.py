@@ -381,20 +381,24 @@ def default_out_dir(checkpoint: str | Path) -> Path:
 
 
 def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, train_mode: bool | None = None,
-             gallery: bool = True, progress: bool = True) -> dict:
+             gallery: bool = True, progress: bool = True, only: str | None = None) -> dict:
     """Translate both test folders completely, compute `setup.metrics`, write results into out_dir.
 
+    only: "AtoB" or "BtoA" scores that direction alone (the other network still reconstructs).
     Returns the dict written to metrics.json: {"metrics": {direction: {name: value}}, "images": ..., ...}.
     """
     t0 = time.time()
     out_dir = Path(out_dir)
     path = ckpt.resolve_checkpoint(checkpoint, "model")
     meta = checkpoint_meta(path)
-    directions = [d for d in DIRECTIONS if d in meta.get("directions", {})]
-    if not directions:
+    available = [d for d in DIRECTIONS if d in meta.get("directions", {})]
+    if not available:
         raise UserError(f"{path}: records no translation directions; is it a `cyclegan train` checkpoint?")
+    if only is not None and only not in available:
+        raise UserError(f"{path}: has no {only} direction (it has {', '.join(available)})")
+    directions = [only] if only else available
     check_setup(setup, directions)
-    translators = {d: load_translator(path, d, setup.device, train_mode) for d in directions}
+    translators = {d: load_translator(path, d, setup.device, train_mode) for d in available}
     inception = None
     if any(m in setup.metrics for m in ("fid", "kid")):
         from .metrics.features import InceptionLoader

@@ -50,6 +50,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="resize test images to SIZExSIZE before translating (bicubic; seg ground truth nearest), e.g. "
                         "the training crop size of a reduced-scale model, as the reference's test.py does (default: each "
                         "image's own size)")
+    p.add_argument("--direction", choices=["both", "AtoB", "BtoA"], default="both",
+                   help="score both directions (default) or only one, e.g. AtoB for --metrics content with --classifier-b")
     p.add_argument("--max-images", type=int, default=0, help="only the first N test images per direction (default 0 = all)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (same-size images are batched)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -80,7 +82,8 @@ def run(args) -> int:
                       args.seg_direction, args.palette, args.inception_weights, args.kid_subsets, args.kid_subset_size,
                       args.batch_size, args.max_images, args.size, device)
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint)
-    report = evaluate(args.checkpoint, setup, out, args.train_mode, gallery=not args.no_gallery, progress=not args.quiet)
+    report = evaluate(args.checkpoint, setup, out, args.train_mode, gallery=not args.no_gallery, progress=not args.quiet,
+                      only=None if args.direction == "both" else args.direction)
     print(f"{report['checkpoint']} (step {report['step']}, epoch {report['epoch']}): "
           + ", ".join(f"{d} {n} images" for d, n in report["images"].items()) + f", {report['seconds']:.0f} s")
     print(markdown_table(report["metrics"]))
