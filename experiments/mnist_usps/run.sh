@@ -36,6 +36,6 @@ cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
   --set train.eval_classifier="$WORK/usps_cnn.safetensors" --set train.eval_images=1000 \
   --set train.eval_root="$WORK/data/val" --no-progress
 cyclegan evaluate "$WORK/cyclegan" --data "$WORK/data" --metrics content,cycle \
-  --classifier-b "$WORK/usps_cnn.safetensors" --direction AtoB --out "$WORK/cyclegan/eval/latest"
+  --classifier-b "$WORK/usps_cnn.safetensors" --out "$WORK/cyclegan/eval/latest"
 cyclegan evaluate "$WORK/cyclegan/checkpoints/best.model.safetensors" --data "$WORK/data" --metrics content,cycle \
   --classifier-b "$WORK/usps_cnn.safetensors" --direction AtoB --out "$WORK/cyclegan/eval/best"
