@@ -337,10 +337,10 @@ def run_direction(fwd: Translator, back: Translator | None, files: list[Path], s
 
     Returns [(input, translation file, reconstruction file)] when out_dir is given, else [].
     """
-    from tqdm import tqdm
+    from .progress import progress_bar
 
     written = []
-    bar = tqdm(total=len(files), unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(files), unit="img", disable=not progress, leave=False)
     for names, inputs in iter_batches(files, fwd.in_ch, batch_size, size):
         fakes = fwd(inputs).cpu()
         recs = back(fakes).cpu() if back is not None else None

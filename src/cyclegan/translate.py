@@ -202,9 +202,9 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
     if translator.per_image:  # as the reference's test.py (batch size 1): each image its own batch statistics
         batch_size = 1
     written, failed = [], []
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    bar = tqdm(total=len(items), unit="img", disable=not progress)
+    bar = progress_bar(total=len(items), unit="img", disable=not progress)
     for group, batch in _batches(items, translator, size, batch_size):
         if batch is None:
             failed.append((group[0][0], group[0][2]))

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
-from tqdm import tqdm
+from ..progress import progress_bar
 
 from ..errors import UserError
 from .cache import atomic_write, cache_dir
@@ -87,7 +87,7 @@ def file_features(model: torch.nn.Module, files: Sequence[Path], batch_size: int
     """(N, 2048) float32 pool3 features of image files, in the given order."""
     device = next(model.parameters()).device
     loader = torch.utils.data.DataLoader(_Images(files), batch_size=batch_size, num_workers=num_workers)
-    feats = [model(batch.to(device)).cpu() for batch in tqdm(loader, disable=not progress, desc="inception",
+    feats = [model(batch.to(device)).cpu() for batch in progress_bar(loader, disable=not progress, desc="inception",
                                                               unit="batch", leave=False)]
     return torch.cat(feats).numpy()
 

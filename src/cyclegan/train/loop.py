@@ -179,13 +179,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
     last_save = time.time()
     steps_per_epoch = len(sampler)
     try:
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
         total_steps = state.total_epochs * steps_per_epoch
         if cfg.train.max_steps:
             total_steps = min(total_steps, cfg.train.max_steps)
-        bar = tqdm(total=total_steps, initial=min(state.step, total_steps), unit="it", dynamic_ncols=True,
-                   disable=not (is_main and cfg.train.progress))
+        bar = progress_bar(total=total_steps, initial=min(state.step, total_steps), unit="it", dynamic_ncols=True,
+                           disable=not (is_main and cfg.train.progress))
         while state.epoch < state.total_epochs:
             epoch = state.epoch
             lr = cfg.optim.lr * lr_factor(cfg.optim.lr_policy, epoch, cfg.optim.n_epochs, cfg.optim.n_epochs_decay,
