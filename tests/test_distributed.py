@@ -128,8 +128,9 @@ def _job_one_step(dist: DistContext, tmp: Path, writes: _WriteRecorder) -> None:
 
 
 def _job_resume(dist: DistContext, tmp: Path, writes: _WriteRecorder) -> None:
-    # pools of 2 fill after 2 steps, then swap at random; dropout draws from the global RNG
-    extra = ("loss.pool_size=2", "model.dropout=true", "loss.lambda_identity=0.5")
+    # pools of 2 fill after 2 steps, then swap at random; dropout draws from the global RNG; the moving
+    # averages of the generators are saved and restored too
+    extra = ("loss.pool_size=2", "model.dropout=true", "loss.lambda_identity=0.5", "optim.ema_decay=0.9")
     kw = dict(rank=dist.rank, world_size=dist.world_size, reduce_grads=dist.reduce_grads)
     writes.on = True
     full = train(_config(tmp / "data", *extra, "train.max_steps=6"), tmp / "full", **kw)
@@ -198,6 +199,7 @@ def test_resume_under_two_processes_is_bit_identical_and_only_rank0_writes(data,
     resumed, _ = load_tree(tmp_path / "part" / "checkpoints" / "latest.state.safetensors")
     assert full["progress"] == resumed["progress"] and full["progress"]["step"] == 6
     assert saved_world_size(full) == 2 and set(full["ranks"]) == {"1"}
+    assert set(full["ema"]) == {"G_A", "G_B"}
     a, b = dict(flat_tensors(full)), dict(flat_tensors(resumed))
     assert a.keys() == b.keys()
     for k in a:

@@ -13,7 +13,7 @@
 # 4. evaluation of the final model (and of the best snapshot) on all 5,000 testA images.
 #
 #   experiments/mnist_usps/run.sh [DATA] [WORK]     # defaults: ../shared/data/mnist_usps runs/mnist_usps
-#   EPOCHS=5 IDENTITY=0.5 SEED=1 experiments/mnist_usps/run.sh ...   # the other rows of docs/evaluation.md
+#   EPOCHS=5 IDENTITY=0.5 SEED=1 EMA=0.999 experiments/mnist_usps/run.sh ...   # the other rows of docs/evaluation.md
 #
 # Defaults (EPOCHS=4, IDENTITY=0): 25 min of training on one core, 92.6% on all 5,000 testA images.
 set -euo pipefail
@@ -24,6 +24,7 @@ HERE=$(dirname "$0")
 EPOCHS=${EPOCHS:-4}
 IDENTITY=${IDENTITY:-0}
 SEED=${SEED:-0}
+EMA=${EMA:-0}   # optim.ema_decay: > 0 keeps a moving average of the generators (snapshots and scores use it)
 
 python "$HERE/prepare.py" --data "$DATA" --out "$WORK/data"
 python "$HERE/train_classifier.py" --data "$WORK/data" --out "$WORK/usps_cnn.safetensors" --augment none
@@ -31,7 +32,7 @@ cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
   --set data.channels_a=1 --set data.channels_b=1 --set data.preprocess=none --set data.load_size=32 \
   --set data.crop_size=32 --set data.flip=false --set data.max_images=5000 --set data.workers=0 \
   --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf=16 --set loss.lambda_identity="$IDENTITY" \
-  --set train.batch_size=8 --set train.seed="$SEED" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
+  --set train.batch_size=8 --set train.seed="$SEED" --set optim.ema_decay="$EMA" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
   --set train.eval_every_epochs=1 --set train.eval_metric=content \
   --set train.eval_classifier="$WORK/usps_cnn.safetensors" --set train.eval_images=1000 \
   --set train.eval_root="$WORK/data/val" --no-progress
@@ -39,3 +40,7 @@ cyclegan evaluate "$WORK/cyclegan" --data "$WORK/data" --metrics content,cycle \
   --classifier-b "$WORK/usps_cnn.safetensors" --out "$WORK/cyclegan/eval/latest"
 cyclegan evaluate "$WORK/cyclegan/checkpoints/best.model.safetensors" --data "$WORK/data" --metrics content,cycle \
   --classifier-b "$WORK/usps_cnn.safetensors" --direction AtoB --out "$WORK/cyclegan/eval/best"
+if [ "$EMA" != "0" ]; then  # the trained (not averaged) weights of the final step, for comparison
+  cyclegan evaluate "$WORK/cyclegan/checkpoints/latest.state.safetensors" --data "$WORK/data" --metrics content,cycle \
+    --classifier-b "$WORK/usps_cnn.safetensors" --out "$WORK/cyclegan/eval/latest_raw"
+fi

@@ -77,6 +77,8 @@ class OptimConfig:
     lr_decay_epochs: int = 50           # step policy: multiply by lr_gamma every this many epochs
     lr_gamma: float = 0.1               # step/plateau decay factor
     plateau_patience: int = 5           # plateau policy: epochs without improvement before decaying
+    ema_decay: float = 0.0              # keep an exponential moving average of the generators' weights (e.g. 0.999;
+                                        # 0 = off); snapshots and evaluation then use the average
 
 
 @dataclass
@@ -285,6 +287,8 @@ def validate(cfg: Config) -> Config:
                        ("model.ngf", cfg.model.ngf), ("model.ndf", cfg.model.ndf)):
         if value < 1:
             raise UserError(f"{key} must be at least 1, got {value}")
+    if not 0.0 <= cfg.optim.ema_decay < 1.0:
+        raise UserError(f"optim.ema_decay must be in [0, 1) (0 turns the average off), got {cfg.optim.ema_decay}")
     if cfg.data.preprocess in ("resize_and_crop", "scale_width_and_crop") and cfg.data.load_size < cfg.data.crop_size:
         raise UserError(f"data.load_size ({cfg.data.load_size}) is smaller than data.crop_size ({cfg.data.crop_size})")
     return cfg

@@ -46,9 +46,11 @@ def _unwrap(net: nn.Module) -> nn.Module:
 
 
 def live_translators(state: TrainState) -> dict[str, Translator]:
-    """Translators over the networks being trained, one per direction the method has."""
+    """Translators over the networks being trained (their moving averages when kept), one per direction
+    the method has."""
     method = state.method
     nets = nn.ModuleDict({k: _unwrap(v) for k, v in state.nets.items()})
+    nets.update({k: v for k, v in (state.ema or {}).items()})
     device = next(nets.parameters()).device
     out = {}
     for d, name in method.directions.items():
@@ -114,16 +116,18 @@ class EvaluationHook:
     def evaluate(self, state: TrainState):
         """Score the current networks (eval mode, RNG forked) and put them back as they were."""
         translators = live_translators(state)
-        modes = {k: net.training for k, net in state.nets.items()}
+        nets = list(state.nets.values()) + list((state.ema or {}).values())
+        modes = [net.training for net in nets]
         test_train_mode = getattr(state.method, "test_train_mode", False)
         device = next(state.nets.parameters()).device
         try:
-            state.nets.train(test_train_mode)
+            for net in nets:
+                net.train(test_train_mode)
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 return evaluate_translators(translators, self.setup, self.metric, self._inception_model())
         finally:
-            for k, net in state.nets.items():
-                net.train(modes[k])
+            for net, mode in zip(nets, modes):
+                net.train(mode)
 
     def epoch_end(self, state: TrainState, run_dir: str | Path) -> None:
         if state.epoch % self.every:
@@ -151,8 +155,7 @@ class EvaluationHook:
         from .loop import model_meta
 
         meta = {**model_meta(state), "best": dict(state.best)}
-        nets = {k: state.nets[k] for k in state.method.inference_nets()}
-        ckpt.save_model(run_dir / "checkpoints" / BEST_NAME, nets, meta)
+        ckpt.save_model(run_dir / "checkpoints" / BEST_NAME, state.inference_nets(), meta)
         note = (f"best over in-training evaluations on the first images_per_direction {self.source} per direction; "
                 "the final model is checkpoints/latest.model.safetensors")
         (run_dir / "best.json").write_text(json.dumps({**state.best, "checkpoint": f"checkpoints/{BEST_NAME}",

@@ -64,7 +64,7 @@ def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None =
         d = run_dir / "checkpoints"
         meta = model_meta(state)
         ckpt.save_tree(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})
-        inference = {k: state.nets[k] for k in state.method.inference_nets()}
+        inference = state.inference_nets()
         ckpt.save_model(d / "latest.model.safetensors", inference, meta)
         if snapshot_tag:
             ckpt.save_model(d / f"{snapshot_tag}.model.safetensors", inference, meta)
@@ -186,7 +186,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
             total_steps = min(total_steps, cfg.train.max_steps)
         bar = progress_bar(total=total_steps, initial=min(state.step, total_steps), unit="it", dynamic_ncols=True,
                            disable=not (is_main and cfg.train.progress))
-        while state.epoch < state.total_epochs:
+        if cfg.train.max_steps and state.step >= cfg.train.max_steps:  # resumed at the step limit: nothing to do
+            stopped_early = True
+        while state.epoch < state.total_epochs and not stopped_early:
             epoch = state.epoch
             lr = cfg.optim.lr * lr_factor(cfg.optim.lr_policy, epoch, cfg.optim.n_epochs, cfg.optim.n_epochs_decay,
                                           cfg.optim.lr_decay_epochs, cfg.optim.lr_gamma, state.plateau.get("factor", 1.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import shutil
@@ -32,10 +33,17 @@ class TrainState:
     skipped_images: int = 0       # corrupt images skipped so far
     plateau: dict = field(default_factory=dict)
     best: dict = field(default_factory=dict)  # {"metric", "value", "epoch", "step"} of the best evaluation
+    ema: nn.ModuleDict | None = None  # moving averages of the inference networks (optim.ema_decay > 0)
 
     @property
     def total_epochs(self) -> int:
         return self.cfg.optim.n_epochs + self.cfg.optim.n_epochs_decay
+
+    def inference_nets(self) -> dict[str, nn.Module]:
+        """The networks a snapshot holds and evaluation scores: the moving averages when kept, else
+        the networks being trained."""
+        source = self.ema if self.ema is not None else self.nets
+        return {k: source[k] for k in self.method.inference_nets()}
 
     def state_dict(self) -> dict:
         return {
@@ -44,6 +52,7 @@ class TrainState:
             "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
             "pools": {k: p.state_dict() for k, p in self.pools.items()},
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "ema": {k: v.state_dict() for k, v in self.ema.items()} if self.ema is not None else None,
             "rng": {"cpu": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
@@ -60,6 +69,10 @@ class TrainState:
             p.load_state_dict(tree["pools"][k], device)
         if self.scaler is not None and tree.get("scaler"):
             self.scaler.load_state_dict(tree["scaler"])
+        if self.ema is not None:  # a run that kept no average starts one from the weights it resumes with
+            saved = tree.get("ema") or {}
+            for k, net in self.ema.items():
+                net.load_state_dict(saved[k] if k in saved else _unwrap(self.nets[k]).state_dict())
         torch.set_rng_state(tree["rng"]["cpu"])
         if tree["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(tree["rng"]["cuda"])
@@ -69,7 +82,33 @@ class TrainState:
 
 
 def _unwrap(net: nn.Module) -> nn.Module:
-    return getattr(net, "_orig_mod", net)
+    net = getattr(net, "_orig_mod", net)
+    return getattr(net, "module", net)
+
+
+def make_ema(nets: nn.ModuleDict, names) -> nn.ModuleDict:
+    """Frozen copies of `names` (the inference networks), to hold moving averages of their weights."""
+    ema = nn.ModuleDict({k: copy.deepcopy(_unwrap(nets[k])) for k in names})
+    return ema.requires_grad_(False).eval()
+
+
+@torch.no_grad()
+def update_ema(ema: nn.ModuleDict, nets: nn.ModuleDict, decay: float, step: int) -> None:
+    """avg <- d * avg + (1 - d) * w for every parameter (buffers copied), with the warm-up
+    d = min(decay, (1 + step) / (10 + step)) so that early averages are not dominated by the random
+    initialisation (as TensorFlow's ExponentialMovingAverage with num_updates). Averaging the
+    generator's iterates (Yazici et al. 2019) smooths the oscillation of adversarial training."""
+    d = min(decay, (1 + step) / (10 + step))
+    avg, live, avg_buf, live_buf = [], [], [], []
+    for k, e in ema.items():
+        net = _unwrap(nets[k])
+        avg += list(e.parameters())
+        live += list(net.parameters())
+        avg_buf += list(e.buffers())
+        live_buf += list(net.buffers())
+    torch._foreach_lerp_(avg, [p.detach() for p in live], 1.0 - d)
+    for a, b in zip(avg_buf, live_buf):
+        a.copy_(b)
 
 
 def _params(nets: nn.ModuleDict, names) -> list[nn.Parameter]:
@@ -190,6 +229,7 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState
     opt_d = torch.optim.Adam(_params(nets, active), **adam) if active else None
     pools = {name: ImagePool(cfg.loss.pool_size, seed=rank_seed(cfg.train.seed * 1000 + i, rank, "pool")) for i, name in enumerate(active)}
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    ema = make_ema(nets, method.inference_nets()) if o.ema_decay > 0 else None
     if cfg.train.compile:
         nets = compile_networks(nets, device, cfg.train.compile_mode)
-    return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler)
+    return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler, ema=ema)

@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .state import TrainState, resolve_precision
+from .state import TrainState, resolve_precision, update_ema
 
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -63,6 +63,8 @@ def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None 
     loss_g = torch.stack([t.float() for t in terms.values()]).sum()
     _backward_step(loss_g, state.opt_g, [p for g in gens for p in g.parameters()], state.scaler, reduce_grads)
     set_requires_grad(discs, True)
+    if state.ema is not None:
+        update_ema(state.ema, nets, state.cfg.optim.ema_decay, state.step)
 
     out = {k: v.detach() for k, v in terms.items()}
     if state.opt_d is not None and fakes:
