@@ -16,7 +16,8 @@ first step doubles as the fidelity check: loss terms and per-network gradients a
 
 Variant specs are tokens joined by "+": a precision (fp32 | bf16 | fp16 | auto), `cl` (channels_last),
 `compile` (torch.compile, inductor), an Adam kernel (forloop | foreach | fused; default: the trainer's
-`auto`), `default` (the trainer's own defaults). Without --variants, one variant is built from
+`auto`), `ema` (moving average of the generators, optim.ema_decay=0.999), `default` (the trainer's own
+defaults). Without --variants, one variant is built from
 --precision / --channels-last / --compile.
 """
 
@@ -63,8 +64,10 @@ def variant_overrides(spec: str, device: torch.device) -> list[str]:
             out.append("train.compile=true")
         elif t in ADAMS:
             out.append(f"train.adam={t}")
+        elif t == "ema":
+            out.append("optim.ema_decay=0.999")
         elif t not in ("default", "plain"):
-            raise SystemExit(f"unknown token {t!r} in variant {spec!r}; use fp32|bf16|fp16|auto, cl, compile, forloop|foreach|fused, default")
+            raise SystemExit(f"unknown token {t!r} in variant {spec!r}; use fp32|bf16|fp16|auto, cl, compile, forloop|foreach|fused, ema, default")
     return out
 
 
