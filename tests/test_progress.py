@@ -2,7 +2,7 @@
 
 import time
 
-from cyclegan.progress import progress_bar
+from cyclegan.progress import LOG_INTERVAL_S, progress_bar
 
 
 def test_redirected_bar_is_sparse(capsys):
@@ -17,3 +17,11 @@ def test_explicit_interval_wins(capsys):
     for _ in progress_bar(range(50), mininterval=0, miniters=1):
         pass
     assert capsys.readouterr().err.count("\r") >= 50
+
+
+def test_slow_redirected_bar_is_not_redrawn_by_the_monitor_thread(capsys):
+    # at a few seconds per step tqdm's monitor thread forces a redraw every `maxinterval` (10 s by
+    # default), which a log then shows every 10-15 s; both intervals must be the log interval
+    bar = progress_bar(total=10)
+    assert bar.mininterval == bar.maxinterval == LOG_INTERVAL_S
+    bar.close()

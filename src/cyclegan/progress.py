@@ -14,4 +14,6 @@ def progress_bar(iterable=None, **kwargs):
 
     if not sys.stderr.isatty():
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
+        # tqdm's monitor thread redraws a slow bar every `maxinterval` (10 s) regardless of mininterval
+        kwargs.setdefault("maxinterval", max(LOG_INTERVAL_S, kwargs["mininterval"]))
     return tqdm(iterable, **kwargs)
