@@ -94,6 +94,20 @@ def test_evaluate_cli_values(tiny_run, tmp_path: Path):
     assert m["AtoB"]["content_acc"] == pytest.approx(float((clf.predict(fake_b) == truth).float().mean()))
     assert m["AtoB"]["content_untranslated"] == pytest.approx(float((clf.predict(xa) == truth).float().mean()))
     assert "content_acc" not in m["BtoA"]  # no domain-A classifier given
+    # per class and confusions, from the same predictions
+    pred, pred_raw = clf.predict(fake_b), clf.predict(xa)
+    per_class = report["details"]["AtoB"]["content"]["per_class"]
+    for c in (0, 1):
+        rows = truth == c
+        assert per_class[clf.classes[c]] == {"images": int(rows.sum()),
+                                             "translated": float((pred[rows] == c).float().mean()),
+                                             "untranslated": float((pred_raw[rows] == c).float().mean())}
+    confusion = report["details"]["AtoB"]["content"]["confusion"]
+    assert sum(map(sum, confusion)) == 3 and sum(confusion[i][i] for i in range(len(confusion))) == int((pred == truth).sum())
+    wrong = [(int(t), int(p)) for t, p in zip(truth, pred) if t != p]
+    assert sum(c["count"] for c in report["details"]["AtoB"]["content"]["top_confusions"]) == len(wrong)
+    assert "BtoA" not in report["details"]  # cycle and seg have no details; no domain-A classifier
+    assert "AtoB, content per class" in (out / "metrics.md").read_text()
     # seg on AtoB only: one confusion matrix over the three maps; majority class 1 baseline
     conf = sum(confusion_matrix(colors_to_labels(t.permute(1, 2, 0).numpy(), FACADES_PALETTE),
                                 colors_to_labels(p.permute(1, 2, 0).numpy(), FACADES_PALETTE), 12)
@@ -112,7 +126,7 @@ def test_evaluate_cli_values(tiny_run, tmp_path: Path):
     assert page.count("<tr>") == 1 + 3 and "reconstruction" in page
     for src in re.findall(r'src="([^"]+)"', page):
         assert (out / "AtoB" / src).resolve().is_file()
-    assert (out / "metrics.md").read_text().strip().endswith(markdown_table(m))
+    assert f"\n\n{markdown_table(m)}\n" in (out / "metrics.md").read_text()  # the table, then the per-class tables
     assert (out / "index.html").is_file()
 
 
@@ -179,3 +193,12 @@ def test_evaluate_fid_kid(tiny_run, tmp_path: Path, monkeypatch):
     fake, real = folder_features(out / "AtoB" / "fake", use_cache=False), folder_features(root / "testB")
     assert m["fid"] == pytest.approx(fid_from_features(fake, real), rel=1e-4)
     assert m["kid"] == pytest.approx(kid(fake, real, num_subsets=3)[0], rel=1e-4, abs=1e-6)
+
+
+def test_content_label_outside_the_classifier_is_named(tiny_run, tmp_path: Path, capsys):
+    run, root, clf_path = tiny_run
+    (root / "testA" / "labels.csv").write_text("file,label\nimg_000.png,0\nimg_001.png,7\nimg_002.png,1\n")
+    code = main(["evaluate", str(run), "--data", str(root), "--metrics", "content", "--classifier-b", str(clf_path),
+                 "--direction", "AtoB", "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0 and "img_001.png has label 7" in err and "2 classes" in err

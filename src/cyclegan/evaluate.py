@@ -47,7 +47,9 @@ EVAL_METRICS = {
     "content": "Content preservation (the FCN-score's spirit): accuracy of a classifier trained on the target "
                "domain only (--classifier-b for AtoB, --classifier-a for BtoA) on the translations, against the "
                "source images' labels (labels.csv in the source test folder, or --labels-a/--labels-b); "
-               "content_untranslated is the same classifier on the raw source images (the no-translation baseline).",
+               "content_untranslated is the same classifier on the raw source images (the no-translation baseline). "
+               "Per-class accuracies, the confusion matrix and the most frequent confusions go to metrics.json "
+               "(details) and metrics.md.",
     "cycle": "Cycle-reconstruction error: mean |F(G(x)) - x| over pixels, in [0, 1] units (no weights needed).",
 }
 # Which way is better, for picking the best checkpoint by a metric's headline value.
@@ -149,6 +151,10 @@ class Scorer(abc.ABC):
     def result(self) -> dict[str, float]:
         """The named values over everything seen."""
 
+    def details(self) -> dict:
+        """Structured results beyond the headline values (metrics.json "details"), default none."""
+        return {}
+
 
 class InceptionScorer(Scorer):
     """FID and/or KID of the translations against a folder of real target-domain images."""
@@ -229,19 +235,42 @@ class ContentScorer(Scorer):
         self.classifier = load_classifier(classifier_path, device)
         self.labels = read_labels(labels_path)
         self.labels_path = labels_path
-        self.correct = self.correct_raw = self.n = 0
+        k = len(self.classifier.classes)
+        self.conf = torch.zeros(k, k, dtype=torch.long)      # [true, predicted] counts on the translations
+        self.conf_raw = torch.zeros(k, k, dtype=torch.long)  # the same on the untranslated inputs
+        self.n = 0
 
     def update(self, files, inputs, fakes, recs) -> None:
         missing = [f.name for f in files if f.stem not in self.labels]
         if missing:
             raise UserError(f"content: {missing[0]} has no label in {self.labels_path}")
         truth = torch.tensor([self.labels[f.stem] for f in files])
-        self.correct += int((self.classifier.predict(fakes) == truth).sum())
-        self.correct_raw += int((self.classifier.predict(inputs) == truth).sum())
+        k = len(self.classifier.classes)
+        bad = [(f.name, t) for f, t in zip(files, truth.tolist()) if not 0 <= t < k]
+        if bad:
+            raise UserError(f"content: {bad[0][0]} has label {bad[0][1]} in {self.labels_path}, but the classifier "
+                            f"knows {k} classes (0-{k - 1}); fix the label or pass the classifier trained for these labels")
+        for conf, pred in ((self.conf, self.classifier.predict(fakes)), (self.conf_raw, self.classifier.predict(inputs))):
+            conf += torch.bincount(truth * k + pred, minlength=k * k).reshape(k, k)
         self.n += len(files)
 
     def result(self) -> dict[str, float]:
-        return {"content_acc": self.correct / self.n, "content_untranslated": self.correct_raw / self.n}
+        return {"content_acc": int(self.conf.trace()) / self.n, "content_untranslated": int(self.conf_raw.trace()) / self.n}
+
+    def details(self) -> dict:
+        """Per-class accuracy (translated and untranslated) and the most frequent confusions."""
+        names, conf, raw = self.classifier.classes, self.conf, self.conf_raw
+        rows = conf.sum(1)
+        per_class = {names[c]: {"images": int(rows[c]), "translated": int(conf[c, c]) / int(rows[c]),
+                                "untranslated": int(raw[c, c]) / int(rows[c])}
+                     for c in range(len(names)) if rows[c]}
+        off = conf.clone().fill_diagonal_(0)
+        order = off.flatten().argsort(descending=True)[:10]
+        k = len(names)
+        top = [{"true": names[int(i) // k], "predicted": names[int(i) % k], "count": int(off.flatten()[i])}
+               for i in order if off.flatten()[i] > 0]
+        return {"content": {"per_class": per_class, "top_confusions": top,
+                            "confusion": conf.tolist(), "classes": list(names)}}
 
 
 class CycleScorer(Scorer):
@@ -407,6 +436,7 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
     results: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
     galleries: dict[str, Path] = {}
+    details: dict[str, dict] = {}
     for d in directions:
         files = setup.files(d)
         back = translators.get(OPPOSITE[d])
@@ -418,6 +448,8 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         values: dict[str, float] = {}
         for s in scorers:
             values.update(s.result())
+            if s.details():
+                details.setdefault(d, {}).update(s.details())
         results[d], counts[d] = values, len(files)
         if gallery:
             galleries[d] = out_dir / d / "index.html"
@@ -438,12 +470,13 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         "size": setup.size or None,
         "metrics_requested": list(setup.metrics),
         "metrics": results,
+        "details": details,
         "seconds": round(time.time() - t0, 1),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(results)
-    (out_dir / "metrics.md").write_text(f"{_summary_line(report)}\n\n{table}\n")
+    (out_dir / "metrics.md").write_text(f"{_summary_line(report)}\n\n{table}\n{_content_tables(details)}")
     if gallery:
         _write_index(out_dir / "index.html", report, galleries)
     return report
@@ -452,6 +485,22 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
 def _summary_line(report: dict) -> str:
     return (f"`{report['checkpoint']}` (step {report['step']}, epoch {report['epoch']}); "
             + ", ".join(f"{d}: {n} test images" for d, n in report["images"].items()))
+
+
+def _content_tables(details: dict) -> str:
+    """Markdown: per-class accuracy and top confusions of the content metric, per direction."""
+    out = []
+    for d, det in details.items():
+        c = det.get("content")
+        if not c:
+            continue
+        out += [f"\n{d}, content per class (the classifier on translations and on the inputs):\n",
+                "| class | images | translated | untranslated |", "| --- | ---: | ---: | ---: |"]
+        out += [f"| {name} | {v['images']} | {v['translated']:.4f} | {v['untranslated']:.4f} |" for name, v in c["per_class"].items()]
+        if c["top_confusions"]:
+            out.append("\nmost frequent confusions on translations: "
+                       + ", ".join(f"{t['true']} -> {t['predicted']}: {t['count']}" for t in c["top_confusions"][:5]))
+    return "\n".join(out) + ("\n" if out else "")
 
 
 def _fmt(v) -> str:
