@@ -245,7 +245,7 @@ class ContentScorer(Scorer):
         if missing:
             raise UserError(f"content: {missing[0]} has no label in {self.labels_path}")
         truth = torch.tensor([self.labels[f.stem] for f in files])
-        k = len(self.classifier.classes)
+        k = self.conf.shape[0]
         bad = [(f.name, t) for f, t in zip(files, truth.tolist()) if not 0 <= t < k]
         if bad:
             raise UserError(f"content: {bad[0][0]} has label {bad[0][1]} in {self.labels_path}, but the classifier "
@@ -448,8 +448,9 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         values: dict[str, float] = {}
         for s in scorers:
             values.update(s.result())
-            if s.details():
-                details.setdefault(d, {}).update(s.details())
+            extra = s.details()
+            if extra:
+                details.setdefault(d, {}).update(extra)
         results[d], counts[d] = values, len(files)
         if gallery:
             galleries[d] = out_dir / d / "index.html"

@@ -34,22 +34,16 @@ from ..errors import UserError
 from ..evaluate import EVAL_METRICS, LOWER_IS_BETTER, EvalSetup, check_setup, evaluate_translators, test_folders
 from ..nets import size_multiple
 from ..translate import Translator
-from .state import TrainState
+from .state import TrainState, unwrap
 
 BEST_NAME = "best.model.safetensors"
-
-
-def _unwrap(net: nn.Module) -> nn.Module:
-    """The plain module under torch.compile / DDP wrappers (a DDP forward may run collectives)."""
-    net = getattr(net, "_orig_mod", net)
-    return getattr(net, "module", net)
 
 
 def live_translators(state: TrainState) -> dict[str, Translator]:
     """Translators over the networks being trained (their moving averages when kept), one per direction
     the method has."""
     method = state.method
-    nets = nn.ModuleDict({k: _unwrap(v) for k, v in state.nets.items()})
+    nets = nn.ModuleDict({k: unwrap(v) for k, v in state.nets.items()})
     nets.update({k: v for k, v in (state.ema or {}).items()})
     device = next(nets.parameters()).device
     out = {}

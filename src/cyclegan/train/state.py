@@ -47,7 +47,7 @@ class TrainState:
 
     def state_dict(self) -> dict:
         return {
-            "nets": {k: _unwrap(v).state_dict() for k, v in self.nets.items()},
+            "nets": {k: unwrap(v).state_dict() for k, v in self.nets.items()},
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
             "pools": {k: p.state_dict() for k, p in self.pools.items()},
@@ -61,7 +61,7 @@ class TrainState:
 
     def load_state_dict(self, tree: dict, device: torch.device) -> None:
         for k, sd in tree["nets"].items():
-            _unwrap(self.nets[k]).load_state_dict(sd)
+            unwrap(self.nets[k]).load_state_dict(sd)
         self.opt_g.load_state_dict(tree["opt_g"])
         if self.opt_d is not None and tree["opt_d"] is not None:
             self.opt_d.load_state_dict(tree["opt_d"])
@@ -72,7 +72,7 @@ class TrainState:
         if self.ema is not None:  # a run that kept no average starts one from the weights it resumes with
             saved = tree.get("ema") or {}
             for k, net in self.ema.items():
-                net.load_state_dict(saved[k] if k in saved else _unwrap(self.nets[k]).state_dict())
+                net.load_state_dict(saved[k] if k in saved else unwrap(self.nets[k]).state_dict())
         torch.set_rng_state(tree["rng"]["cpu"])
         if tree["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(tree["rng"]["cuda"])
@@ -81,14 +81,15 @@ class TrainState:
         self.skipped_images, self.plateau, self.best = p["skipped_images"], p["plateau"] or {}, p["best"] or {}
 
 
-def _unwrap(net: nn.Module) -> nn.Module:
+def unwrap(net: nn.Module) -> nn.Module:
+    """The plain module under torch.compile (`_orig_mod`) and DDP-style (`module`) wrappers."""
     net = getattr(net, "_orig_mod", net)
     return getattr(net, "module", net)
 
 
 def make_ema(nets: nn.ModuleDict, names) -> nn.ModuleDict:
     """Frozen copies of `names` (the inference networks), to hold moving averages of their weights."""
-    ema = nn.ModuleDict({k: copy.deepcopy(_unwrap(nets[k])) for k in names})
+    ema = nn.ModuleDict({k: copy.deepcopy(unwrap(nets[k])) for k in names})
     return ema.requires_grad_(False).eval()
 
 
@@ -101,12 +102,12 @@ def update_ema(ema: nn.ModuleDict, nets: nn.ModuleDict, decay: float, step: int)
     d = min(decay, (1 + step) / (10 + step))
     avg, live, avg_buf, live_buf = [], [], [], []
     for k, e in ema.items():
-        net = _unwrap(nets[k])
+        net = unwrap(nets[k])
         avg += list(e.parameters())
         live += list(net.parameters())
         avg_buf += list(e.buffers())
         live_buf += list(net.buffers())
-    torch._foreach_lerp_(avg, [p.detach() for p in live], 1.0 - d)
+    torch._foreach_lerp_(avg, live, 1.0 - d)
     for a, b in zip(avg_buf, live_buf):
         a.copy_(b)
 
@@ -161,7 +162,7 @@ def compile_networks(nets: nn.ModuleDict, device: torch.device, mode: str = "def
                         "install one or set train.compile=false")
     options = {} if backend != "inductor" or mode == "default" else {"mode": mode}
     for name in list(nets.keys()):
-        nets[name] = torch.compile(_unwrap(nets[name]), backend=backend, **options)
+        nets[name] = torch.compile(unwrap(nets[name]), backend=backend, **options)
     return nets
 
 
