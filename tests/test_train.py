@@ -84,3 +84,19 @@ def test_training_steps_on_real_horse2zebra_at_64(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     cyc = [r["cycle_A"] for r in records if "cycle_A" in r]
     assert all(torch.isfinite(torch.tensor(cyc))) and cyc[-1] < cyc[0]  # reconstruction improves
+
+
+def test_threads_setting_is_applied_and_checked(image_root, tiny_overrides, tmp_path):
+    from cyclegan.errors import UserError
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        train(build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.threads=1", "train.max_steps=1"]),
+              tmp_path / "one")
+        assert torch.get_num_threads() == 1
+        assert json.loads((tmp_path / "one" / "config.json").read_text())["train"]["threads"] == 1  # kept for resume
+        with pytest.raises(UserError, match="train.threads"):
+            train(build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.threads=-1"]), tmp_path / "bad")
+    finally:
+        torch.set_num_threads(before)

@@ -86,6 +86,7 @@ class TrainConfig:
     batch_size: int = 1                 # images per step per process (paper: 1)
     seed: int = 0                       # seeds weights, data order, crops, pools
     device: str = "auto"                # auto | cpu | cuda | cuda:N
+    threads: int = 0                    # CPU threads of the process (torch.set_num_threads; 0 = torch's default, one per core); kept on resume, since sums in another order change results
     max_steps: int = 0                  # stop (with a checkpoint) after this many steps in total (0 = no limit)
     log_every: int = 50                 # steps between loss read-backs (JSONL, TensorBoard, progress bar)
     sample_every: int = 500             # steps between sample grids (0 = only at epoch ends)
@@ -287,6 +288,8 @@ def validate(cfg: Config) -> Config:
                        ("model.ngf", cfg.model.ngf), ("model.ndf", cfg.model.ndf)):
         if value < 1:
             raise UserError(f"{key} must be at least 1, got {value}")
+    if cfg.train.threads < 0:
+        raise UserError(f"train.threads must be 0 (one per core) or a positive count, got {cfg.train.threads}")
     if not 0.0 <= cfg.optim.ema_decay < 1.0:
         raise UserError(f"optim.ema_decay must be in [0, 1) (0 turns the average off), got {cfg.optim.ema_decay}")
     if cfg.data.preprocess in ("resize_and_crop", "scale_width_and_crop") and cfg.data.load_size < cfg.data.crop_size:

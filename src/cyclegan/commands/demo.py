@@ -19,6 +19,7 @@ def add_parser(sub):
     p.add_argument("--epochs", type=int, default=4, help="epochs at constant lr, then as many decaying (default 4)")
     p.add_argument("--images", type=int, default=200, help="training images per domain (default 200)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core); 1 is faster while other jobs run")
     p.add_argument("--fresh", action="store_true", help="delete OUT first")
     return p
 
@@ -36,7 +37,7 @@ def run(args) -> int:
     run_dir = out / "run"
     print(f"1/3 data: {data} (synthetic day/night scenes, {args.images} per domain)")
     cfg = build_config(["quick"], [], [f"data.root={data}", f"optim.n_epochs={args.epochs}", f"optim.n_epochs_decay={args.epochs}",
-                                       f"train.device={args.device}", "train.sample_every=0"])
+                                       f"train.device={args.device}", f"train.threads={args.threads}", "train.sample_every=0"])
     resume = (run_dir / "checkpoints" / "latest.state.safetensors").is_file()
     print(f"2/3 training the 'quick' preset in {run_dir}" + (" (resuming)" if resume else ""))
     result = train(cfg, run_dir, resume=resume)

@@ -36,6 +36,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="images per step per process (train.batch_size); the global batch is this x the number of processes")
     p.add_argument("--max-steps", type=int, help="stop after this many steps, with a checkpoint (train.max_steps)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (train.device)")
+    p.add_argument("--threads", type=int, help="CPU threads (train.threads; default: one per core). On a shared or busy machine 1 is often faster")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], help="autocast precision (train.precision; auto: bf16 where native)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
@@ -57,7 +58,7 @@ def config_from_args(args):
     overrides = list(args.set)
     flags = {"data.dir_a": args.data_a, "data.dir_b": args.data_b, "model.method": args.method, "data.direction": args.direction,
              "optim.n_epochs": args.epochs, "optim.n_epochs_decay": args.epochs_decay, "train.batch_size": args.batch_size,
-             "train.max_steps": args.max_steps, "train.device": args.device, "train.seed": args.seed,
+             "train.max_steps": args.max_steps, "train.device": args.device, "train.seed": args.seed, "train.threads": args.threads,
              "train.precision": args.precision}
     if args.data:
         flags["data.root"] = str(args.data)

@@ -151,6 +151,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
         torch.backends.cudnn.benchmark = True
 
     validate(cfg)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     dataset = build_dataset(cfg)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
