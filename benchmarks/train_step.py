@@ -36,6 +36,8 @@ from common import MB, PeakMemory, machine, print_table, summarize, sync, tensor
 
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.train import create_state, train_step  # noqa: E402
+from cyclegan.errors import UserError  # noqa: E402
+from cyclegan.train.loop import resolve_device  # noqa: E402
 from cyclegan.train.state import resolve_precision  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -354,7 +356,10 @@ def main(argv=None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else "cpu" if args.device == "auto" else args.device)
+    try:
+        device = resolve_device(args.device)
+    except UserError as e:
+        p.error(str(e))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the training loop sets it
     args.device = str(device)

@@ -30,7 +30,8 @@ from common import MB, PeakMemory, machine, print_table, summarize, sync, write_
 from cyclegan import checkpoint as ckpt  # noqa: E402
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.methods import create_method  # noqa: E402
-from cyclegan.train.loop import model_meta  # noqa: E402
+from cyclegan.errors import UserError  # noqa: E402
+from cyclegan.train.loop import model_meta, resolve_device  # noqa: E402
 from cyclegan.train.step import AUTOCAST  # noqa: E402
 from cyclegan.translate import load_translator  # noqa: E402
 
@@ -82,7 +83,10 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else "cpu" if args.device == "auto" else args.device)
+    try:
+        device = resolve_device(args.device)
+    except UserError as e:
+        p.error(str(e))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     info = machine(device)

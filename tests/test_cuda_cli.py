@@ -1,0 +1,70 @@
+"""The command line on a CUDA device, as a GPU user runs it: train with the fast paths (bf16 or fp16 with
+its grad scaler, channels_last, fused Adam, loader workers with pinned memory), stop, resume, translate,
+export. Skipped without CUDA; benchmarks/gpu_check.sh runs it on a GPU."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan.checkpoint import load_tree
+from cyclegan.cli import main
+from conftest import TINY, flat_tensors, write_images
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+SETS = [a for o in TINY + ["data.workers=2", "train.channels_last=true"] for a in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cuda") / "data"
+    for split, n, seed in (("trainA", 6, 1), ("trainB", 5, 2), ("testA", 3, 3), ("testB", 2, 4)):
+        write_images(root / split, n, seed=seed)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cuda_run(data):
+    run = data.parent / "run"
+    assert main(["train", str(data), "--run-dir", str(run), "--preset", "quick", "--device", "cuda", "--precision", "bf16", *SETS]) == 0
+    return run
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_stop_and_resume_on_cuda_continues_the_run(data, tmp_path, precision, capsys):
+    common = ["--preset", "quick", "--device", "cuda", "--precision", precision, *SETS]
+    assert main(["train", str(data), "--run-dir", str(tmp_path / "straight"), "--max-steps", "8", *common]) == 0
+    assert main(["train", str(data), "--run-dir", str(tmp_path / "resumed"), "--max-steps", "4", *common]) == 0
+    assert "continue with: cyclegan train --resume" in capsys.readouterr().out
+    assert main(["train", "--resume", str(tmp_path / "resumed"), "--max-steps", "8"]) == 0
+    a, _ = load_tree(tmp_path / "straight" / "checkpoints" / "latest.state.safetensors")
+    b, _ = load_tree(tmp_path / "resumed" / "checkpoints" / "latest.state.safetensors")
+    assert a["progress"] == b["progress"]
+    ta, tb = dict(flat_tensors(a)), dict(flat_tensors(b))
+    assert ta.keys() == tb.keys()
+    # cuDNN may pick other (or non-deterministic) kernels in another run, so agreement to rounding, not bits;
+    # a resume that lost any state (optimizer moments, pools, grad scaler, data position) is far off this
+    for k in ta:
+        if "/rng/" not in k:
+            torch.testing.assert_close(tb[k], ta[k], rtol=1e-3, atol=1e-5, msg=k)
+    assert a["scaler"] == b["scaler"] and (a["scaler"] is not None) == (precision == "fp16"), (a["scaler"], b["scaler"])
+
+
+def test_translate_on_cuda_matches_cpu(cuda_run, data, tmp_path):
+    outs = {}
+    for device, precision in (("cpu", "fp32"), ("cuda", "bf16"), ("cuda", "fp16")):
+        out = tmp_path / f"{device}_{precision}"
+        assert main(["translate", "-c", str(cuda_run), "--direction", "AtoB", str(data / "testA"), "--out", str(out),
+                     "--device", device, "--precision", precision, "--no-gallery"]) == 0
+        outs[device, precision] = [np.asarray(Image.open(p)).astype(int) for p in sorted(out.glob("*.png"))]
+    ref = outs["cpu", "fp32"]
+    assert len(ref) == 3 and ref[0].shape == (36, 40, 3)  # the input's own size
+    for key, images in outs.items():
+        assert [i.shape for i in images] == [i.shape for i in ref], key
+        assert max(np.abs(i - r).mean() for i, r in zip(images, ref)) < 2, key
+
+
+def test_export_of_a_cuda_trained_run(cuda_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    assert main(["export", "-c", str(cuda_run), "--direction", "AtoB", "--out", str(tmp_path / "g.onnx")]) == 0  # checks itself
+    assert (tmp_path / "g.onnx").stat().st_size > 0
