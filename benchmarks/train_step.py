@@ -115,6 +115,8 @@ class Variant:
         self.cfg = make_config(args, overrides)
         self.state = create_state(self.cfg, device)
         self.precision = resolve_precision(self.cfg.train.precision, device.type)
+        if self.state.scaler is not None:  # fp16: a first step at PyTorch's initial scale (2^16) can overflow
+            self.state.scaler = torch.amp.GradScaler(device.type, init_scale=2.0**8)  # and be skipped: no fidelity
         self.batch = random_batch(args, device, self.cfg.train.channels_last)
         self.times: list[float] = []
         self.round_means: list[float] = []

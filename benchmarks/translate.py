@@ -134,7 +134,9 @@ def main(argv=None) -> dict:
     print_table(rows, [("size", "size"), ("variant", "variant"), ("s_per_batch_median", "s/batch"), ("s_min", "min"), ("s_max", "max"),
                        ("images_per_s", "img/s"), ("speedup", "speedup"), ("peak_mb", "peak MB"),
                        ("peak_above_start_mb", "above start MB"), ("max_abs_diff_levels", "max diff (of 255)")])
-    print(f"memory: {rows[0]['memory_method'] if rows else ''}; 'peak MB' is the whole process (torch runtime and model included)")
+    whole = "tensors the caching allocator handed out (model included, CUDA context not)" if device.type == "cuda" else \
+        "the whole process (torch runtime and model included)"
+    print(f"memory: {rows[0]['memory_method'] if rows else ''}; 'peak MB' is {whole}")
     out = {"config": vars(args), "machine": info, "results": rows}
     write_json(args.json, out)
     return out

@@ -43,3 +43,14 @@ def test_unreadable_checkpoints_are_user_errors(tmp_path):
         ckpt.load_tree(tmp_path / "missing.safetensors")
     with pytest.raises(UserError, match="no checkpoints/latest.model"):
         ckpt.resolve_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"", b"abc", bytes(range(256)) * 4, "truncated"])
+def test_unreadable_files_are_named(tmp_path, content):
+    path = tmp_path / "bad.safetensors"
+    if content == "truncated":
+        ckpt.save_tree(path, {"w": torch.zeros(1000)}, {})
+        content = path.read_bytes()[:-100]
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=r"bad.safetensors: not a readable safetensors checkpoint"):
+        ckpt.load_tree(path)

@@ -50,3 +50,11 @@ def test_round_trip_and_presets():
     with pytest.raises(UserError, match="unknown preset"):
         build_config(["fast"], [], [])
     assert {"paper", "quick", "gan_only", "cycle_only", "gan_forward", "gan_backward"} <= set(PRESETS)
+
+
+def test_wgangp_is_refused_in_float16():
+    from cyclegan.config import validate
+
+    validate(build_config([], [], ["loss.gan_mode=wgangp", "train.precision=bf16"]))
+    with pytest.raises(UserError, match="wgangp.*fp16.*use bf16 or fp32"):
+        validate(build_config([], [], ["loss.gan_mode=wgangp", "train.precision=fp16"]))

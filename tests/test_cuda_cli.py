@@ -9,10 +9,12 @@ from PIL import Image
 
 from cyclegan.checkpoint import load_tree
 from cyclegan.cli import main
-from conftest import TINY, flat_tensors, write_images
+from cyclegan.config import build_config
+from cyclegan.train import create_state
+from conftest import TINY, write_images
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
-SETS = [a for o in TINY + ["data.workers=2", "train.channels_last=true"] for a in ("--set", o)]
+SETS = [a for o in TINY + ["train.device=cuda", "data.workers=2", "train.channels_last=true"] for a in ("--set", o)]
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +41,26 @@ def test_stop_and_resume_on_cuda_continues_the_run(data, tmp_path, precision, ca
     assert main(["train", "--resume", str(tmp_path / "resumed"), "--max-steps", "8"]) == 0
     a, _ = load_tree(tmp_path / "straight" / "checkpoints" / "latest.state.safetensors")
     b, _ = load_tree(tmp_path / "resumed" / "checkpoints" / "latest.state.safetensors")
-    assert a["progress"] == b["progress"]
-    ta, tb = dict(flat_tensors(a)), dict(flat_tensors(b))
-    assert ta.keys() == tb.keys()
-    # cuDNN may pick other (or non-deterministic) kernels in another run, so agreement to rounding, not bits;
-    # a resume that lost any state (optimizer moments, pools, grad scaler, data position) is far off this
-    for k in ta:
-        if "/rng/" not in k:
-            torch.testing.assert_close(tb[k], ta[k], rtol=1e-3, atol=1e-5, msg=k)
-    assert a["scaler"] == b["scaler"] and (a["scaler"] is not None) == (precision == "fp16"), (a["scaler"], b["scaler"])
+    assert a["progress"] == b["progress"] and a["scaler"] == b["scaler"], (a["progress"], b["progress"], a["scaler"], b["scaler"])
+    assert (a["scaler"] is not None) == (precision == "fp16")
+    for opt in ("opt_g", "opt_d"):  # Adam's step counts, and every moment present
+        assert a[opt]["state"].keys() == b[opt]["state"].keys()
+        for i, st in a[opt]["state"].items():
+            assert torch.equal(st["step"], b[opt]["state"][i]["step"]), (opt, i)
+            assert st["step"].item() == 8 or precision == "fp16"  # the grad scaler skips steps that overflow
+    # Not bit-identical on CUDA: cuDNN picks kernels per process, and ReflectionPad2d's backward adds
+    # with atomics. Rounding noise moves the biases in front of instance norms (zero true gradient)
+    # by ~lr per step without changing any output, so the networks are compared by what they compute.
+    cfg = build_config(["quick"], [], TINY)
+    x = {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
+    outputs = []
+    for tree in (a, b):
+        state = create_state(cfg, torch.device("cpu"))
+        state.load_state_dict(tree, torch.device("cpu"))
+        with torch.no_grad():
+            outputs.append({k: net(x["A"] if k in ("G_A", "D_B") else x["B"]) for k, net in state.nets.items()})
+    for k in outputs[0]:
+        torch.testing.assert_close(outputs[1][k], outputs[0][k], rtol=1e-2, atol=1e-3, msg=k)
 
 
 def test_translate_on_cuda_matches_cpu(cuda_run, data, tmp_path):

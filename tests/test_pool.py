@@ -40,3 +40,13 @@ def test_pool_state_round_trip_continues_identically():
     b.load_state_dict(a.state_dict())
     for v in range(10, 40):
         assert torch.equal(a.query(_img(v)), b.query(_img(v)))
+
+
+def test_pool_answers_in_the_dtype_asked():
+    """A bf16 run resumed in float32 holds bf16 fakes; they come back as float32, unchanged in value."""
+    pool = ImagePool(1, seed=0)
+    pool.query(torch.full((1, 1, 2, 2), 1 / 3).bfloat16())
+    outs = [pool.query(torch.zeros(1, 1, 2, 2)) for _ in range(20)]
+    assert all(o.dtype == torch.float32 for o in outs)
+    stored = [o for o in outs if o.abs().sum() > 0]
+    assert stored and torch.equal(stored[0], torch.full((1, 1, 2, 2), 1 / 3).bfloat16().float())

@@ -86,17 +86,51 @@ def test_training_steps_on_real_horse2zebra_at_64(tmp_path):
     assert all(torch.isfinite(torch.tensor(cyc))) and cyc[-1] < cyc[0]  # reconstruction improves
 
 
-def test_threads_setting_is_applied_and_checked(image_root, tiny_overrides, tmp_path):
+def test_threads_setting_is_applied_during_the_run_and_checked(image_root, tiny_overrides, tmp_path):
+    from types import SimpleNamespace
+
     from cyclegan.errors import UserError
 
     before = torch.get_num_threads()
+    seen = []
+    hook = SimpleNamespace(epoch_end=lambda state, run_dir: seen.append(torch.get_num_threads()))
     try:
         torch.set_num_threads(2)
-        train(build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.threads=1", "train.max_steps=1"]),
-              tmp_path / "one")
-        assert torch.get_num_threads() == 1
+        train(build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.threads=1"]), tmp_path / "one", hooks=hook)
+        assert seen == [1, 1]  # at both epoch ends
+        assert torch.get_num_threads() == 2  # the caller's setting again afterwards
         assert json.loads((tmp_path / "one" / "config.json").read_text())["train"]["threads"] == 1  # kept for resume
         with pytest.raises(UserError, match="train.threads"):
             train(build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.threads=-1"]), tmp_path / "bad")
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("first,second", [("fused", "fused"), ("foreach", "fused"), ("fused", "foreach")])
+def test_resume_keeps_adam_kernel_and_layout(image_root, tiny_overrides, tmp_path, first, second):
+    """channels_last parameters get their Adam moments back in their own layout (fused Adam assumes
+    it: on the CPU it updated wrongly, on CUDA it refuses), and the kernel is the resuming run's."""
+    base = tiny_overrides + [f"data.root={image_root}", "train.channels_last=true", "loss.pool_size=0"]
+    straight = train(build_config([], [], base + [f"train.adam={first}", "train.max_steps=6"]), tmp_path / "straight")
+    train(build_config([], [], base + [f"train.adam={first}", "train.max_steps=3"]), tmp_path / "resumed")
+    resumed = train(build_config([], [], base + [f"train.adam={second}", "train.max_steps=6"]), tmp_path / "resumed", resume=True)
+    for group in resumed.state.opt_g.param_groups + resumed.state.opt_d.param_groups:
+        assert bool(group["fused"]) == (second == "fused") and bool(group["foreach"]) == (second == "foreach")
+    for p, st in resumed.state.opt_g.state.items():
+        assert st["exp_avg"].stride() == p.stride() and st["exp_avg_sq"].stride() == p.stride()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    for k, net in straight.state.nets.items():
+        if first == second:  # the same kernel all along: bit-identical
+            for (name, a), b in zip(net.state_dict().items(), resumed.state.nets[k].state_dict().values()):
+                assert torch.equal(a, b), (k, name)
+        elif k.startswith("G"):  # fused and foreach Adam round differently, and the biases before instance
+            with torch.no_grad():  # norms (zero true gradient) then drift apart by ~lr: compare outputs
+                torch.testing.assert_close(resumed.state.nets[k](x), net(x), rtol=0, atol=1e-3, msg=k)
+
+
+def test_resume_at_another_precision(image_root, tiny_overrides, tmp_path):
+    """bf16 autocast fills the pools with bf16 fakes; resumed in float32, D must still get float32."""
+    base = tiny_overrides + [f"data.root={image_root}", "loss.pool_size=1"]
+    train(build_config([], [], base + ["train.precision=bf16", "train.max_steps=3"]), tmp_path / "run")
+    resumed = train(build_config([], [], base + ["train.precision=fp32", "train.max_steps=9"]), tmp_path / "run", resume=True)
+    assert resumed.state.step == 9

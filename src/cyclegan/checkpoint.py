@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import UserError
@@ -86,7 +86,7 @@ def load_tree(path: str | Path, device: str | torch.device = "cpu") -> tuple[dic
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             raw = (f.metadata() or {}).get("cyclegan")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for corrupt headers
+    except (SafetensorError, OSError, ValueError) as e:  # not CUDA's errors (out of memory, driver): those are no file's fault
         raise UserError(f"{path}: not a readable safetensors checkpoint ({e})") from None
     if raw is None:
         raise UserError(f"{path}: a safetensors file without cyclegan metadata; pass a file written by `cyclegan train`")

@@ -288,6 +288,9 @@ def validate(cfg: Config) -> Config:
                        ("model.ngf", cfg.model.ngf), ("model.ndf", cfg.model.ndf)):
         if value < 1:
             raise UserError(f"{key} must be at least 1, got {value}")
+    if cfg.loss.gan_mode == "wgangp" and cfg.train.precision == "fp16":
+        raise UserError("loss.gan_mode=wgangp with train.precision=fp16: the gradient penalty's input gradient "
+                        "would be computed without loss scaling and can underflow in float16; use bf16 or fp32")
     if cfg.train.threads < 0:
         raise UserError(f"train.threads must be 0 (one per core) or a positive count, got {cfg.train.threads}")
     if not 0.0 <= cfg.optim.ema_decay < 1.0:

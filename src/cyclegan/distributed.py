@@ -51,8 +51,8 @@ class DistContext:
     def from_env(cls, device: str = "auto") -> "DistContext":
         """Join the process group torchrun describes in the environment (world size 1 without it).
 
-        `device` is train.device: "auto" or "cuda" put rank r on cuda:LOCAL_RANK with NCCL; "cpu"
-        (or no CUDA) uses Gloo.
+        `device` is train.device: "auto" or "cuda" put rank r on cuda:LOCAL_RANK (cuda:0 where each
+        process sees one GPU) with NCCL; "cpu" (or no CUDA) uses Gloo.
         """
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
@@ -64,10 +64,14 @@ class DistContext:
         use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
         if use_cuda:
             n_gpus = torch.cuda.device_count()
-            if local >= n_gpus:
+            if n_gpus == 1:  # a scheduler (SLURM, Kubernetes) shows each process its own GPU only
+                local_gpu = 0
+            elif local < n_gpus:
+                local_gpu = local
+            else:
                 raise UserError(f"LOCAL_RANK {local} but only {n_gpus} GPU(s) visible on this node; "
                                 f"use --nproc_per_node={n_gpus} (one process per GPU)")
-            torch.cuda.set_device(local)
+            torch.cuda.set_device(local_gpu)
         if not torch.distributed.is_initialized():
             # 30 min (NCCL's default is 10): the other ranks wait while rank 0 alone writes a
             # checkpoint or evaluates at an epoch end.

@@ -62,7 +62,10 @@ def gradient_penalty(discriminator, real: torch.Tensor, fake: torch.Tensor, weig
 
     Builds a graph (create_graph=True) so the penalty's gradient reaches D's parameters.
     """
-    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, device="cpu").to(real)
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, device="cpu")
+    if real.is_cuda:  # from pinned memory, so the copy does not wait for the GPU (no sync inside the step)
+        alpha = alpha.pin_memory()
+    alpha = alpha.to(real, non_blocking=True)
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     out = discriminator(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)

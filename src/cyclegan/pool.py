@@ -20,7 +20,8 @@ class ImagePool:
         self.generator = torch.Generator().manual_seed(seed)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, C, H, W) -> (B, C, H, W), each row either itself or a stored older image."""
+        """images (B, C, H, W) -> (B, C, H, W), each row either itself or a stored older image, in the
+        dtype of `images` (a run resumed at another precision gets its stored bf16 fakes as float32)."""
         if self.size == 0:
             return images
         out = []
@@ -31,7 +32,7 @@ class ImagePool:
                 out.append(image)
             elif torch.rand((), generator=self.generator).item() > 0.5:
                 i = int(torch.randint(0, self.size, (), generator=self.generator))
-                out.append(self.images[i].clone())
+                out.append(self.images[i].to(images.dtype, copy=True))
                 self.images[i] = image.clone()
             else:
                 out.append(image)

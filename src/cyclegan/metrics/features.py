@@ -12,6 +12,7 @@ modification times, so reference statistics of a dataset are computed once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -60,7 +61,20 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
     return 2 * x - 1
 
 
+@contextlib.contextmanager
+def _no_tf32():
+    """Inception in true float32 on CUDA too: cuDNN convolutions default to TF32 there (a 10-bit
+    mantissa), while pytorch-fid's reference statistics are float32 throughout."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
 @torch.no_grad()
+@_no_tf32()
 def tensor_features(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 50) -> np.ndarray:
     """(N, 2048) float32 pool3 features of (N, 3, H, W) images in [0, 1] (e.g. `(G(x) + 1) / 2`)."""
     device = next(model.parameters()).device
@@ -82,6 +96,7 @@ class _Images(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
+@_no_tf32()
 def file_features(model: torch.nn.Module, files: Sequence[Path], batch_size: int = 50,
                   num_workers: int = 0, progress: bool = False) -> np.ndarray:
     """(N, 2048) float32 pool3 features of image files, in the given order."""

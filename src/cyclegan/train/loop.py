@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -33,6 +34,9 @@ def resolve_device(name: str) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"device {name!r}: only {torch.cuda.device_count()} GPU(s) visible (cuda:0 to "
+                        f"cuda:{torch.cuda.device_count() - 1}); CUDA_VISIBLE_DEVICES renumbers them from 0")
     return dev
 
 
@@ -143,16 +147,37 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
         if cfg.model != saved.model:
             warnings.warn(f"{run_dir}: resuming with the saved model config; the model changes asked for are ignored")
             cfg.model = saved.model
-    is_main = rank == 0
     device = resolve_device(cfg.train.device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
+    if device.type == "cuda" and device.index is None:  # under torchrun, DistContext made cuda:LOCAL_RANK current
+        device = torch.device("cuda", torch.cuda.current_device())
     validate(cfg)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    with _process_settings(cfg.train.threads, device):
+        return _train(cfg, run_dir, tree, device, rank, world_size, reduce_grads, hooks, t0)
+
+
+@contextlib.contextmanager
+def _process_settings(threads: int, device: torch.device):
+    """The process-wide switches a run needs, restored afterwards (train() is a library call too):
+    cuDNN's autotuner and the current device on a GPU, the CPU thread count."""
+    benchmark, n_threads = torch.backends.cudnn.benchmark, torch.get_num_threads()
+    current = torch.cuda.current_device() if device.type == "cuda" else None
+    try:
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.cuda.set_device(device)  # pinned-memory thread and new tensors default to the training GPU
+        if threads:
+            torch.set_num_threads(threads)
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+        torch.set_num_threads(n_threads)
+        if current is not None:
+            torch.cuda.set_device(current)
+
+
+def _train(cfg: Config, run_dir: Path, tree: dict | None, device: torch.device, rank: int, world_size: int,
+           reduce_grads, hooks, t0: float) -> TrainResult:
+    is_main = rank == 0
     dataset = build_dataset(cfg)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,10 @@ class TrainState:
     ema: nn.ModuleDict | None = None  # moving averages of the inference networks (optim.ema_decay > 0)
 
     @property
+    def device(self) -> torch.device:
+        return next(self.nets.parameters()).device
+
+    @property
     def total_epochs(self) -> int:
         return self.cfg.optim.n_epochs + self.cfg.optim.n_epochs_decay
 
@@ -53,8 +57,8 @@ class TrainState:
             "pools": {k: p.state_dict() for k, p in self.pools.items()},
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "ema": {k: v.state_dict() for k, v in self.ema.items()} if self.ema is not None else None,
-            "rng": {"cpu": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": {"cpu": torch.get_rng_state(),  # and the training GPU's generator, if any (not all GPUs')
+                    "cuda": [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else []},
             "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                          "skipped_images": self.skipped_images, "plateau": self.plateau, "best": self.best},
         }
@@ -62,9 +66,9 @@ class TrainState:
     def load_state_dict(self, tree: dict, device: torch.device) -> None:
         for k, sd in tree["nets"].items():
             unwrap(self.nets[k]).load_state_dict(sd)
-        self.opt_g.load_state_dict(tree["opt_g"])
+        _load_optimizer(self.opt_g, tree["opt_g"])
         if self.opt_d is not None and tree["opt_d"] is not None:
-            self.opt_d.load_state_dict(tree["opt_d"])
+            _load_optimizer(self.opt_d, tree["opt_d"])
         for k, p in self.pools.items():
             p.load_state_dict(tree["pools"][k], device)
         if self.scaler is not None and tree.get("scaler"):
@@ -74,11 +78,31 @@ class TrainState:
             for k, net in self.ema.items():
                 net.load_state_dict(saved[k] if k in saved else unwrap(self.nets[k]).state_dict())
         torch.set_rng_state(tree["rng"]["cpu"])
-        if tree["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(tree["rng"]["cuda"])
+        if tree["rng"]["cuda"] and self.device.type == "cuda":  # a GPU run resumed on the CPU has no use for it
+            torch.cuda.set_rng_state(tree["rng"]["cuda"][0], self.device)
         p = tree["progress"]
         self.step, self.epoch, self.batch_in_epoch = p["step"], p["epoch"], p["batch_in_epoch"]
         self.skipped_images, self.plateau, self.best = p["skipped_images"], p["plateau"] or {}, p["best"] or {}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
+    """`opt.load_state_dict(saved)`, keeping what belongs to this run rather than to the saved one:
+    the Adam kernel options of the param groups (load_state_dict replaces whole groups, so a run
+    started on the CPU with foreach Adam would otherwise never get fused Adam on a GPU), and the
+    memory layout of the moments, which come back contiguous from the checkpoint while channels_last
+    parameters are not (CUDA's fused Adam refuses mismatched strides; the CPU one updates wrongly)."""
+    kernel = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in opt.param_groups]
+    opt.load_state_dict(saved)
+    for group, options in zip(opt.param_groups, kernel):
+        group.update(options)
+        on_device = bool(group.get("fused") or group.get("capturable"))  # where Adam keeps its step count
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            for k, v in state.items():
+                if k == "step" and torch.is_tensor(v):
+                    state[k] = v.to(device=p.device, dtype=torch.float32) if on_device else v.to("cpu")
+                elif torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def unwrap(net: nn.Module) -> nn.Module:
