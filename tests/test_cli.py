@@ -72,6 +72,27 @@ def _err(args, capsys):
     return err
 
 
+def test_resume_after_max_steps_config_trouble_and_another_folder(tmp_path, capsys, monkeypatch):
+    """The hint printed at --max-steps works as printed; a broken or lost config.json; a resume
+    started from another working directory (the data path was given relatively)."""
+    for split, n in (("trainA", 4), ("trainB", 4)):
+        write_images(tmp_path / "data" / split, n, seed=n)
+    monkeypatch.chdir(tmp_path)
+    sets = [a for o in TINY for a in ("--set", o)]
+    assert main(["train", "data", "--run-dir", "run", "--preset", "quick", "--max-steps", "3", *sets]) == 0
+    assert "continue with: cyclegan train --resume run" in capsys.readouterr().out
+    assert json.loads(Path("run/config.json").read_text())["data"]["root"] == str(tmp_path / "data")
+    monkeypatch.chdir(tmp_path / "data")
+    assert main(["train", "--resume", "../run", "--max-steps", "5"]) == 0  # a limit given again is kept
+    assert "stopped early at step 5" in capsys.readouterr().out
+    Path("../run/config.json").write_text("{broken")
+    assert "config.json is not valid JSON" in _err(["train", "--resume", "../run"], capsys)
+    Path("../run/config.json").unlink()  # then the checkpoint's copy of the configuration is used
+    assert main(["train", "--resume", "../run"]) == 0
+    out = capsys.readouterr().out
+    assert "continuing without a limit" in out and "finished at step 8 (epoch 2/2)" in out
+
+
 def test_bad_inputs_get_one_clear_line(tmp_path, trained_run, capsys):
     write_images(tmp_path / "ok" / "trainA", 2)
     (tmp_path / "ok" / "trainB").mkdir()
@@ -87,7 +108,7 @@ def test_bad_inputs_get_one_clear_line(tmp_path, trained_run, capsys):
     assert "model.generator='resnet_5' is not one of" in _err(["train", str(tmp_path / "ok"), "--run-dir", r, "--set", "model.generator=resnet_5"], capsys)
     assert "unknown config key 'model.widht'" in _err(["train", "x", "--set", "model.widht=3"], capsys)
     assert "unknown preset 'fastest'" in _err(["train", "x", "--preset", "fastest"], capsys)
-    assert "no config.json there" in _err(["train", "--resume", str(tmp_path)], capsys)
+    assert "no config.json or checkpoints/latest.state.safetensors there" in _err(["train", "--resume", str(tmp_path)], capsys)
     assert "not found" in _err(["translate", "-c", str(tmp_path / "none.safetensors"), "x", "--out", r], capsys)
     assert "no such file or folder" in _err(["translate", "-c", str(trained_run / "run"), str(tmp_path / "missing.png"), "--out", r], capsys)
     assert "translates AtoB, BtoA, not XtoY" in _err(["translate", "-c", str(trained_run / "run"), "--direction", "XtoY", "x", "--out", r], capsys)

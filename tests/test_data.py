@@ -149,3 +149,53 @@ def test_real_horse2zebra_has_grayscale_zebras_converted():
     ds = UnalignedDataset(find_images(HORSE2ZEBRA / "trainA")[:5], files, Preprocess())
     item = ds[(0, 0)]
     assert item["A"].shape == (3, 256, 256) and item["B"].shape == (3, 256, 256)
+
+
+@pytest.mark.parametrize("make", ["png16", "tif16", "tif_float", "tif_int32"])
+def test_high_bit_depth_grey_images_are_scaled_not_clipped(tmp_path, make):
+    """Pillow's own conversion turns a 16-bit grey image white (it clips at 255): scale instead."""
+    ramp = np.linspace(0, 1, 64 * 48).reshape(48, 64)
+    path = tmp_path / ("a.png" if make == "png16" else "a.tif")
+    if make in ("png16", "tif16"):
+        Image.fromarray(np.rint(ramp * 65535).astype(np.uint16)).save(path)
+    elif make == "tif_float":
+        Image.fromarray(ramp.astype(np.float32)).save(path)
+    else:
+        Image.fromarray(np.rint(ramp * 65535).astype(np.int32)).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grey, rgb = read_image(path, 1), read_image(path, 3)
+    expected = torch.from_numpy(np.rint(ramp * 255).astype(np.uint8))
+    assert grey.shape == (1, 48, 64) and int((grey[0].int() - expected.int()).abs().max()) <= 1
+    assert rgb.shape == (3, 48, 64) and torch.equal(rgb[0], grey[0]) and torch.equal(rgb[2], grey[0])
+
+
+def test_every_unusable_training_image_is_named_at_once(tmp_path):
+    from cyclegan.data import build_unaligned
+    from cyclegan.config import DataConfig
+
+    write_images(tmp_path / "trainA", 3, size=(40, 40))
+    write_images(tmp_path / "trainB", 2, size=(40, 40))
+    (tmp_path / "trainA" / "garbage.png").write_bytes(b"not an image")
+    (tmp_path / "trainA" / "zero.jpg").write_bytes(b"")
+    write_images(tmp_path / "trainA" / "small", 1, size=(20, 20))
+    cfg = DataConfig(root=str(tmp_path), load_size=40, crop_size=32, preprocess="crop", workers=0)
+    with pytest.raises(UserError) as e:
+        build_unaligned(cfg, 0)
+    msg = str(e.value)
+    assert "domain A: 3 of 6 images cannot be used" in msg and "\n" not in msg
+    assert "garbage.png" in msg and "zero.jpg" in msg and "img_000.png: image is 20x20" in msg
+    assert "remove or replace the unreadable ones" in msg and "lower data.crop_size" in msg
+
+
+def test_batches_of_images_that_keep_their_size_need_one_size(tmp_path):
+    from cyclegan.data import build_unaligned
+    from cyclegan.config import DataConfig
+
+    write_images(tmp_path / "trainA", 2, size=(40, 40))
+    write_images(tmp_path / "trainA" / "wide", 1, size=(64, 40))
+    write_images(tmp_path / "trainB", 2, size=(40, 40))
+    cfg = DataConfig(root=str(tmp_path), preprocess="none", workers=0)
+    assert len(build_unaligned(cfg, 0, batch_size=1)) == 3
+    with pytest.raises(UserError, match=r"keeps each image's size.*64x40.*--batch-size 1"):
+        build_unaligned(cfg, 0, batch_size=2)

@@ -134,3 +134,31 @@ def test_resume_at_another_precision(image_root, tiny_overrides, tmp_path):
     train(build_config([], [], base + ["train.precision=bf16", "train.max_steps=3"]), tmp_path / "run")
     resumed = train(build_config([], [], base + ["train.precision=fp32", "train.max_steps=9"]), tmp_path / "run", resume=True)
     assert resumed.state.step == 9
+
+
+def test_resume_with_another_crop_size_starts_the_pools_again(image_root, tiny_overrides, tmp_path):
+    base = tiny_overrides + [f"data.root={image_root}", "loss.pool_size=2"]
+    train(build_config([], [], base + ["train.max_steps=3"]), tmp_path / "run")
+    smaller = base + ["data.load_size=28", "data.crop_size=24", "train.max_steps=6"]
+    with pytest.warns(UserWarning, match="history pools start empty again"):
+        resumed = train(build_config([], [], smaller), tmp_path / "run", resume=True)
+    assert resumed.state.step == 6
+    assert all(im.shape[-1] == 24 for pool in resumed.state.pools.values() for im in pool.images)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["crop_size"] == 24
+
+
+def test_pools_of_images_of_several_sizes_are_saved_and_resumed(tmp_path, tiny_overrides):
+    """preprocess=none keeps each image's own size (batch 1); the pools then hold several sizes."""
+    from conftest import write_images
+
+    for split, sizes in (("trainA", [(32, 36), (40, 32), (36, 36)]), ("trainB", [(44, 40), (32, 32)])):
+        for i, size in enumerate(sizes):
+            write_images(tmp_path / "data" / split / str(i), 1, size=size, seed=i)
+    base = tiny_overrides + [f"data.root={tmp_path / 'data'}", "data.preprocess=none", "loss.pool_size=3"]
+    straight = train(build_config([], [], base + ["train.max_steps=5"]), tmp_path / "straight")
+    train(build_config([], [], base + ["train.max_steps=2"]), tmp_path / "resumed")
+    resumed = train(build_config([], [], base + ["train.max_steps=5"]), tmp_path / "resumed", resume=True)
+    for k, net in straight.state.nets.items():
+        for a, b in zip(net.parameters(), resumed.state.nets[k].parameters()):
+            assert torch.equal(a, b), k
+    assert len({im.shape for pool in resumed.state.pools.values() for im in pool.images}) > 1

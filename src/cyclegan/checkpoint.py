@@ -79,20 +79,30 @@ def save_tree(path: str | Path, tree: dict, meta: dict) -> None:
 
 def load_tree(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict, dict]:
     """Read a file written by `save_tree`: (tree, meta)."""
-    path = Path(path)
+    meta, tensors = _read(Path(path), device, tensors=True)
+    tree = _decode(meta.pop("tree"), tensors)
+    return tree, meta
+
+
+def read_meta(path: str | Path) -> dict:
+    """The metadata of a file written by `save_tree` (step, epoch, config...), from its header alone."""
+    meta, _ = _read(Path(path), "cpu", tensors=False)
+    meta.pop("tree")
+    return meta
+
+
+def _read(path: Path, device, tensors: bool) -> tuple[dict, dict]:
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found")
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             raw = (f.metadata() or {}).get("cyclegan")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            loaded = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError, ValueError) as e:  # not CUDA's errors (out of memory, driver): those are no file's fault
         raise UserError(f"{path}: not a readable safetensors checkpoint ({e})") from None
     if raw is None:
         raise UserError(f"{path}: a safetensors file without cyclegan metadata; pass a file written by `cyclegan train`")
-    meta = json.loads(raw)
-    tree = _decode(meta.pop("tree"), tensors)
-    return tree, meta
+    return json.loads(raw), loaded
 
 
 def save_model(path: str | Path, nets: dict[str, torch.nn.Module], meta: dict) -> None:

@@ -41,12 +41,21 @@ class ImagePool:
     def state_dict(self) -> dict:
         return {
             "size": self.size,
-            "images": torch.cat(self.images, 0) if self.images else torch.zeros(0),
+            # one tensor when all stored images have one size; a list where they differ (preprocess=none)
+            "images": (torch.cat(self.images, 0) if len({im.shape for im in self.images}) == 1 else list(self.images))
+            if self.images else torch.zeros(0),
             "generator": self.generator.get_state(),
         }
+
+    def clear(self) -> None:
+        """Forget the stored images (kept: the random stream)."""
+        self.images = []
 
     def load_state_dict(self, state: dict, device: torch.device | str | None = None) -> None:
         self.size = int(state["size"])
         images = state["images"]
-        self.images = [im.unsqueeze(0).to(device) for im in images] if images.numel() else []
+        if isinstance(images, list):
+            self.images = [im.to(device) for im in images]
+        else:
+            self.images = [im.unsqueeze(0).to(device) for im in images] if images.numel() else []
         self.generator.set_state(state["generator"])

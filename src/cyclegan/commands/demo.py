@@ -12,15 +12,17 @@ import json
 import shutil
 from pathlib import Path
 
+from ..errors import UserError
+
 
 def add_parser(sub):
     p = sub.add_parser("demo", help="train + translate + results page on a built-in synthetic dataset (a few CPU minutes)")
     p.add_argument("--out", default="runs/demo", help="where data, run and results go (default runs/demo)")
     p.add_argument("--epochs", type=int, default=4, help="epochs at constant lr, then as many decaying (default 4)")
     p.add_argument("--images", type=int, default=200, help="training images per domain (default 200)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto: a GPU if there is one)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: one per core); 1 is faster while other jobs run")
-    p.add_argument("--fresh", action="store_true", help="delete OUT first")
+    p.add_argument("--fresh", action="store_true", help="start over: delete the demo's data, run and results in OUT first")
     return p
 
 
@@ -31,8 +33,7 @@ def run(args) -> int:
     from ..translate import load_translator, translate_files
 
     out = Path(args.out)
-    if args.fresh and out.exists():
-        shutil.rmtree(out)
+    prepare_out(out, {"images": args.images, "epochs": args.epochs}, args.fresh)
     data = make_demo_dataset(out / "data", n_train=args.images, n_test=16)
     run_dir = out / "run"
     print(f"1/3 data: {data} (synthetic day/night scenes, {args.images} per domain)")
@@ -51,6 +52,34 @@ def run(args) -> int:
     write_results_page(out, run_dir, sections)
     print(f"results page: {out / 'index.html'}")
     return 0
+
+
+MARKER = ".cyclegan-demo"  # in OUT: the demo made this folder, with these settings
+PRODUCTS = ("data", "run", "translations", "index.html")
+
+
+def prepare_out(out: Path, settings: dict, fresh: bool) -> None:
+    """Make OUT the demo's folder. Only a folder the demo made (it holds MARKER) is ever written into
+    again or cleared, and --fresh deletes only the demo's own products in it."""
+    if settings["images"] < 1 or settings["epochs"] < 1:
+        raise UserError(f"--images and --epochs must be at least 1 (got {settings['images']} and {settings['epochs']})")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the demo's data, run and results page")
+    marker = out / MARKER
+    entries = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if entries - {MARKER, *PRODUCTS}:  # something the demo did not make
+        raise UserError(f"--out {out} holds files that `cyclegan demo` did not make; choose a new or empty folder")
+    if entries:
+        saved = json.loads(marker.read_text()) if marker.is_file() else settings  # (older versions wrote no marker)
+        if fresh:
+            for name in PRODUCTS:
+                path = out / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        elif saved != settings:
+            raise UserError(f"{out} holds a demo run made with --images {saved.get('images')} --epochs {saved.get('epochs')}; "
+                            f"add --fresh to start over with the new settings, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(settings) + "\n")
 
 
 def write_results_page(out: Path, run_dir: Path, sections) -> None:

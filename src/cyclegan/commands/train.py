@@ -7,6 +7,7 @@ import json
 import warnings
 from pathlib import Path
 
+from .. import checkpoint as ckpt
 from ..config import PRESETS, Config, build_config
 from ..errors import UserError
 
@@ -47,10 +48,7 @@ def config_from_args(args):
     """New run: defaults + presets + files + flags. Resume: the run's saved config + what is given explicitly."""
     base = None
     if args.resume:
-        saved = Path(args.resume) / "config.json"
-        if not saved.is_file():
-            raise UserError(f"--resume {args.resume}: no config.json there; is it a run directory of `cyclegan train`?")
-        base = Config.from_dict(json.loads(saved.read_text()))
+        base = saved_config(Path(args.resume))
         default = ""
     else:
         default = args.method if args.method in PRESETS else "paper"  # `--method pix2pix` gets pix2pix's defaults
@@ -62,10 +60,39 @@ def config_from_args(args):
              "train.precision": args.precision}
     if args.data:
         flags["data.root"] = str(args.data)
+    if args.resume and args.max_steps is None and base.train.max_steps:
+        step = ckpt.read_meta(Path(args.resume) / "checkpoints" / "latest.state.safetensors").get("step", 0)
+        if step >= base.train.max_steps:  # it stopped there: --resume alone goes on to the end of the schedule
+            print(f"the run stopped at its step limit ({base.train.max_steps}); continuing without a limit")
+            flags["train.max_steps"] = 0
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + overrides
     if args.no_progress:
         overrides.append("train.progress=false")
-    return build_config(presets, args.config, overrides, base)
+    cfg = build_config(presets, args.config, overrides, base)
+    for key in ("root", "dir_a", "dir_b"):  # absolute, so that a resume from another folder finds the data
+        path = getattr(cfg.data, key)
+        if path and (not args.resume or Path(path).exists()):
+            setattr(cfg.data, key, str(Path(path).resolve()))
+        elif path:
+            raise UserError(f"data folder {path} (data.{key} of {args.resume}/config.json) not found from here; give it "
+                            f"again: cyclegan train DATA --resume {args.resume} (or --data-a/--data-b)")
+    return cfg
+
+
+def saved_config(run_dir: Path) -> Config:
+    """The configuration of the run in run_dir: its config.json, else the one in its resume state."""
+    path = run_dir / "config.json"
+    if path.is_file():
+        try:
+            return Config.from_dict(json.loads(path.read_text()))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path} is not valid JSON ({e}); fix it, or delete it to resume with the configuration "
+                            "saved in the run's checkpoint") from None
+    state = run_dir / "checkpoints" / "latest.state.safetensors"
+    if not state.is_file():
+        raise UserError(f"--resume {run_dir}: no config.json or checkpoints/latest.state.safetensors there; "
+                        "is it a run directory of `cyclegan train`?")
+    return Config.from_dict(ckpt.read_meta(state)["config"])
 
 
 def run(args) -> int:

@@ -27,14 +27,31 @@ def sample_generator(seed: int, epoch: int, index: int, stream: int = 0) -> torc
     return torch.Generator().manual_seed(key)
 
 
-def validate_files(files: Sequence[Path], preprocess: Preprocess, what: str) -> None:
-    """Read each header once: unreadable files and images too small for the crop fail here, by name."""
+def validate_files(files: Sequence[Path], preprocess: Preprocess, what: str, batch_size: int = 1) -> None:
+    """Read each header once: unreadable files and images too small for the crop fail here, all of
+    them named in one error; so do images of several sizes where a batch must stack them."""
+    unreadable, small, sizes = [], [], {}
     for f in files:
         try:
             w, h = image_size(f)
         except ImageReadError as e:
-            raise UserError(f"{e}; remove or replace it ({what})") from None
-        preprocess.check_size(w, h, f)
+            unreadable.append(str(e))
+            continue
+        problem = preprocess.size_problem(w, h, f)
+        if problem:
+            small.append(problem)
+        else:
+            sizes.setdefault(preprocess.resized_size(w, h), f)
+    if unreadable or small:
+        problems = unreadable + small
+        shown = " | ".join(problems[:10]) + (f" | ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+        fixes = (["remove or replace the unreadable ones"] if unreadable else []) + ([preprocess.SIZE_FIX] if small else [])
+        raise UserError(f"{what}: {len(problems)} of {len(files)} images cannot be used ({'; '.join(fixes)}): {shown}")
+    if batch_size > 1 and not preprocess.crops and len(sizes) > 1:
+        (s1, f1), (s2, f2) = list(sizes.items())[:2]
+        raise UserError(f"{what}: data.preprocess={preprocess.mode} keeps each image's size, and a batch of {batch_size} needs "
+                        f"one size, but {f1} becomes {s1[0]}x{s1[1]} and {f2} {s2[0]}x{s2[1]}; use --batch-size 1 "
+                        "or a cropping data.preprocess (resize_and_crop, crop, scale_width_and_crop)")
 
 
 class UnalignedDataset(Dataset):
@@ -117,14 +134,14 @@ def training_folders(root: str, dir_a: str, dir_b: str) -> tuple[Path, Path]:
     return a, b
 
 
-def build_unaligned(data_cfg, seed: int) -> UnalignedDataset:
-    """The training dataset of a DataConfig, validated up front."""
+def build_unaligned(data_cfg, seed: int, batch_size: int = 1) -> UnalignedDataset:
+    """The training dataset of a DataConfig, validated up front (for batches of `batch_size`)."""
     dir_a, dir_b = training_folders(data_cfg.root, data_cfg.dir_a, data_cfg.dir_b)
     pre = Preprocess(data_cfg.preprocess, data_cfg.load_size, data_cfg.crop_size, data_cfg.flip)
     files_a = find_images(dir_a, "domain A")
     files_b = find_images(dir_b, "domain B")
     if data_cfg.max_images:
         files_a, files_b = files_a[: data_cfg.max_images], files_b[: data_cfg.max_images]
-    validate_files(files_a, pre, "domain A")
-    validate_files(files_b, pre, "domain B")
+    validate_files(files_a, pre, "domain A", batch_size)
+    validate_files(files_b, pre, "domain B", batch_size)
     return UnalignedDataset(files_a, files_b, pre, data_cfg.channels_a, data_cfg.channels_b, seed, data_cfg.serial)

@@ -55,7 +55,8 @@ def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
     """Read an image as a (C, H, W) uint8 tensor with exactly `channels` channels.
 
     EXIF orientation is applied. Grey, palette, RGBA and CMYK files are converted to the requested
-    mode (warning once per kind); `.npy` arrays must already have `channels` channels.
+    mode (warning once per kind), 16-bit and float grey images scaled to 8 bits (`_to_8_bits`);
+    `.npy` arrays must already have `channels` channels.
     """
     path = Path(path)
     if path.suffix.lower() in ARRAY_EXTENSIONS:
@@ -69,11 +70,25 @@ def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
     if channels not in _MODES:
         raise UserError(f"{path}: {channels}-channel domains need .npy (H, W, {channels}) arrays, not image files")
     want = _MODES[channels]
+    im = _to_8_bits(im)
     if im.mode != want:
         if not (im.mode == "P" and want == "RGB"):
             _warner(path, im.mode, channels)
         im = im.convert(want)
     return TF.pil_to_tensor(im)
+
+
+def _to_8_bits(im: Image.Image) -> Image.Image:
+    """Grey images of more than 8 bits as 8-bit "L", scaled rather than clipped (Pillow's own
+    convert("L") clips a 16-bit image to white): 16-bit and 32-bit integers as 0..65535 (16-bit
+    PNG/TIFF; larger values clip), floats as 0..1 (as `.npy` arrays)."""
+    if im.mode.startswith("I"):
+        a = np.asarray(im).astype(np.float64) / 65535.0
+    elif im.mode == "F":
+        a = np.asarray(im).astype(np.float64)
+    else:
+        return im
+    return Image.fromarray(np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8), "L")
 
 
 def _read_array(path: Path, channels: int) -> torch.Tensor:

@@ -46,12 +46,20 @@ class Preprocess:
             return max(m, round(w / m) * m), max(m, round(h / m) * m)
         return w, h  # crop
 
-    def check_size(self, w: int, h: int, path) -> None:
-        """Fail early, naming the file, when an image is too small for the crop."""
+    SIZE_FIX = "lower data.crop_size or use data.preprocess=resize_and_crop"
+
+    def size_problem(self, w: int, h: int, path) -> str | None:
+        """Why an image of w x h cannot be cropped (naming the file), or None."""
         rw, rh = self.resized_size(w, h)
         if self.crops and (rw < self.crop_size or rh < self.crop_size):
-            raise UserError(f"{path}: image is {w}x{h}, smaller than the crop {self.crop_size}x{self.crop_size} after "
-                            f"'{self.mode}'; lower data.crop_size or use data.preprocess=resize_and_crop")
+            return f"{path}: image is {w}x{h}, smaller than the crop {self.crop_size}x{self.crop_size} after '{self.mode}'"
+        return None
+
+    def check_size(self, w: int, h: int, path) -> None:
+        """Fail early, naming the file, when an image is too small for the crop."""
+        problem = self.size_problem(w, h, path)
+        if problem:
+            raise UserError(f"{problem}; {self.SIZE_FIX}")
 
     def params(self, w: int, h: int, generator: torch.Generator) -> tuple[int, int, bool]:
         """Draw (top, left, flip) for an image whose resized size is (w, h)."""

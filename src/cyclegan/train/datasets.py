@@ -15,4 +15,4 @@ def build_dataset(cfg: Config):
     builder = getattr(method_cls, "build_dataset", None)
     if builder is not None:
         return builder(cfg)
-    return build_unaligned(cfg.data, cfg.train.seed)
+    return build_unaligned(cfg.data, cfg.train.seed, cfg.train.batch_size)

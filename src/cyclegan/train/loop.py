@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torchvision.transforms.v2 import functional as TF
 from torch.utils.data import DataLoader
 
 from .. import checkpoint as ckpt
@@ -31,7 +32,12 @@ from .step import train_step
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device {name!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"device {name!r}: cyclegan runs on cpu or cuda (auto picks a GPU if there is one)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} requested but CUDA is not available; use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
@@ -147,6 +153,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
         if cfg.model != saved.model:
             warnings.warn(f"{run_dir}: resuming with the saved model config; the model changes asked for are ignored")
             cfg.model = saved.model
+        shape = ("crop_size", "load_size", "preprocess", "channels_a", "channels_b", "direction")
+        if any(getattr(cfg.data, k) != getattr(saved.data, k) for k in shape):
+            warnings.warn(f"{run_dir}: the images change shape on resume, so the history pools start empty again "
+                          "(not an exact continuation)")
+            tree["clear_pools"] = True
     device = resolve_device(cfg.train.device)
     if device.type == "cuda" and device.index is None:  # under torchrun, DistContext made cuda:LOCAL_RANK current
         device = torch.device("cuda", torch.cuda.current_device())
@@ -179,16 +190,18 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, device: torch.device, 
            reduce_grads, hooks, t0: float) -> TrainResult:
     is_main = rank == 0
     dataset = build_dataset(cfg)
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(cfg.to_json() + "\n")
     state = create_state(cfg, device, rank)
     if tree is not None:
         if is_main and saved_world_size(tree) != world_size:
             warnings.warn(f"{run_dir} was saved by {saved_world_size(tree)} process(es) and resumes under {world_size}: "
                           "data shards, pools and RNG streams differ, so this is not an exact continuation")
         state.load_state_dict(select_rank_state(tree, rank, rank_part(state.state_dict())), device)
+        for pool in state.pools.values() if tree.get("clear_pools") else ():
+            pool.clear()
         del tree
+    if is_main:  # after the resume state has loaded: a resume that fails leaves the run's config as it was
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(cfg.to_json() + "\n")
     if world_size > 1:
         state.nets = prepare_nets(state.nets, device)
 
@@ -303,7 +316,11 @@ def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> to
 def _sample_batch(dataset, device, channels_last, n: int = 4) -> dict:
     """A fixed batch for progress grids: the first n samples of a fixed epoch key."""
     items = [dataset[(-1, i)] for i in range(min(n, len(dataset)))]
-    return {k: _to_device(torch.stack([it[k] for it in items]), device, channels_last) for k in ("A", "B")}
+    # images of several sizes (preprocess=none, scale_width): the centres, at the smallest size of all
+    h = min(it[k].shape[-2] for it in items for k in ("A", "B"))
+    w = min(it[k].shape[-1] for it in items for k in ("A", "B"))
+    crop = [TF.center_crop(it[k], [h, w]) for k in ("A", "B") for it in items]
+    return {k: _to_device(torch.stack(crop[j * len(items):(j + 1) * len(items)]), device, channels_last) for j, k in enumerate(("A", "B"))}
 
 
 class _StopFlag:

@@ -1,0 +1,47 @@
+"""`cyclegan demo` (the README's first command) on a tiny setting, and what it may and may not delete."""
+
+import json
+
+import pytest
+
+from cyclegan.cli import main
+
+
+def _err(args, capsys) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+def test_demo_trains_translates_and_writes_a_results_page(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--epochs", "1", "--images", "4", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert f"results page: {out / 'index.html'}" in printed
+    page = (out / "index.html").read_text()
+    assert 'href="translations/AtoB/index.html"' in page and "<img" in page
+    assert len(list((out / "translations" / "AtoB").glob("*.png"))) == 16
+    assert json.loads((out / "run" / "config.json").read_text())["train"]["threads"] == 1
+    # the same command again resumes the finished run (nothing to do); other settings need --fresh
+    assert main(["demo", "--out", str(out), "--epochs", "1", "--images", "4"]) == 0
+    assert "(resuming)" in capsys.readouterr().out
+    assert "add --fresh to start over" in _err(["demo", "--out", str(out), "--epochs", "2", "--images", "4"], capsys)
+    (out / "run" / "stale.txt").write_text("x")
+    assert main(["demo", "--out", str(out), "--epochs", "1", "--images", "3", "--fresh"]) == 0
+    assert not (out / "run" / "stale.txt").exists() and len(list((out / "data" / "trainA").iterdir())) == 3
+
+
+def test_demo_never_touches_a_folder_it_did_not_make(tmp_path, capsys, monkeypatch):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.txt").write_text("keep")
+    for args in (["--out", str(mine)], ["--out", str(mine), "--fresh"]):
+        assert "did not make" in _err(["demo", *args], capsys)
+    monkeypatch.chdir(mine)
+    assert "did not make" in _err(["demo", "--out", ".", "--fresh"], capsys)
+    assert [p.name for p in mine.iterdir()] == ["chapter1.txt"] and (mine / "chapter1.txt").read_text() == "keep"
+    (tmp_path / "afile").write_text("x")
+    assert "is a file" in _err(["demo", "--out", str(tmp_path / "afile")], capsys)
+    assert "at least 1" in _err(["demo", "--out", str(tmp_path / "new"), "--epochs", "0"], capsys)
+    assert "not a device name" in _err(["demo", "--out", str(tmp_path / "new"), "--device", "gpu"], capsys)
