@@ -62,7 +62,7 @@ def test_existing_run_needs_resume(trained_run, capsys):
 def test_resume_extends_training(trained_run, capsys):
     run = trained_run / "run"
     assert main(["train", "--resume", str(run), "--epochs-decay", "2", "--no-progress"]) == 0
-    assert "finished at step 12 (epoch 3/3)" in capsys.readouterr().out.replace("step 12", "step 12")
+    assert "finished at step 12 (after epoch 3/3)" in capsys.readouterr().out
 
 
 def _err(args, capsys):
@@ -84,13 +84,13 @@ def test_resume_after_max_steps_config_trouble_and_another_folder(tmp_path, caps
     assert json.loads(Path("run/config.json").read_text())["data"]["root"] == str(tmp_path / "data")
     monkeypatch.chdir(tmp_path / "data")
     assert main(["train", "--resume", "../run", "--max-steps", "5"]) == 0  # a limit given again is kept
-    assert "stopped early at step 5" in capsys.readouterr().out
+    assert "stopped early at step 5 (in epoch 2/2)" in capsys.readouterr().out
     Path("../run/config.json").write_text("{broken")
     assert "config.json is not valid JSON" in _err(["train", "--resume", "../run"], capsys)
     Path("../run/config.json").unlink()  # then the checkpoint's copy of the configuration is used
     assert main(["train", "--resume", "../run"]) == 0
     out = capsys.readouterr().out
-    assert "continuing without a limit" in out and "finished at step 8 (epoch 2/2)" in out
+    assert "continuing without a limit" in out and "finished at step 8 (after epoch 2/2)" in out
 
 
 def test_bad_inputs_get_one_clear_line(tmp_path, trained_run, capsys):
@@ -133,3 +133,27 @@ def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "resnet_9blocks" in out and "cyclegan" in out and "quick" in out
+
+
+def test_ctrl_c_saves_and_exits_130_then_resume_goes_on(tmp_path):
+    import os
+    import signal
+    import time
+
+    for split in ("trainA", "trainB"):
+        write_images(tmp_path / "data" / split, 4, seed=len(split))
+    sets = [a for o in TINY + ["optim.n_epochs=500"] for a in ("--set", o)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "cyclegan", "train", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"),
+                             "--preset", "quick", *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log = tmp_path / "run" / "log.jsonl"
+    deadline = time.time() + 120
+    while not (log.is_file() and log.read_text().strip()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted at step" in out and "continue with: cyclegan train --resume" in out
+    step = int(out.split("interrupted at step ")[1].split()[0])
+    assert step >= 2 and (tmp_path / "run" / "checkpoints" / "latest.state.safetensors").is_file()
+    assert main(["train", "--resume", str(tmp_path / "run"), "--max-steps", str(step + 2)]) == 0

@@ -58,3 +58,38 @@ def test_wgangp_is_refused_in_float16():
     validate(build_config([], [], ["loss.gan_mode=wgangp", "train.precision=bf16"]))
     with pytest.raises(UserError, match="wgangp.*fp16.*use bf16 or fp32"):
         validate(build_config([], [], ["loss.gan_mode=wgangp", "train.precision=fp16"]))
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.log_every=0", "train.log_every must be at least 1"), ("optim.lr=-1", "optim.lr must be positive"),
+    ("loss.pool_size=-1", "loss.pool_size must be 0 or more"), ("data.max_images=-2", "data.max_images must be 0 or more"),
+    ("optim.beta1=1.5", "beta1 and optim.beta2 must be in"), ("train.max_steps=-1", "train.max_steps must be 0 or more"),
+])
+def test_out_of_range_values_are_refused(override, match):
+    from cyclegan.config import validate
+
+    with pytest.raises(UserError, match=match):
+        validate(build_config([], [], [override]))
+
+
+def test_no_epochs_at_all_is_refused():
+    from cyclegan.config import validate
+
+    validate(build_config([], [], ["optim.n_epochs=0", "optim.n_epochs_decay=1"]))
+    with pytest.raises(UserError, match="n_epochs \\+ optim.n_epochs_decay must be at least 1"):
+        validate(build_config([], [], ["optim.n_epochs=0", "optim.n_epochs_decay=0"]))
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (["data.crop_size=30", "data.load_size=34"], "crop_size=30 is not a multiple of 4.*halves the image 2 times.*use 28 or 32"),
+    (["data.crop_size=2", "data.load_size=4"], "crop_size=2 is not a multiple of 4.*use 4$"),
+    (["model.generator=unet_128", "data.crop_size=64", "data.load_size=72"], "crop_size=64 is not a multiple of 128.*7 times.*use 128"),
+])
+def test_crop_sizes_the_generator_cannot_take_are_refused(overrides, match):
+    import torch
+
+    from cyclegan.train import create_state
+
+    with pytest.raises(UserError, match=match):
+        create_state(build_config(["quick"], [], overrides + ["model.ngf=4", "model.ndf=4"]), torch.device("cpu"))
+    create_state(build_config(["quick"], [], overrides + ["model.ngf=4", "model.ndf=4", "data.preprocess=none"]), torch.device("cpu"))

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .errors import UserError
@@ -40,7 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as `warning: ...` lines (cyclegan's own; others keep their source location)."""
+    own = issubclass(category, UserWarning) and "cyclegan" in str(filename)
+    text = f"warning: {message}\n" if own else _python_warning(message, category, filename, lineno, line)
+    print(text, end="", file=file or sys.stderr)
+
+
+_python_warning = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

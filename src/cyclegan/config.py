@@ -285,9 +285,19 @@ def validate(cfg: Config) -> Config:
         if value not in allowed:
             raise UserError(f"{key}={value!r} is not one of: {', '.join(allowed)}")
     for key, value in (("train.batch_size", cfg.train.batch_size), ("data.crop_size", cfg.data.crop_size),
-                       ("model.ngf", cfg.model.ngf), ("model.ndf", cfg.model.ndf)):
+                       ("model.ngf", cfg.model.ngf), ("model.ndf", cfg.model.ndf), ("train.log_every", cfg.train.log_every),
+                       ("optim.n_epochs + optim.n_epochs_decay", cfg.optim.n_epochs + cfg.optim.n_epochs_decay)):
         if value < 1:
             raise UserError(f"{key} must be at least 1, got {value}")
+    for key, value in (("optim.n_epochs", cfg.optim.n_epochs), ("optim.n_epochs_decay", cfg.optim.n_epochs_decay),
+                       ("loss.pool_size", cfg.loss.pool_size), ("data.max_images", cfg.data.max_images),
+                       ("train.max_steps", cfg.train.max_steps), ("train.sample_every", cfg.train.sample_every)):
+        if value < 0:
+            raise UserError(f"{key} must be 0 or more, got {value}")
+    if not cfg.optim.lr > 0:
+        raise UserError(f"optim.lr must be positive, got {cfg.optim.lr}")
+    if not (0.0 <= cfg.optim.beta1 < 1.0 and 0.0 <= cfg.optim.beta2 < 1.0):
+        raise UserError(f"optim.beta1 and optim.beta2 must be in [0, 1), got {cfg.optim.beta1} and {cfg.optim.beta2}")
     if cfg.loss.gan_mode == "wgangp" and cfg.train.precision == "fp16":
         raise UserError("loss.gan_mode=wgangp with train.precision=fp16: the gradient penalty's input gradient "
                         "would be computed without loss scaling and can underflow in float16; use bf16 or fp32")

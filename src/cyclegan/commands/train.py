@@ -127,11 +127,12 @@ def run(args) -> int:
                            reduce_grads=dist.reduce_grads, hooks=hooks)
     if dist.is_main:
         s = result.state
-        how = "stopped early" if result.stopped_early else "finished"
-        print(f"{how} at step {s.step} (epoch {s.epoch}/{s.total_epochs}) in {result.seconds / 60:.1f} min; "
-              f"{s.skipped_images} corrupt images skipped")
+        where = f"in epoch {s.epoch + 1}/{s.total_epochs}" if s.batch_in_epoch else f"after epoch {s.epoch}/{s.total_epochs}"
+        how = "interrupted" if result.interrupted else "stopped early" if result.stopped_early else "finished"
+        print(f"{how} at step {s.step} ({where}) in {result.seconds / 60:.1f} min"
+              + (f"; {s.skipped_images} reads of corrupt images skipped" if s.skipped_images else ""))
         print(f"checkpoint: {run_dir / 'checkpoints' / 'latest.model.safetensors'}")
         if result.stopped_early:
             launcher = "torchrun <the same options> -m cyclegan" if dist.world_size > 1 else "cyclegan"
             print(f"continue with: {launcher} train --resume {run_dir}")
-    return 0
+    return 130 if result.interrupted else 0  # Ctrl-C: saved, but `train && evaluate` must not go on

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..schedule import lr_factor, plateau_update
 from .datasets import build_dataset
 from .samples import save_sample_grid
-from .state import TrainState, create_state
+from .state import TrainState, create_state, resolve_precision
 from .step import train_step
 
 
@@ -95,6 +95,7 @@ class TrainResult:
     run_dir: Path
     stopped_early: bool
     seconds: float
+    interrupted: bool = False  # stopped by Ctrl-C (SIGINT), rather than at train.max_steps
 
 
 class _Logger:
@@ -162,6 +163,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
     if device.type == "cuda" and device.index is None:  # under torchrun, DistContext made cuda:LOCAL_RANK current
         device = torch.device("cuda", torch.cuda.current_device())
     validate(cfg)
+    if device.type == "cpu" and resolve_precision(cfg.train.precision, "cpu") == "fp16":
+        warnings.warn("train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "
+                      "fp32; bf16 (or auto) is the fast precision on CPUs")
     with _process_settings(cfg.train.threads, device):
         return _train(cfg, run_dir, tree, device, rank, world_size, reduce_grads, hooks, t0)
 
@@ -305,7 +309,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, device: torch.device, 
     finally:
         stop.restore()
         logger.close()
-    return TrainResult(state, run_dir, stopped_early, time.time() - t0)
+    return TrainResult(state, run_dir, stopped_early, time.time() - t0, stop.requested)
 
 
 def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

@@ -229,6 +229,19 @@ def _have_cxx() -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "clang++", "c++") if c)
 
 
+def check_crop_size(cfg: Config, nets: nn.ModuleDict, generators) -> None:
+    """Training crops must be a multiple of what the generators halve their input by (4 for the
+    ResNets, 2^num_downs for a U-Net); translation pads any size, training does not."""
+    if cfg.data.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
+        return
+    m = max(int(getattr(unwrap(nets[g]), "size_multiple", 1)) for g in generators)
+    if cfg.data.crop_size % m:
+        lower, upper = cfg.data.crop_size // m * m, (cfg.data.crop_size // m + 1) * m
+        raise UserError(f"data.crop_size={cfg.data.crop_size} is not a multiple of {m}, which model.generator="
+                        f"{cfg.model.generator} needs (it halves the image {m.bit_length() - 1} times); use "
+                        + (f"{lower} or {upper}" if lower else f"{upper}"))
+
+
 def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState:
     """Build networks (seeded by train.seed), one Adam for the generators and one for the
     discriminators (as the reference), and a history pool per trained discriminator.
@@ -241,6 +254,7 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState
     torch.manual_seed(cfg.train.seed)
     method = create_method(cfg)
     nets = method.build_networks().to(device)
+    check_crop_size(cfg, nets, method.generators)
     if rank:
         torch.manual_seed(rank_seed(cfg.train.seed, rank, "torch"))
     precision = resolve_precision(cfg.train.precision, device.type)
