@@ -21,6 +21,15 @@ def test_find_images_is_recursive_sorted_and_filters(tmp_path):
     assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a/deep/img_000.webp", "b/img_000.jpg", "b/img_001.jpg"]
 
 
+def test_find_images_follows_symlinked_folders_once_and_skips_hidden_ones(tmp_path):
+    write_images(tmp_path / "elsewhere", 2)
+    write_images(tmp_path / "data" / ".ipynb_checkpoints", 1)
+    (tmp_path / "data" / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "data", target_is_directory=True)
+    files = find_images(tmp_path / "data")
+    assert [f.relative_to(tmp_path / "data").as_posix() for f in files] == ["linked/img_000.png", "linked/img_001.png"]
+
+
 def test_find_images_errors_name_the_folder(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         find_images(tmp_path / "missing")

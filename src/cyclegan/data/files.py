@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -18,14 +19,26 @@ _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
 def find_images(folder: str | Path, what: str = "images") -> list[Path]:
-    """All image files under `folder`, recursively, sorted; a clear error if there are none."""
+    """All image files under `folder`, recursively (through symlinked folders too, each folder once),
+    sorted; hidden files and folders (.ipynb_checkpoints, .git) are left out. A clear error if there
+    are none."""
     folder = Path(folder)
     if not folder.exists():
         raise UserError(f"{what}: folder {folder} does not exist")
     if not folder.is_dir():
         raise UserError(f"{what}: {folder} is not a folder")
     exts = IMAGE_EXTENSIONS + ARRAY_EXTENSIONS
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file() and not p.name.startswith("."))
+    files, seen = [], set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        st = os.stat(root)
+        if (st.st_dev, st.st_ino) in seen:  # a symlink loop, or a folder linked twice
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += [Path(root) / n for n in names if Path(n).suffix.lower() in exts and not n.startswith(".")
+                  and (Path(root) / n).is_file()]
+    files.sort()
     if not files:
         raise UserError(f"{what}: no images found in {folder} (looked for {', '.join(exts)})")
     return files
