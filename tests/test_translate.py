@@ -8,7 +8,7 @@ from PIL import Image
 from cyclegan.errors import UserError
 from cyclegan.nets import create_generator
 from cyclegan.reference import infer_generator, load_reference_generator
-from cyclegan.translate import Translator, load_translator, translate_files
+from cyclegan.translate import Translator, load_translator, parse_size, translate_files
 from conftest import write_images
 
 
@@ -128,3 +128,111 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"w": np.dtype("float32")}, bad)  # needs unpickling a non-tensor global
     with pytest.raises(UserError, match="weights_only=True"):
         load_reference_generator(bad)
+
+
+# --- what users get wrong: outputs onto inputs, name clashes, odd --out/--size/--device values -------------------
+
+
+def _small():
+    return _translator(create_generator("resnet_6blocks", ngf=2), 4)
+
+
+def test_an_output_never_overwrites_an_input(tmp_path):
+    inputs = write_images(tmp_path / "in", 2, size=(12, 10))
+    before = [p.read_bytes() for p in inputs]
+    for out in (tmp_path / "in", inputs[0]):  # the input folder itself; the input file as the output file
+        with pytest.raises(UserError, match=r"img_000.png would overwrite the input .*img_000.png; choose an --out folder"):
+            translate_files(_small(), [str(tmp_path / "in")] if out.is_dir() else [str(out)], out, progress=False)
+    with pytest.raises(UserError, match="would overwrite the input"):  # a glob over the output folder
+        translate_files(_small(), [str(tmp_path / "in" / "*.png")], tmp_path / "in", progress=False)
+    assert [p.read_bytes() for p in inputs] == before and sorted(p.name for p in (tmp_path / "in").iterdir()) == ["img_000.png", "img_001.png"]
+
+
+def test_earlier_outputs_inside_the_input_folder_are_not_inputs(tmp_path):
+    write_images(tmp_path / "in", 2, size=(12, 10))
+    for pattern in [str(tmp_path / "in"), str(tmp_path / "in"), str(tmp_path / "in" / "**" / "*.png")]:
+        result = translate_files(_small(), [pattern], tmp_path / "in" / "out", progress=False)
+        assert len(result["written"]) == 2
+    assert sorted(p.relative_to(tmp_path / "in").as_posix() for p in (tmp_path / "in").rglob("*.png")) == \
+        ["img_000.png", "img_001.png", "out/img_000.png", "out/img_001.png"]  # no out/out/...
+    write_images(tmp_path / "only" / "out", 1, size=(8, 8))  # nothing but earlier outputs
+    with pytest.raises(UserError, match="every image this folder finds is under the output folder"):
+        translate_files(_small(), [str(tmp_path / "only")], tmp_path / "only" / "out", progress=False)
+
+
+def test_two_inputs_with_one_output_name_are_refused_before_writing(tmp_path):
+    write_images(tmp_path / "in" / "sub", 1, size=(12, 10), ext=".jpg")
+    write_images(tmp_path / "in" / "sub", 1, size=(12, 10), ext=".png")  # sub/img_000.jpg and sub/img_000.png
+    write_images(tmp_path / "in", 1, size=(12, 10), ext=".bmp")
+    with pytest.raises(UserError, match=r"sub/img_000.jpg and .*sub/img_000.png would both be written to .*out/sub/img_000.png; "
+                                        r"nothing was written: add --keep-format"):
+        translate_files(_small(), [str(tmp_path / "in")], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    result = translate_files(_small(), [str(tmp_path / "in")], tmp_path / "out", keep_format=True, progress=False)
+    assert len(result["written"]) == 3 and len(list((tmp_path / "out").rglob("img_000.*"))) == 3
+    write_images(tmp_path / "other", 1, size=(12, 10), ext=".bmp")  # in/img_000.bmp and other/img_000.bmp
+    with pytest.raises(UserError, match="would both be written to .*img_000.bmp; nothing was written: rename one, or translate them into separate"):
+        translate_files(_small(), [str(tmp_path / "in"), str(tmp_path / "other")], tmp_path / "out2", keep_format=True, progress=False)
+    assert not (tmp_path / "out2").exists()
+
+
+def test_out_as_an_image_file_name_or_an_existing_file(tmp_path):
+    write_images(tmp_path / "in", 2, size=(13, 11))
+    result = translate_files(_small(), [str(tmp_path / "in" / "img_000.png")], tmp_path / "x" / "one.jpg", progress=False)
+    assert result["written"] == [(tmp_path / "in" / "img_000.png", tmp_path / "x" / "one.jpg")] and result["gallery"] is None
+    assert (tmp_path / "x" / "one.jpg").is_file() and Image.open(tmp_path / "x" / "one.jpg").format == "JPEG"
+    assert Image.open(tmp_path / "x" / "one.jpg").size == (13, 11) and sorted(p.name for p in (tmp_path / "x").iterdir()) == ["one.jpg"]
+    with pytest.raises(UserError, match=r"--out .*one.png names an image file, but the inputs hold 2 images"):
+        translate_files(_small(), [str(tmp_path / "in")], tmp_path / "y" / "one.png", progress=False)
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match=r"--out .*notes.txt is an existing file; give a folder"):
+        translate_files(_small(), [str(tmp_path / "in")], tmp_path / "notes.txt", progress=False)
+    with pytest.raises(UserError, match=r"notes.txt is a file, not a folder"):
+        translate_files(_small(), [str(tmp_path / "in")], tmp_path / "notes.txt" / "out", progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("size,message", [("0", "at least 1 pixel"), ("-5", "expected N"), ("abc", "expected N"), ("64x", "expected N"),
+                                          ("8x8x8", "expected N"), ("\u00b2", "expected N"), ("100000", "at most 8192"), ("32x0", "at least 1 pixel")])
+def test_bad_size_is_a_clear_error(size, message):
+    with pytest.raises(UserError, match=f"^--size '{size}': .*{message}"):
+        parse_size(size)
+
+
+def test_size_forms():
+    assert parse_size(None) is None and parse_size("20") == 20 and parse_size("32X24") == (32, 24) and parse_size(" 48x16 ") == (48, 16)
+
+
+def test_device_is_checked_before_the_checkpoint_is_read(tmp_path):
+    missing = tmp_path / "none.model.safetensors"
+    with pytest.raises(UserError, match=r"^--device 'gpu' is not a device name; use auto, cpu, cuda or cuda:N"):
+        load_translator(missing, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="CUDA is not available; use --device cpu"):
+            load_translator(missing, device="cuda")
+
+
+def test_gallery_links_are_url_encoded(tmp_path):
+    write_images(tmp_path / "in", 1, size=(8, 8))
+    (tmp_path / "in" / "img_000.png").rename(tmp_path / "in" / "50%#a b<c>.png")
+    translate_files(_small(), [str(tmp_path / "in")], tmp_path / "out", progress=False)
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert 'src="../in/50%25%23a%20b%3Cc%3E.png"' in page and 'src="50%25%23a%20b%3Cc%3E.png"' in page
+    assert "<small>50%#a b&lt;c&gt;.png</small>" in page
+
+
+def test_cli_translate_errors_are_one_line(tmp_path, capsys):
+    from cyclegan.cli import main
+
+    torch.save(create_generator("resnet_6blocks", ngf=2).state_dict(), tmp_path / "g.pth")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.png").write_bytes(b"not an image")
+    base = ["translate", "-c", str(tmp_path / "g.pth"), str(tmp_path / "in"), "--out", str(tmp_path / "out")]
+    for extra, message in [([], "none of the 1 input image(s) could be read"), (["--size", "32X"], "--size '32X'"),
+                           (["--device", "gpu"], "--device 'gpu'")]:
+        code = main(base + extra)
+        captured = capsys.readouterr()
+        last = captured.err.strip().splitlines()[-1]  # after the progress bar, if any
+        assert code == 2 and last.startswith("error: ") and message in last and "Traceback" not in captured.err, captured.err
+        assert "gallery" not in captured.out
+    assert not (tmp_path / "out").exists()

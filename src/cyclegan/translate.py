@@ -2,6 +2,8 @@
 
 Images are padded (reflection) up to the generator's size multiple, translated, and cropped back, so
 the output has the input's exact size and aspect ratio; `size` resizes instead (shorter side, or WxH).
+Outputs never overwrite an input, and two inputs never write the same file: both are refused before
+anything is written.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import contextlib
 import glob
 import html
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -46,25 +49,46 @@ class Translator:
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(B, in_ch, H, W) uint8 -> (B, out_ch, H, W) uint8, same H, W."""
-        h, w = images.shape[-2:]
-        x = to_float(images.to(self.device))
-        m = self.multiple
-        ph, pw = max((-h) % m, self.min_size - h), max((-w) % m, self.min_size - w)
-        if ph or pw:
-            # reflect needs the pad smaller than the side; replicate covers tiny images
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode=mode)
+        return to_uint8(self.translate_float(to_float(images.to(self.device))))
+
+    @torch.no_grad()
+    def translate_float(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_ch, H, W) float in [-1, 1] -> (B, out_ch, H, W) float32, same H, W (what the ONNX export computes)."""
+        h, w = x.shape[-2:]
+        top, bottom, left, right, mode = pad_amounts(h, w, self.multiple, self.min_size)
+        if bottom or right:
+            x = F.pad(x, (left, right, top, bottom), mode=mode)
         ctx = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()
         with ctx:
             y = self.fn(x)
-        y = y.float()[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w]
-        return to_uint8(y)
+        return y.float()[..., top: top + h, left: left + w]
+
+
+def pad_amounts(h: int, w: int, multiple: int, min_size: int) -> tuple[int, int, int, int, str]:
+    """(top, bottom, left, right, mode) that pad an h x w image to a multiple of `multiple`, at least min_size a
+    side; the odd pixel goes to the bottom/right. Reflection needs every pad smaller than its side, so tiny images
+    are padded by replication instead (export.PadToMultiple computes the same inside an ONNX graph)."""
+    ph, pw = max((-h) % multiple, min_size - h), max((-w) % multiple, min_size - w)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return ph // 2, ph - ph // 2, pw // 2, pw - pw // 2, mode
+
+
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 
 
 def _pick_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """--device -> a usable torch.device, checked before any checkpoint is read (so that a missing GPU is
+    not reported as a broken checkpoint)."""
+    from .train.loop import resolve_device
+
+    if device is None:
+        device = "auto"
+    if isinstance(device, str) and device != "auto":
+        try:
+            torch.device(device)
+        except RuntimeError:
+            raise UserError(f"--device {device!r} is not a device name; use {DEVICE_CHOICES}") from None
+    return resolve_device(device)
 
 
 def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None, train_mode: bool | None = None,
@@ -130,31 +154,74 @@ def _out_channels(net: torch.nn.Module) -> int:
     return last.out_channels
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[tuple[Path, Path]]:
-    """Files, folders (recursive) and globs -> [(file, name relative to its input root)]."""
+def expand_inputs(inputs: Iterable[str], out_dir: str | Path | None = None) -> list[tuple[Path, Path]]:
+    """Files, folders (recursive) and globs -> [(file, name relative to its input root)].
+
+    When out_dir lies inside a folder (or a glob's fixed leading folder), the images under out_dir are
+    earlier translations, not inputs: they are left out (a named file is always an input).
+    """
+    out = Path(out_dir).resolve() if out_dir is not None else None
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found += [(f, f.relative_to(p)) for f in find_images(p, "input")]
+            files, root, what = find_images(p, "input"), p, "folder"
         elif p.is_file():
             found.append((p, Path(p.name)))
+            continue
         else:
             matches = sorted(glob.glob(item, recursive=True))
-            files = [Path(m) for m in matches if Path(m).suffix.lower() in IMAGE_EXTENSIONS + ARRAY_EXTENSIONS]
+            files = [Path(m) for m in matches if Path(m).suffix.lower() in IMAGE_EXTENSIONS + ARRAY_EXTENSIONS and Path(m).is_file()]
             if not files:
                 raise UserError(f"input {item}: no such file or folder, and no images match it as a pattern")
-            found += [(f, Path(f.name)) for f in files]
+            root, what = _glob_root(item), "pattern"
+        if out is not None and out != root.resolve() and out.is_relative_to(root.resolve()):
+            kept = [f for f in files if not f.resolve().is_relative_to(out)]
+            if not kept:
+                raise UserError(f"input {item}: every image this {what} finds is under the output folder {out_dir} "
+                                f"(earlier translations, which are not translated again); nothing to translate")
+            files = kept
+        found += [(f, f.relative_to(p)) for f in files] if what == "folder" else [(f, Path(f.name)) for f in files]
     return found
 
 
-def _resize(image: torch.Tensor, size: str | None) -> torch.Tensor:
+def _glob_root(pattern: str) -> Path:
+    """The folder a glob pattern searches: its leading components without wildcards."""
+    root = []
+    for part in Path(pattern).parts:
+        if any(c in part for c in "*?["):
+            break
+        root.append(part)
+    return Path(*root) if root else Path(".")
+
+
+MAX_SIZE = 8192  # --size limit per side: a 3 x 8192 x 8192 image already needs tens of GB in a 64-channel generator
+
+
+def parse_size(size: str | int | None) -> int | tuple[int, int] | None:
+    """--size: None (each image's own size), "N" (shorter side N, aspect kept) or "WxH" -> None, N or (W, H)."""
+    if size is None or size == "":
+        return None
+    text = str(size).strip().lower()
+    parts = [part.strip() for part in text.split("x")]
+    if len(parts) > 2 or not all(part.isascii() and part.isdigit() for part in parts):
+        raise UserError(f"--size {size!r}: expected N (the shorter side, in pixels) or WxH, e.g. --size 256 or --size 512x384")
+    values = [int(part) for part in parts]
+    if min(values) < 1:
+        raise UserError(f"--size {size!r}: sizes must be at least 1 pixel")
+    if max(values) > MAX_SIZE:
+        raise UserError(f"--size {size!r}: at most {MAX_SIZE} pixels a side (omit --size to translate each image at its own size)")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def _resize(image: torch.Tensor, size: str | int | tuple[int, int] | None) -> torch.Tensor:
+    size = parse_size(size) if isinstance(size, str) else size
     if not size:
         return image
-    if "x" in size:
-        w, h = (int(v) for v in size.lower().split("x"))
+    if isinstance(size, tuple):
+        w, h = size
         return TF.resize(image, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True)
-    return TF.resize(image, int(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return TF.resize(image, size, interpolation=InterpolationMode.BICUBIC, antialias=True)
 
 
 def _batches(items, translator: Translator, size, batch_size) -> Iterator[tuple[list, torch.Tensor | None]]:
@@ -178,27 +245,35 @@ def _batches(items, translator: Translator, size, batch_size) -> Iterator[tuple[
         yield group, torch.stack([g[2] for g in group])
 
 
-def save_image(image: torch.Tensor, path: Path) -> None:
-    """(C, H, W) uint8 -> file; the format follows the suffix; >4 channels are saved as .npy."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    c = image.shape[0]
-    if c not in (1, 3, 4) or path.suffix == ".npy":
-        import numpy as np
-
-        np.save(path.with_suffix(".npy"), image.permute(1, 2, 0).cpu().numpy())
-        return
-    array = image.permute(1, 2, 0).cpu().numpy()
-    Image.fromarray(array[:, :, 0] if c == 1 else array).save(path)
+OUTPUT_EXTENSIONS = IMAGE_EXTENSIONS + (".npy",)
 
 
 def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str | Path, size: str | None = None,
                     batch_size: int = 1, keep_format: bool = False, gallery: bool = True, progress: bool = True) -> dict:
     """Translate every input into out_dir (same relative names, .png unless keep_format).
 
-    Returns {"written": [(input, output)], "failed": [(input, reason)]}; writes out_dir/index.html.
+    out_dir may instead name an image file (`out/x.png`) when there is a single input. Every output path is
+    planned before anything is written: an output that would overwrite an input, or two inputs with the same
+    output, is a UserError.
+    Returns {"written": [(input, output)], "failed": [(input, reason)], "gallery": path or None}; writes
+    out_dir/index.html unless out_dir is a file name.
     """
-    out_dir = Path(out_dir)
-    items = expand_inputs(inputs)
+    size = parse_size(size)
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    out = Path(out_dir)
+    _check_out(out)
+    items = expand_inputs(inputs, out)
+    single_file = out.suffix.lower() in OUTPUT_EXTENSIONS and not out.is_dir()
+    if single_file and len(items) != 1:
+        raise UserError(f"--out {out} names an image file, but the inputs hold {len(items)} images; "
+                        f"give a folder for several images (or name a folder without an image extension)")
+    plan: dict[tuple[Path, Path], Path] = {}  # (input, relative name) -> output; an input named twice is translated once
+    for src, rel in items:
+        plan.setdefault((src, rel), _output_path(out if single_file else out / rel, translator.out_ch, keep_format or single_file))
+    items = list(plan)
+    _check_targets([src for src, _ in items], list(plan.values()),
+                   None if keep_format else [_output_path(out / rel, translator.out_ch, True) for _, rel in items])
     if translator.per_image:  # as the reference's test.py (batch size 1): each image its own batch statistics
         batch_size = 1
     written, failed = [], []
@@ -211,15 +286,88 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
             bar.update(1)
             continue
         outputs = translator(batch)
-        for (src, rel, _), out in zip(group, outputs):
-            target = out_dir / (rel if keep_format and rel.suffix.lower() != ".npy" else rel.with_suffix(".png"))
-            save_image(out, target)
-            written.append((src, target))
+        for (src, rel, _), image in zip(group, outputs):
+            save_image(image, plan[src, rel])
+            written.append((src, plan[src, rel]))
         bar.update(len(group))
     bar.close()
-    if gallery and written:
-        write_gallery(out_dir / "index.html", written, title=translator.description)
-    return {"written": written, "failed": failed}
+    page = None
+    if gallery and written and not single_file:
+        page = out / "index.html"
+        write_gallery(page, written, title=translator.description)
+    return {"written": written, "failed": failed, "gallery": page}
+
+
+def _output_path(path: Path, out_ch: int, keep_format: bool) -> Path:
+    """Where save_image writes `path`: .png unless keep_format; .npy for channel counts images cannot hold."""
+    if out_ch not in (1, 3, 4) or path.suffix.lower() == ".npy":
+        return path.with_suffix(".npy")
+    return path if keep_format else path.with_suffix(".png")
+
+
+def _check_out(out: Path) -> None:
+    """--out must be (or be creatable as) a folder, or an image file name; a path through an existing file is neither."""
+    if out.exists() and not out.is_dir() and out.suffix.lower() not in OUTPUT_EXTENSIONS:
+        raise UserError(f"--out {out} is an existing file; give a folder for the translations (or an image file name for a single input)")
+    check_parents(out)
+
+
+def check_parents(out: Path) -> None:
+    """The nearest existing folder above `out` must be a folder, not a file."""
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {out}: {parent} is a file, not a folder")
+            break
+
+
+def _check_targets(sources: list[Path], targets: list[Path], kept: list[Path] | None) -> None:
+    """Refuse, before writing anything, outputs that would overwrite an input or each other.
+    kept: the outputs --keep-format would give (None when it is on), to suggest it where it resolves a clash."""
+    inputs = {_key(src): src for src in sources}
+    files = {_file_id(src): src for src in sources}  # also catches links and case-insensitive file systems
+    files.pop(None, None)
+    for src, target in zip(sources, targets):
+        hit = inputs.get(_key(target)) or files.get(_file_id(target))
+        if hit is not None:
+            raise UserError(f"the translation of {src} would overwrite the input {hit}; choose an --out folder "
+                            f"that holds no inputs (e.g. a new one)")
+    seen: dict[str, Path] = {}
+    for src, target in zip(sources, targets):
+        other = seen.setdefault(_key(target), src)
+        if _key(other) != _key(src):
+            fix = ("add --keep-format (outputs keep their inputs' formats and so their distinct names)"
+                   if kept is not None and len({_key(k) for k in kept}) == len(kept)
+                   else "rename one, or translate them into separate --out folders")
+            raise UserError(f"{other} and {src} would both be written to {target}; nothing was written: {fix}")
+
+
+def _key(path: Path) -> str:
+    return os.path.normcase(str(Path(path).resolve()))
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def save_image(image: torch.Tensor, path: Path) -> None:
+    """(C, H, W) uint8 -> file; the format follows the suffix; >4 channels are saved as .npy."""
+    c = image.shape[0]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if c not in (1, 3, 4) or path.suffix == ".npy":
+            import numpy as np
+
+            np.save(path.with_suffix(".npy"), image.permute(1, 2, 0).cpu().numpy())
+            return
+        array = image.permute(1, 2, 0).cpu().numpy()
+        Image.fromarray(array[:, :, 0] if c == 1 else array).save(path)
+    except (OSError, ValueError) as e:  # no permission, disk full, a format that cannot hold this image
+        raise UserError(f"cannot write {path}: {e}") from None
 
 
 def write_gallery(path: Path, pairs: list[tuple[Path, Path]], title: str = "", columns: tuple[str, ...] = ("input", "output"),
@@ -228,7 +376,7 @@ def write_gallery(path: Path, pairs: list[tuple[Path, Path]], title: str = "", c
     rows = []
     for i, (src, dst) in enumerate(pairs):
         cells = [src, dst] + (list(extra[i]) if extra else [])
-        tds = "".join(f'<td><img src="{html.escape(_rel(c, path.parent))}" loading="lazy"><br><small>{html.escape(Path(c).name)}</small></td>' for c in cells)
+        tds = "".join(f'<td><img src="{html.escape(urllib.parse.quote(_rel(c, path.parent)))}" loading="lazy"><br><small>{html.escape(Path(c).name)}</small></td>' for c in cells)
         rows.append(f"<tr>{tds}</tr>")
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     page = f"""<!doctype html>
