@@ -38,7 +38,10 @@ def test_find_images_errors_name_the_folder(tmp_path):
         find_images(tmp_path / "empty")
 
 
-def test_channel_conversion_warns_once(tmp_path):
+def test_channel_conversion_warns_once(tmp_path, monkeypatch):
+    from cyclegan.data import files
+
+    monkeypatch.setattr(files, "_warner", files.ChannelWarner())  # once per process: earlier tests may have warned
     paths = write_images(tmp_path, 3, mode="L") + write_images(tmp_path / "rgba", 1, mode="RGBA")
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
