@@ -87,6 +87,8 @@ def test_resume_after_max_steps_config_trouble_and_another_folder(tmp_path, caps
     assert "stopped early at step 5 (in epoch 2/2)" in capsys.readouterr().out
     Path("../run/config.json").write_text("{broken")
     assert "config.json is not valid JSON" in _err(["train", "--resume", "../run"], capsys)
+    Path("../run/config.json").write_text('{"nosuch": {}}')
+    assert "config.json: " in _err(["train", "--resume", "../run"], capsys)
     Path("../run/config.json").unlink()  # then the checkpoint's copy of the configuration is used
     assert main(["train", "--resume", "../run"]) == 0
     out = capsys.readouterr().out

@@ -211,3 +211,9 @@ def test_batches_of_images_that_keep_their_size_need_one_size(tmp_path):
     assert len(build_unaligned(cfg, 0, batch_size=1)) == 3
     with pytest.raises(UserError, match=r"keeps each image's size.*64x40.*--batch-size 1"):
         build_unaligned(cfg, 0, batch_size=2)
+
+
+def test_float_images_outside_0_to_1_are_clipped_with_a_warning(tmp_path):
+    Image.fromarray(np.full((4, 4), 200.0, np.float32)).save(tmp_path / "f.tif")
+    with pytest.warns(UserWarning, match=r"f.tif: values from 200 to 200; float images are read as 0..1"):
+        assert int(read_image(tmp_path / "f.tif", 1).min()) == 255

@@ -41,7 +41,14 @@ def test_demo_never_touches_a_folder_it_did_not_make(tmp_path, capsys, monkeypat
     monkeypatch.chdir(mine)
     assert "did not make" in _err(["demo", "--out", ".", "--fresh"], capsys)
     assert [p.name for p in mine.iterdir()] == ["chapter1.txt"] and (mine / "chapter1.txt").read_text() == "keep"
+    lookalike = tmp_path / "project"  # a folder of the user's that happens to hold a data/ folder
+    (lookalike / "data" / "trainA").mkdir(parents=True)
+    (lookalike / "data" / "trainA" / "mine.png").write_text("x")
+    for args in (["--out", str(lookalike)], ["--out", str(lookalike), "--fresh"]):
+        assert "did not make" in _err(["demo", *args], capsys)
+    assert [p.name for p in (lookalike / "data" / "trainA").iterdir()] == ["mine.png"]
     (tmp_path / "afile").write_text("x")
     assert "is a file" in _err(["demo", "--out", str(tmp_path / "afile")], capsys)
     assert "at least 1" in _err(["demo", "--out", str(tmp_path / "new"), "--epochs", "0"], capsys)
-    assert "not a device name" in _err(["demo", "--out", str(tmp_path / "new"), "--device", "gpu"], capsys)
+    assert "not a device name" in _err(["demo", "--out", str(tmp_path / "new2"), "--device", "gpu"], capsys)
+    assert not (tmp_path / "new2").exists()

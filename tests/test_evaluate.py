@@ -173,6 +173,14 @@ def test_evaluate_cli_errors(tiny_run, tmp_path: Path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+def test_evaluate_out_inside_the_data_is_refused(tiny_run, capsys):
+    """Its galleries would be read as test images by the next evaluation."""
+    run, root, _ = tiny_run
+    before = sorted(p.name for p in (root / "testA").iterdir())
+    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "cycle", "--out", str(root / "testA" / "eval")]) == 2
+    assert "lies inside" in capsys.readouterr().err and sorted(p.name for p in (root / "testA").iterdir()) == before
+
+
 def test_evaluate_help_documents_every_metric():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     text = sub.choices["evaluate"].format_help()

@@ -140,9 +140,13 @@ def _small():
 def test_an_output_never_overwrites_an_input(tmp_path):
     inputs = write_images(tmp_path / "in", 2, size=(12, 10))
     before = [p.read_bytes() for p in inputs]
-    for out in (tmp_path / "in", inputs[0]):  # the input folder itself; the input file as the output file
-        with pytest.raises(UserError, match=r"img_000.png would overwrite the input .*img_000.png; choose an --out folder"):
-            translate_files(_small(), [str(tmp_path / "in")] if out.is_dir() else [str(out)], out, progress=False)
+    with pytest.raises(UserError, match=r"img_000.png would overwrite the input .*img_000.png; choose an --out folder"):
+        translate_files(_small(), [str(inputs[0])], inputs[0], progress=False)  # the input file as the output file
+    jpgs = write_images(tmp_path / "jpg", 1, size=(12, 10), ext=".jpg")  # outputs (.png) would not collide, but
+    for folder in (tmp_path / "in", tmp_path / "jpg"):  # the input folder is never the output folder
+        with pytest.raises(UserError, match=r"is the input folder .*; translations go into a folder of their own"):
+            translate_files(_small(), [str(folder)], folder, progress=False)
+    assert [p.name for p in (tmp_path / "jpg").iterdir()] == [jpgs[0].name]
     with pytest.raises(UserError, match="would overwrite the input"):  # a glob over the output folder
         translate_files(_small(), [str(tmp_path / "in" / "*.png")], tmp_path / "in", progress=False)
     assert [p.read_bytes() for p in inputs] == before and sorted(p.name for p in (tmp_path / "in").iterdir()) == ["img_000.png", "img_001.png"]

@@ -43,12 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """Warnings as `warning: ...` lines (cyclegan's own; others keep their source location)."""
-    own = issubclass(category, UserWarning) and "cyclegan" in str(filename)
+    own = issubclass(category, UserWarning) and str(filename).startswith(_PACKAGE)
     text = f"warning: {message}\n" if own else _python_warning(message, category, filename, lineno, line)
     print(text, end="", file=file or sys.stderr)
 
 
 _python_warning = warnings.formatwarning
+_PACKAGE = str(Path(__file__).resolve().parent)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,6 +83,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str = "AtoB"
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the .onnx file to write, e.g. {out / 'generator.onnx'}")
     check_parents(out)
+    if out.exists() and out.suffix.lower() != ".onnx":  # a checkpoint, an image: never overwritten
+        raise UserError(f"--out {out} exists and is not an .onnx file; export writes only .onnx files (and OUT.json)")
     t = load_translator(checkpoint, direction, device="cpu", train_mode=False)
     net = t.fn
     if not isinstance(net, torch.nn.Module):

@@ -175,6 +175,9 @@ def expand_inputs(inputs: Iterable[str], out_dir: str | Path | None = None) -> l
             if not files:
                 raise UserError(f"input {item}: no such file or folder, and no images match it as a pattern")
             root, what = _glob_root(item), "pattern"
+        if out is not None and out == root.resolve() and what == "folder":
+            raise UserError(f"--out {out_dir} is the input folder {item}; translations go into a folder of their own "
+                            f"(e.g. --out {Path(item) / 'translated'})")
         if out is not None and out != root.resolve() and out.is_relative_to(root.resolve()):
             kept = [f for f in files if not f.resolve().is_relative_to(out)]
             if not kept:

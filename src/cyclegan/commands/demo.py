@@ -30,9 +30,11 @@ def run(args) -> int:
     from ..config import build_config
     from ..demo import make_demo_dataset
     from ..train import train
+    from ..train.loop import resolve_device
     from ..translate import load_translator, translate_files
 
     out = Path(args.out)
+    resolve_device(args.device)  # before anything is written
     prepare_out(out, {"images": args.images, "epochs": args.epochs}, args.fresh)
     data = make_demo_dataset(out / "data", n_train=args.images, n_test=16)
     run_dir = out / "run"
@@ -67,14 +69,20 @@ def prepare_out(out: Path, settings: dict, fresh: bool) -> None:
         raise UserError(f"--out {out} is a file; give a folder for the demo's data, run and results page")
     marker = out / MARKER
     entries = {p.name for p in out.iterdir()} if out.is_dir() else set()
-    if entries - {MARKER, *PRODUCTS}:  # something the demo did not make
+    if entries and (not marker.is_file() or entries - {MARKER, *PRODUCTS}):  # something the demo did not make
         raise UserError(f"--out {out} holds files that `cyclegan demo` did not make; choose a new or empty folder")
     if entries:
-        saved = json.loads(marker.read_text()) if marker.is_file() else settings  # (older versions wrote no marker)
+        try:
+            saved = json.loads(marker.read_text())
+        except json.JSONDecodeError:
+            raise UserError(f"{marker} is damaged; delete {out} yourself or choose another --out") from None
         if fresh:
             for name in PRODUCTS:
                 path = out / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
         elif saved != settings:
             raise UserError(f"{out} holds a demo run made with --images {saved.get('images')} --epochs {saved.get('epochs')}; "
                             f"add --fresh to start over with the new settings, or choose another --out")

@@ -93,6 +93,9 @@ def run(args) -> int:
                       args.seg_direction, args.palette, args.inception_weights, args.kid_subsets, args.kid_subset_size,
                       args.batch_size, args.max_images, args.size, device)
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint)
+    for folder in (test_a, test_b, ref_a, ref_b):  # its galleries would become test images of the next evaluation
+        if folder is not None and out.resolve().is_relative_to(Path(folder).resolve()):
+            raise UserError(f"--out {out} lies inside {folder}, which evaluate reads; choose a folder outside the data")
     report = evaluate(args.checkpoint, setup, out, args.train_mode, gallery=not args.no_gallery, progress=not args.quiet,
                       only=None if args.direction == "both" else args.direction)
     print(f"{report['checkpoint']} ({checkpoint_position(report)}): "

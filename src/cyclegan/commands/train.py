@@ -83,11 +83,13 @@ def saved_config(run_dir: Path) -> Config:
     """The configuration of the run in run_dir: its config.json, else the one in its resume state."""
     path = run_dir / "config.json"
     if path.is_file():
+        fix = "fix it, or delete it to resume with the configuration saved in the run's checkpoint"
         try:
             return Config.from_dict(json.loads(path.read_text()))
         except json.JSONDecodeError as e:
-            raise UserError(f"{path} is not valid JSON ({e}); fix it, or delete it to resume with the configuration "
-                            "saved in the run's checkpoint") from None
+            raise UserError(f"{path} is not valid JSON ({e}); {fix}") from None
+        except (UserError, AttributeError, TypeError) as e:
+            raise UserError(f"{path}: {e}; {fix}") from None
     state = run_dir / "checkpoints" / "latest.state.safetensors"
     if not state.is_file():
         raise UserError(f"--resume {run_dir}: no config.json or checkpoints/latest.state.safetensors there; "

@@ -83,7 +83,7 @@ def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
     if channels not in _MODES:
         raise UserError(f"{path}: {channels}-channel domains need .npy (H, W, {channels}) arrays, not image files")
     want = _MODES[channels]
-    im = _to_8_bits(im)
+    im = _to_8_bits(im, path)
     if im.mode != want:
         if not (im.mode == "P" and want == "RGB"):
             _warner(path, im.mode, channels)
@@ -91,7 +91,7 @@ def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
     return TF.pil_to_tensor(im)
 
 
-def _to_8_bits(im: Image.Image) -> Image.Image:
+def _to_8_bits(im: Image.Image, path: Path) -> Image.Image:
     """Grey images of more than 8 bits as 8-bit "L", scaled rather than clipped (Pillow's own
     convert("L") clips a 16-bit image to white): 16-bit and 32-bit integers as 0..65535 (16-bit
     PNG/TIFF; larger values clip), floats as 0..1 (as `.npy` arrays)."""
@@ -99,6 +99,9 @@ def _to_8_bits(im: Image.Image) -> Image.Image:
         a = np.asarray(im).astype(np.float64) / 65535.0
     elif im.mode == "F":
         a = np.asarray(im).astype(np.float64)
+        if a.size and (a.max() > 1.0 or a.min() < 0.0):
+            warnings.warn(f"{path}: values from {a.min():g} to {a.max():g}; "
+                          "float images are read as 0..1, so the rest is clipped")
     else:
         return im
     return Image.fromarray(np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8), "L")

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..schedule import lr_factor, plateau_update
 from .datasets import build_dataset
 from .samples import save_sample_grid
-from .state import TrainState, create_state, resolve_precision
+from .state import TrainState, check_crop_size, create_state, resolve_precision
 from .step import train_step
 
 
@@ -194,6 +194,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, device: torch.device, 
            reduce_grads, hooks, t0: float) -> TrainResult:
     is_main = rank == 0
     dataset = build_dataset(cfg)
+    check_crop_size(cfg)
     state = create_state(cfg, device, rank)
     if tree is not None:
         if is_main and saved_world_size(tree) != world_size:

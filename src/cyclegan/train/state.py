@@ -229,17 +229,43 @@ def _have_cxx() -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "clang++", "c++") if c)
 
 
-def check_crop_size(cfg: Config, nets: nn.ModuleDict, generators) -> None:
-    """Training crops must be a multiple of what the generators halve their input by (4 for the
-    ResNets, 2^num_downs for a U-Net); translation pads any size, training does not."""
+def check_crop_size(cfg: Config) -> None:
+    """Training crops must be a size every network takes: a multiple of what the generators halve
+    their input by (4 for the ResNets, 2^num_downs for a U-Net), and large enough that no
+    normalisation layer sees a single pixel (a 70x70 PatchGAN needs 24 or more). Checked by running
+    each image-to-image network once on shape-only "meta" tensors (no memory, no arithmetic, no
+    random numbers); translation pads any size, training does not."""
     if cfg.data.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
         return
-    m = max(int(getattr(unwrap(nets[g]), "size_multiple", 1)) for g in generators)
-    if cfg.data.crop_size % m:
-        lower, upper = cfg.data.crop_size // m * m, (cfg.data.crop_size // m + 1) * m
-        raise UserError(f"data.crop_size={cfg.data.crop_size} is not a multiple of {m}, which model.generator="
-                        f"{cfg.model.generator} needs (it halves the image {m.bit_length() - 1} times); use "
-                        + (f"{lower} or {upper}" if lower else f"{upper}"))
+    with torch.device("meta"):
+        specs = {k: s for k, s in create_method(cfg).specs().items() if s.kind in ("generator", "discriminator")}
+        nets = {k: s.build() for k, s in specs.items()}
+    if not nets:
+        return
+    multiple = max([int(getattr(n, "size_multiple", 1)) for n in nets.values()])
+    crop = cfg.data.crop_size
+    problem = _shape_problem(cfg, specs, nets, multiple, crop)
+    if problem is None:
+        return
+    sizes = range(max(multiple, crop // multiple * multiple), 4097, multiple)
+    good = next((c for c in sizes if _shape_problem(cfg, specs, nets, multiple, c) is None), None)
+    above = next((c for c in sizes if c > crop and _shape_problem(cfg, specs, nets, multiple, c) is None), None)
+    hint = "no crop size up to 4096 fits" if good is None else f"use {good} or {above}" if good < crop and above else f"use {good}"
+    raise UserError(f"data.crop_size={crop} does not fit model.generator={cfg.model.generator} / model.discriminator="
+                    f"{cfg.model.discriminator} ({problem}); {hint}")
+
+
+def _shape_problem(cfg: Config, specs: dict, nets: dict, multiple: int, crop: int) -> str | None:
+    """Why a training batch of this crop does not pass through the (meta) networks, or None."""
+    if crop % multiple:
+        return f"not a multiple of {multiple}: the generator halves the image {multiple.bit_length() - 1} times"
+    for name, net in nets.items():
+        x = torch.empty(cfg.train.batch_size, specs[name].kwargs["in_ch"], crop, crop, device="meta")
+        try:
+            net.train()(x)
+        except (RuntimeError, ValueError) as e:
+            return f"{name}: {str(e).splitlines()[0]}"
+    return None
 
 
 def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState:
@@ -254,7 +280,6 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState
     torch.manual_seed(cfg.train.seed)
     method = create_method(cfg)
     nets = method.build_networks().to(device)
-    check_crop_size(cfg, nets, method.generators)
     if rank:
         torch.manual_seed(rank_seed(cfg.train.seed, rank, "torch"))
     precision = resolve_precision(cfg.train.precision, device.type)
