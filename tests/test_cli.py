@@ -85,6 +85,7 @@ def test_resume_after_max_steps_config_trouble_and_another_folder(tmp_path, caps
     monkeypatch.chdir(tmp_path / "data")
     assert main(["train", "--resume", "../run", "--max-steps", "5"]) == 0  # a limit given again is kept
     assert "stopped early at step 5 (in epoch 2/2)" in capsys.readouterr().out
+    assert "already stands at step 5" in _err(["train", "--resume", "../run", "--max-steps", "4"], capsys)
     Path("../run/config.json").write_text("{broken")
     assert "config.json is not valid JSON" in _err(["train", "--resume", "../run"], capsys)
     Path("../run/config.json").write_text('{"nosuch": {}}')

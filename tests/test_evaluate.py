@@ -337,5 +337,5 @@ def test_evaluate_reference_pth_generator(tiny_run, tmp_path: Path, capsys):
     assert main(["evaluate", str(other), "--data", str(root), "--metrics", "cycle", "--out", str(tmp_path / "o2")]) == 2
     assert "pass --direction AtoB or --direction BtoA" in capsys.readouterr().err
     assert main(["evaluate", str(other), "--data", str(root), "--metrics", "cycle", "--direction", "BtoA",
-                 "--out", str(tmp_path / "o3"), "--quiet"]) == 0
-    assert json.loads((tmp_path / "o3" / "metrics.json").read_text())["images"] == {"BtoA": 3}
+                 "--out", str(tmp_path / "o3"), "--quiet"]) == 2  # the direction resolves; cycle alone has nothing to score
+    assert "one generator, with no inverse" in capsys.readouterr().err and not (tmp_path / "o3").exists()

@@ -494,6 +494,9 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         meta = {"method": "reference"}
         generator = load_translator(path, "AtoB", setup.device, train_mode)  # the file first: is it a generator?
         available = [reference_direction(path, only)]
+        if set(setup.metrics) == {"cycle"}:
+            raise UserError(f"--metrics cycle: {path.name} is one generator, with no inverse to reconstruct with; "
+                            "evaluate a run directory or its .model.safetensors for the cycle error")
         if "cycle" in setup.metrics:
             notes.append(f"cycle: not computed: {path.name} is one generator, with no inverse to reconstruct with")
     else:

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from .. import checkpoint as ckpt
-from ..config import PRESETS, Config, build_config
+from ..config import PRESETS, Config, build_config, validate
 from ..errors import UserError
 
 
@@ -60,6 +60,11 @@ def config_from_args(args):
              "train.precision": args.precision}
     if args.data:
         flags["data.root"] = str(args.data)
+    if args.resume and args.max_steps:
+        step = ckpt.read_meta(Path(args.resume) / "checkpoints" / "latest.state.safetensors").get("step", 0)
+        if step >= args.max_steps:
+            raise UserError(f"--max-steps {args.max_steps}: {args.resume} already stands at step {step}; give a larger "
+                            "limit, or none to train to the end of its schedule")
     if args.resume and args.max_steps is None and base.train.max_steps:
         step = ckpt.read_meta(Path(args.resume) / "checkpoints" / "latest.state.safetensors").get("step", 0)
         if step >= base.train.max_steps:  # it stopped there: --resume alone goes on to the end of the schedule
@@ -114,6 +119,7 @@ def run(args) -> int:
             raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --name")
         if not (cfg.data.root or (cfg.data.dir_a and cfg.data.dir_b)):
             raise UserError("no training data: give a folder holding trainA/ and trainB/, or --data-a DIR --data-b DIR")
+    validate(cfg)  # before anything is printed or created
     with DistContext.from_env(cfg.train.device) as dist:
         if dist.is_main:
             print(f"run directory: {run_dir}" + (" (resuming)" if args.resume else ""))
