@@ -73,22 +73,12 @@ def pad_amounts(h: int, w: int, multiple: int, min_size: int) -> tuple[int, int,
     return ph // 2, ph - ph // 2, pw // 2, pw - pw // 2, mode
 
 
-DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
-
-
 def _pick_device(device: str | torch.device | None) -> torch.device:
     """--device -> a usable torch.device, checked before any checkpoint is read (so that a missing GPU is
     not reported as a broken checkpoint)."""
     from .train.loop import resolve_device
 
-    if device is None:
-        device = "auto"
-    if isinstance(device, str) and device != "auto":
-        try:
-            torch.device(device)
-        except RuntimeError:
-            raise UserError(f"--device {device!r} is not a device name; use {DEVICE_CHOICES}") from None
-    return resolve_device(device)
+    return resolve_device(str(device or "auto"))
 
 
 def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None, train_mode: bool | None = None,

@@ -60,15 +60,14 @@ def config_from_args(args):
              "train.precision": args.precision}
     if args.data:
         flags["data.root"] = str(args.data)
-    if args.resume and args.max_steps:
+    limit = args.max_steps if args.max_steps is not None else base.train.max_steps if args.resume else 0
+    if args.resume and limit:
         step = ckpt.read_meta(Path(args.resume) / "checkpoints" / "latest.state.safetensors").get("step", 0)
-        if step >= args.max_steps:
+        if step >= limit and args.max_steps is not None:
             raise UserError(f"--max-steps {args.max_steps}: {args.resume} already stands at step {step}; give a larger "
                             "limit, or none to train to the end of its schedule")
-    if args.resume and args.max_steps is None and base.train.max_steps:
-        step = ckpt.read_meta(Path(args.resume) / "checkpoints" / "latest.state.safetensors").get("step", 0)
-        if step >= base.train.max_steps:  # it stopped there: --resume alone goes on to the end of the schedule
-            print(f"the run stopped at its step limit ({base.train.max_steps}); continuing without a limit")
+        if step >= limit:  # it stopped at its saved limit: --resume alone goes on to the end of the schedule
+            print(f"the run stopped at its step limit ({limit}); continuing without a limit")
             flags["train.max_steps"] = 0
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + overrides
     if args.no_progress:
@@ -105,6 +104,7 @@ def saved_config(run_dir: Path) -> Config:
 def run(args) -> int:
     from ..distributed import DistContext
     from ..train import train
+    from ..train.loop import resolve_device
 
     cfg = config_from_args(args)
     if args.resume:
@@ -120,6 +120,7 @@ def run(args) -> int:
         if not (cfg.data.root or (cfg.data.dir_a and cfg.data.dir_b)):
             raise UserError("no training data: give a folder holding trainA/ and trainB/, or --data-a DIR --data-b DIR")
     validate(cfg)  # before anything is printed or created
+    resolve_device(cfg.train.device)
     with DistContext.from_env(cfg.train.device) as dist:
         if dist.is_main:
             print(f"run directory: {run_dir}" + (" (resuming)" if args.resume else ""))

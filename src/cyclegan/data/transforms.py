@@ -15,6 +15,7 @@ from torchvision.transforms.v2 import functional as TF
 from ..errors import UserError
 
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")  # the modes that end in a crop_size x crop_size crop
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Preprocess:
 
     @property
     def crops(self) -> bool:
-        return self.mode in ("resize_and_crop", "crop", "scale_width_and_crop")
+        return self.mode in CROPPING
 
     def resized_size(self, w: int, h: int) -> tuple[int, int]:
         """(width, height) after the resize step, before any crop."""

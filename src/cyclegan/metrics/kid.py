@@ -60,7 +60,7 @@ def kid(features1, features2, num_subsets: int = 100, subset_size: int = 1000,
     size = min(subset_size, n1, n2)
     if size < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got {n1} and {n2}")
-    if size == n1 == n2:  # every subset is both whole sets: one value, no spread to report
+    if kid_subsets_identical(n1, n2, subset_size):  # every subset is both whole sets: one value, no spread
         return mmd2_unbiased(f1, f2), float("nan")
     rng = np.random.default_rng(rng)
     if n1 + n2 <= GRAM_LIMIT:

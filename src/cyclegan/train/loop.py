@@ -35,7 +35,7 @@ def resolve_device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise UserError(f"device {name!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+        raise UserError(f"--device {name!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
     if dev.type not in ("cpu", "cuda"):
         raise UserError(f"device {name!r}: cyclegan runs on cpu or cuda (auto picks a GPU if there is one)")
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -146,7 +146,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
     """
     run_dir = Path(run_dir)
     t0 = time.time()
-    tree = None
+    tree, reshaped = None, False
     if resume:
         tree, saved = load_resume(run_dir)
         # The networks must stay what was saved; everything else (epochs, steps, data location, device,
@@ -155,10 +155,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
             warnings.warn(f"{run_dir}: resuming with the saved model config; the model changes asked for are ignored")
             cfg.model = saved.model
         shape = ("crop_size", "load_size", "preprocess", "channels_a", "channels_b", "direction")
-        if any(getattr(cfg.data, k) != getattr(saved.data, k) for k in shape):
+        reshaped = any(getattr(cfg.data, k) != getattr(saved.data, k) for k in shape)
+        if reshaped:
             warnings.warn(f"{run_dir}: the images change shape on resume, so the history pools start empty again "
                           "(not an exact continuation)")
-            tree["clear_pools"] = True
     device = resolve_device(cfg.train.device)
     if device.type == "cuda" and device.index is None:  # under torchrun, DistContext made cuda:LOCAL_RANK current
         device = torch.device("cuda", torch.cuda.current_device())
@@ -167,7 +167,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
         warnings.warn("train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "
                       "fp32; bf16 (or auto) is the fast precision on CPUs")
     with _process_settings(cfg.train.threads, device):
-        return _train(cfg, run_dir, tree, device, rank, world_size, reduce_grads, hooks, t0)
+        return _train(cfg, run_dir, tree, reshaped, device, rank, world_size, reduce_grads, hooks, t0)
 
 
 @contextlib.contextmanager
@@ -190,8 +190,8 @@ def _process_settings(threads: int, device: torch.device):
             torch.cuda.set_device(current)
 
 
-def _train(cfg: Config, run_dir: Path, tree: dict | None, device: torch.device, rank: int, world_size: int,
-           reduce_grads, hooks, t0: float) -> TrainResult:
+def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, device: torch.device, rank: int,
+           world_size: int, reduce_grads, hooks, t0: float) -> TrainResult:
     is_main = rank == 0
     dataset = build_dataset(cfg)
     check_crop_size(cfg)
@@ -201,7 +201,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, device: torch.device, 
             warnings.warn(f"{run_dir} was saved by {saved_world_size(tree)} process(es) and resumes under {world_size}: "
                           "data shards, pools and RNG streams differ, so this is not an exact continuation")
         state.load_state_dict(select_rank_state(tree, rank, rank_part(state.state_dict())), device)
-        for pool in state.pools.values() if tree.get("clear_pools") else ():
+        for pool in state.pools.values() if clear_pools else ():
             pool.clear()
         del tree
     if is_main:  # after the resume state has loaded: a resume that fails leaves the run's config as it was
@@ -324,8 +324,7 @@ def _sample_batch(dataset, device, channels_last, n: int = 4) -> dict:
     # images of several sizes (preprocess=none, scale_width): the centres, at the smallest size of all
     h = min(it[k].shape[-2] for it in items for k in ("A", "B"))
     w = min(it[k].shape[-1] for it in items for k in ("A", "B"))
-    crop = [TF.center_crop(it[k], [h, w]) for k in ("A", "B") for it in items]
-    return {k: _to_device(torch.stack(crop[j * len(items):(j + 1) * len(items)]), device, channels_last) for j, k in enumerate(("A", "B"))}
+    return {k: _to_device(torch.stack([TF.center_crop(it[k], [h, w]) for it in items]), device, channels_last) for k in ("A", "B")}
 
 
 class _StopFlag:

@@ -235,7 +235,9 @@ def check_crop_size(cfg: Config) -> None:
     normalisation layer sees a single pixel (a 70x70 PatchGAN needs 24 or more). Checked by running
     each image-to-image network once on shape-only "meta" tensors (no memory, no arithmetic, no
     random numbers); translation pads any size, training does not."""
-    if cfg.data.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
+    from ..data.transforms import CROPPING
+
+    if cfg.data.preprocess not in CROPPING:
         return
     with torch.device("meta"):
         specs = {k: s for k, s in create_method(cfg).specs().items() if s.kind in ("generator", "discriminator")}
