@@ -1,10 +1,15 @@
-"""Train the content-preservation classifier: a small CNN on USPS *train* only (domain B).
+"""Train a digit classifier: by default the content-preservation judge, a small CNN on USPS *train* only.
 
-Reports its accuracy on USPS test (how good the judge is) and on the untranslated MNIST evaluation
-half, testA ("no translation": the domain gap the CycleGAN must close). Writes a classifier file for
-`cyclegan evaluate --metrics content --classifier FILE`.
+`--domain B` (default, the judge): trains on trainB (USPS train); reports its accuracy on USPS test (how
+good the judge is) and on the untranslated MNIST evaluation half, testA ("no translation": the domain gap
+the CycleGAN must close). Writes a classifier file for `cyclegan evaluate --metrics content --classifier FILE`.
+
+`--domain A`: trains on trainA (the MNIST training half, with its labels) for the semantic consistency loss
+(`--set loss.semantic_classifier=FILE`, CyCADA's source classifier); reports its accuracy on testA and on
+untranslated USPS test (its "source only" score). It never sees testA's labels or USPS labels in training.
 
     python experiments/mnist_usps/train_classifier.py --data runs/mnist_usps/data --out runs/mnist_usps/usps_cnn.safetensors
+    python experiments/mnist_usps/train_classifier.py --domain A --data runs/mnist_usps/data --out runs/mnist_usps/mnist_cnn.safetensors
 """
 
 from __future__ import annotations
@@ -47,7 +52,10 @@ def random_affine(x: torch.Tensor, gen: torch.Generator, degrees: float = 10.0, 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="folder from prepare.py (trainB, testB, testA)")
+    p.add_argument("--data", type=Path, required=True, help="folder from prepare.py (trainA, testA, trainB, testB)")
+    p.add_argument("--domain", choices=["A", "B"], default="B",
+                   help="B (default): train on USPS train, the judge | A: train on the MNIST training half, "
+                        "the semantic loss's classifier")
     p.add_argument("--out", type=Path, required=True, help="classifier file to write (.safetensors)")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=64)
@@ -61,9 +69,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     t0 = time.time()
-    x_train, y_train = load_folder(args.data / "trainB")
-    x_test, y_test = load_folder(args.data / "testB")
-    x_mnist, y_mnist = load_folder(args.data / "testA")
+    other = "A" if args.domain == "B" else "B"
+    x_train, y_train = load_folder(args.data / f"train{args.domain}")
+    x_test, y_test = load_folder(args.data / f"test{args.domain}")
+    x_other, y_other = load_folder(args.data / f"test{other}")
+    name = {"A": "mnist", "B": "usps"}
     size = x_train.shape[-1]
     kwargs = {"in_ch": 1, "num_classes": 10, "width": 32, "size": size}
     net = DigitCNN(**kwargs)
@@ -88,10 +98,13 @@ def main(argv=None) -> int:
         sched.step()
         net.eval()
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total / len(order):.4f}, "
-              f"USPS test acc {accuracy(clf.predict(x_test), y_test):.4f}", flush=True)
-    results = {"usps_test_accuracy": accuracy(clf.predict(x_test), y_test),
-               "mnist_eval_no_translation_accuracy": accuracy(clf.predict(x_mnist), y_mnist),
-               "usps_train_images": len(x_train), "usps_test_images": len(x_test), "mnist_eval_images": len(x_mnist),
+              f"test{args.domain} acc {accuracy(clf.predict(x_test), y_test):.4f}", flush=True)
+    me, them = name[args.domain], name[other]
+    eval_key = {"mnist": "mnist_eval", "usps": "usps_test"}
+    results = {"domain": args.domain, f"{eval_key[me]}_accuracy": accuracy(clf.predict(x_test), y_test),
+               f"{eval_key[them]}_no_translation_accuracy": accuracy(clf.predict(x_other), y_other),
+               f"{me}_train_images": len(x_train), f"{eval_key[me]}_images": len(x_test),
+               f"{eval_key[them]}_images": len(x_other),
                "epochs": args.epochs, "augment": args.augment, "seconds": round(time.time() - t0, 1)}
     save_classifier(args.out, net, size, 1, clf.classes, kwargs, info=results)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

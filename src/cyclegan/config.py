@@ -64,6 +64,8 @@ class LossConfig:
     lambda_self_reg: float = 10.0       # SimGAN / feature_gan: weight of ||G(x) - x||_1 (in pixels / in features)
     feature_net: str = "inception"      # feature_gan: inception (FID Inception, Mixed_5d) | vgg16 (relu4_2)
     feature_weights: str = ""           # feature_gan: weights file of feature_net (vgg16 needs one)
+    lambda_semantic: float = 0.0        # cyclegan: weight of CyCADA's semantic consistency loss (0 = off, plain CycleGAN)
+    semantic_classifier: str = ""       # its fixed classifier file (cyclegan.content format; CyCADA uses one trained on domain A's labels)
 
 
 @dataclass
@@ -305,6 +307,16 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"train.threads must be 0 (one per core) or a positive count, got {cfg.train.threads}")
     if not 0.0 <= cfg.optim.ema_decay < 1.0:
         raise UserError(f"optim.ema_decay must be in [0, 1) (0 turns the average off), got {cfg.optim.ema_decay}")
+    if cfg.loss.lambda_semantic < 0:
+        raise UserError(f"loss.lambda_semantic must be 0 (off) or positive, got {cfg.loss.lambda_semantic}")
+    if cfg.loss.lambda_semantic > 0:
+        if cfg.model.method != "cyclegan":
+            raise UserError(f"loss.lambda_semantic is a term of the cyclegan method, not of {cfg.model.method}")
+        if not cfg.loss.semantic_classifier:
+            raise UserError("loss.lambda_semantic > 0 needs a classifier: --set loss.semantic_classifier=FILE "
+                            "(e.g. experiments/mnist_usps/train_classifier.py --domain A)")
+        if not Path(cfg.loss.semantic_classifier).is_file():
+            raise UserError(f"loss.semantic_classifier {cfg.loss.semantic_classifier} not found")
     if cfg.data.preprocess in ("resize_and_crop", "scale_width_and_crop") and cfg.data.load_size < cfg.data.crop_size:
         raise UserError(f"data.load_size ({cfg.data.load_size}) is smaller than data.crop_size ({cfg.data.crop_size})")
     return cfg

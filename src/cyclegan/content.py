@@ -73,6 +73,17 @@ class Classifier:
                               align_corners=False).round().clamp(0, 255).to(torch.uint8)
         return to_float(x)
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) floats in [-1, 1] -> (B, classes) logits, differentiable in x (for training losses).
+
+        Same conversions as `prepare` (grey <-> RGB, antialiased bilinear resize), without rounding to 8 bits.
+        """
+        if x.shape[1] != self.channels:
+            x = x[:, :3].mean(1, keepdim=True) if self.channels == 1 else x[:, :1].expand(-1, self.channels, -1, -1)
+        if tuple(x.shape[-2:]) != (self.size, self.size):
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        return self.net(x)
+
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """(B, C, H, W) uint8 -> (B,) int64 predicted class ids."""

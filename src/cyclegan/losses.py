@@ -8,6 +8,8 @@ Equation numbers refer to the CycleGAN paper:
   Eq. 3  L(G, F, D_X, D_Y) = L_GAN(G, D_Y, X, Y) + L_GAN(F, D_X, Y, X) + lambda L_cyc(G, F).
   Identity loss (Sec. 5.2, "photo generation from paintings", after Taigman et al.):
          L_identity(G, F) = E_y[||G(y) - y||_1] + E_x[||F(x) - x||_1].
+Semantic consistency (not in CycleGAN; CyCADA, Hoffman et al. 2018, Sec. 3): with a fixed classifier f,
+         L_sem(G, F) = CE(f(G(x)), argmax f(x)) + CE(f(F(y)), argmax f(y)).
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Ten
 def identity_loss(mapped: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     """One direction of the identity loss (Sec. 5.2): ||G(y) - y||_1, mean over pixels."""
     return F.l1_loss(mapped.float(), original.float())
+
+
+def semantic_loss(logits_mapped: torch.Tensor, logits_source: torch.Tensor) -> torch.Tensor:
+    """One direction of CyCADA's semantic consistency loss: cross-entropy of a fixed classifier's logits on
+    the translation G(x) against the class it gives the source x (argmax, no gradient). The classifier's own
+    labels, not ground truth: it penalises a translation that changes what the classifier sees."""
+    return F.cross_entropy(logits_mapped.float(), logits_source.detach().argmax(1))
 
 
 def gradient_penalty(discriminator, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,

@@ -80,6 +80,11 @@ def config_from_args(args):
         elif path:
             raise UserError(f"data folder {path} (data.{key} of {args.resume}/config.json) not found from here; give it "
                             f"again: cyclegan train DATA --resume {args.resume} (or --data-a/--data-b)")
+    for section, key in (("loss", "semantic_classifier"), ("loss", "feature_weights"), ("train", "eval_classifier"),
+                         ("train", "eval_root")):  # likewise the other files a run reads (a missing one: validate says so)
+        path = getattr(getattr(cfg, section), key)
+        if path and Path(path).exists():
+            setattr(getattr(cfg, section), key, str(Path(path).resolve()))
     return cfg
 
 

@@ -1,6 +1,11 @@
 """The CycleGAN objective (Zhu et al. 2017, Sec. 3), in the reference implementation's naming.
 
 Paper -> code: G: X->Y is G_A (A->B), F: Y->X is G_B, D_Y is D_A (judges domain B), D_X is D_B.
+
+Optional, off by default: CyCADA's semantic consistency loss (Hoffman et al. 2018, Sec. 3), a fixed
+classifier f (`loss.semantic_classifier`, trained on domain A's labels in CyCADA) asked to see the same
+class in G(x) as in x, and in F(y) as in y. It is not part of CycleGAN; it fights the label flips that cycle
+consistency allows (docs/evaluation.md, MNIST -> USPS).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import losses as L
+from ..content import Classifier, load_classifier
 from .base import METHODS, Method, NetSpec
 
 
@@ -20,6 +26,18 @@ class CycleGAN(Method):
     generators = ("G_A", "G_B")
     discriminators = ("D_A", "D_B")
     directions = {"AtoB": "G_A", "BtoA": "G_B"}
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._classifier: Classifier | None = None
+
+    def semantic_classifier(self, device: torch.device) -> Classifier:
+        """The fixed classifier of the semantic loss, loaded once, frozen, in eval mode, on `device`."""
+        if self._classifier is None:
+            self._classifier = load_classifier(self.cfg.loss.semantic_classifier)
+            self._classifier.net.requires_grad_(False)
+        self._classifier.net.to(device)
+        return self._classifier
 
     def specs(self) -> dict[str, NetSpec]:
         m, d = self.cfg.model, self.cfg.data
@@ -39,13 +57,14 @@ class CycleGAN(Method):
     def generator_loss(self, nets: nn.ModuleDict, batch: dict):
         """Terms of Eq. 3 for G and F (D frozen by the caller), each already multiplied by its weight:
         G_A/G_B = L_GAN (Eq. 1, generator side), cycle_A/cycle_B = lambda * Eq. 2's two halves,
-        idt_A/idt_B = lambda_identity * lambda * identity loss."""
+        idt_A/idt_B = lambda_identity * lambda * identity loss, sem_A/sem_B = lambda_semantic * semantic
+        consistency of G(x) and F(y) (CyCADA; only when loss.lambda_semantic > 0)."""
         w, mode = self.cfg.loss, self.cfg.loss.gan_mode
         real_a, real_b = batch["A"], batch["B"]  # (B, C, H, W) in [-1, 1]
         terms: dict[str, torch.Tensor] = {}
         fakes: dict[str, torch.Tensor] = {}
-        need_fake_b = w.lambda_gan_a > 0 or w.lambda_a > 0
-        need_fake_a = w.lambda_gan_b > 0 or w.lambda_b > 0
+        need_fake_b = w.lambda_gan_a > 0 or w.lambda_a > 0 or w.lambda_semantic > 0
+        need_fake_a = w.lambda_gan_b > 0 or w.lambda_b > 0 or w.lambda_semantic > 0
         fake_b = nets["G_A"](real_a) if need_fake_b else None
         fake_a = nets["G_B"](real_b) if need_fake_a else None
         if w.lambda_gan_a > 0:
@@ -63,6 +82,12 @@ class CycleGAN(Method):
                 terms["idt_A"] = w.lambda_identity * w.lambda_b * L.identity_loss(nets["G_A"](real_b), real_b)
             if w.lambda_a > 0:
                 terms["idt_B"] = w.lambda_identity * w.lambda_a * L.identity_loss(nets["G_B"](real_a), real_a)
+        if w.lambda_semantic > 0:
+            f = self.semantic_classifier(real_a.device)
+            with torch.no_grad():
+                source_a, source_b = f.logits(real_a), f.logits(real_b)
+            terms["sem_A"] = w.lambda_semantic * L.semantic_loss(f.logits(fake_b), source_a)
+            terms["sem_B"] = w.lambda_semantic * L.semantic_loss(f.logits(fake_a), source_b)
         return terms, fakes
 
     def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, torch.Tensor]):
