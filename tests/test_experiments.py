@@ -68,17 +68,23 @@ def _bar_digits(folder: Path, n: int, seed: int) -> None:
     (folder / "labels.csv").write_text("\n".join(lines) + "\n")
 
 
-def test_train_classifier_script(tmp_path: Path):
+@pytest.mark.parametrize("domain,extra", [("B", []), ("A", ["--augment", "affine", "--scale", "0.95", "1.05"])])
+def test_train_classifier_script(tmp_path: Path, domain, extra):
     data = tmp_path / "data"
-    for name, n, seed in (("trainB", 200, 0), ("testB", 50, 1), ("testA", 50, 2)):
+    for name, n, seed in ((f"train{domain}", 200, 0), ("testB", 50, 1), ("testA", 50, 2)):
         _bar_digits(data / name, n, seed)
     train = load_script("mnist_usps/train_classifier.py")
     out = tmp_path / "clf.safetensors"
     torch.manual_seed(0)
-    assert train.main(["--data", str(data), "--out", str(out), "--epochs", "10", "--batch-size", "20"]) == 0
+    assert train.main(["--data", str(data), "--out", str(out), "--epochs", "10", "--batch-size", "20",
+                       "--domain", domain, *extra]) == 0
     report = json.loads(out.with_suffix(".json").read_text())
-    assert report["usps_train_images"] == 200 and report["usps_test_images"] == 50
-    assert report["usps_test_accuracy"] > 0.9  # the bars are trivially separable; chance is 0.1
+    mine, other = ("usps_test", "mnist_eval") if domain == "B" else ("mnist_eval", "usps_test")
+    assert report[f"{'usps' if domain == 'B' else 'mnist'}_train_images"] == 200 and report[f"{mine}_images"] == 50
+    floor = 0.7 if extra else 0.9  # bars are told apart by their row, which random shifts blur; chance is 0.1
+    assert report[f"{mine}_accuracy"] > floor
+    assert report[f"{other}_no_translation_accuracy"] > floor  # the other domain's bars are the same classes
+    assert report["domain"] == domain and report.get("scale") == ([0.95, 1.05] if extra else None)
     clf = load_classifier(out)
     assert (clf.size, clf.channels, clf.classes) == (16, 1, [str(i) for i in range(10)])
     assert clf.net(torch.zeros(1, 1, 16, 16)).shape == (1, 10)

@@ -63,7 +63,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--augment", choices=["none", "affine"], default="none",
                    help="none (default, the judge of docs/evaluation.md) | affine: random rotation +-10 deg, "
-                        "shift +-10%%, scale 0.9-1.1 per image (a judge so robust that untranslated MNIST scores 94%%)")
+                        "shift +-10%%, scale (--scale) per image (a judge so robust that untranslated MNIST scores 94%%)")
+    p.add_argument("--scale", type=float, nargs=2, default=(0.9, 1.1), metavar=("MIN", "MAX"),
+                   help="scale range of --augment affine (default 0.9 1.1)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine may be shared)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
             idx = order[i:i + args.batch_size]
             inputs = clf.prepare(x_train[idx])
             if args.augment == "affine":
-                inputs = random_affine(inputs, gen)
+                inputs = random_affine(inputs, gen, scale=tuple(args.scale))
             loss = F.cross_entropy(net(inputs), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -105,7 +107,8 @@ def main(argv=None) -> int:
                f"{eval_key[them]}_no_translation_accuracy": accuracy(clf.predict(x_other), y_other),
                f"{me}_train_images": len(x_train), f"{eval_key[me]}_images": len(x_test),
                f"{eval_key[them]}_images": len(x_other),
-               "epochs": args.epochs, "augment": args.augment, "seconds": round(time.time() - t0, 1)}
+               "epochs": args.epochs, "augment": args.augment,
+               **({"scale": list(args.scale)} if args.augment == "affine" else {}), "seconds": round(time.time() - t0, 1)}
     save_classifier(args.out, net, size, 1, clf.classes, kwargs, info=results)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
