@@ -65,6 +65,16 @@ def test_resume_extends_training(trained_run, capsys):
     assert "finished at step 12 (after epoch 3/3)" in capsys.readouterr().out
 
 
+def test_resume_with_a_schedule_shorter_than_the_run_is_refused(trained_run, capsys):
+    run = trained_run / "run"
+    before = (run / "config.json").read_text()
+    err = _err(["train", "--resume", str(run), "--epochs", "1", "--epochs-decay", "0", "--no-progress"], capsys)
+    epochs = json.loads(before)["optim"]
+    at = epochs["n_epochs"] + epochs["n_epochs_decay"]  # finished: it stands at the end of its schedule
+    assert f"has reached epoch {at}, beyond the 1 epoch(s) of the schedule" in err and f"at least {at}" in err
+    assert (run / "config.json").read_text() == before  # the run is left as it was
+
+
 def _err(args, capsys):
     code = main(args)
     err = capsys.readouterr().err

@@ -201,6 +201,11 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
             warnings.warn(f"{run_dir} was saved by {saved_world_size(tree)} process(es) and resumes under {world_size}: "
                           "data shards, pools and RNG streams differ, so this is not an exact continuation")
         state.load_state_dict(select_rank_state(tree, rank, rank_part(state.state_dict())), device)
+        at = state.epoch + (1 if state.batch_in_epoch else 0)  # epochs begun
+        if at > state.total_epochs:
+            raise UserError(f"{run_dir} has reached epoch {at}, beyond the {state.total_epochs} epoch(s) of the schedule "
+                            f"given now (optim.n_epochs + optim.n_epochs_decay); give at least {at} in all "
+                            "(--epochs / --epochs-decay)")
         for pool in state.pools.values() if clear_pools else ():
             pool.clear()
         del tree
