@@ -75,7 +75,6 @@ def main(argv=None) -> int:
     x_train, y_train = load_folder(args.data / f"train{args.domain}")
     x_test, y_test = load_folder(args.data / f"test{args.domain}")
     x_other, y_other = load_folder(args.data / f"test{other}")
-    name = {"A": "mnist", "B": "usps"}
     size = x_train.shape[-1]
     kwargs = {"in_ch": 1, "num_classes": 10, "width": 32, "size": size}
     net = DigitCNN(**kwargs)
@@ -101,12 +100,11 @@ def main(argv=None) -> int:
         net.eval()
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total / len(order):.4f}, "
               f"test{args.domain} acc {accuracy(clf.predict(x_test), y_test):.4f}", flush=True)
-    me, them = name[args.domain], name[other]
-    eval_key = {"mnist": "mnist_eval", "usps": "usps_test"}
-    results = {"domain": args.domain, f"{eval_key[me]}_accuracy": accuracy(clf.predict(x_test), y_test),
-               f"{eval_key[them]}_no_translation_accuracy": accuracy(clf.predict(x_other), y_other),
-               f"{me}_train_images": len(x_train), f"{eval_key[me]}_images": len(x_test),
-               f"{eval_key[them]}_images": len(x_other),
+    train_name, test_name = {"A": "mnist", "B": "usps"}, {"A": "mnist_eval", "B": "usps_test"}
+    results = {"domain": args.domain, f"{test_name[args.domain]}_accuracy": accuracy(clf.predict(x_test), y_test),
+               f"{test_name[other]}_no_translation_accuracy": accuracy(clf.predict(x_other), y_other),
+               f"{train_name[args.domain]}_train_images": len(x_train), f"{test_name[args.domain]}_images": len(x_test),
+               f"{test_name[other]}_images": len(x_other),
                "epochs": args.epochs, "augment": args.augment,
                **({"scale": list(args.scale)} if args.augment == "affine" else {}), "seconds": round(time.time() - t0, 1)}
     save_classifier(args.out, net, size, 1, clf.classes, kwargs, info=results)

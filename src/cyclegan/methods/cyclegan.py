@@ -32,11 +32,10 @@ class CycleGAN(Method):
         self._classifier: Classifier | None = None
 
     def semantic_classifier(self, device: torch.device) -> Classifier:
-        """The fixed classifier of the semantic loss, loaded once, frozen, in eval mode, on `device`."""
+        """The fixed classifier of the semantic loss, loaded once (on the training device), frozen, in eval mode."""
         if self._classifier is None:
-            self._classifier = load_classifier(self.cfg.loss.semantic_classifier)
+            self._classifier = load_classifier(self.cfg.loss.semantic_classifier, device)
             self._classifier.net.requires_grad_(False)
-        self._classifier.net.to(device)
         return self._classifier
 
     def specs(self) -> dict[str, NetSpec]:
