@@ -17,6 +17,7 @@
 #   SEMANTIC=1 experiments/mnist_usps/run.sh ...   # CyCADA's semantic consistency loss (weight 1): not plain
 #       CycleGAN; it trains a classifier on trainA's MNIST labels first (the only run that uses any MNIST label)
 #       (93.2% +- 0.5 over seeds 0-2 against 91.0% +- 1.7 without it, same machine; docs/evaluation.md)
+#   CYCLE=5 ...   # the cycle-consistency weight lambda (default 10, the paper's); docs/evaluation.md has 5 and 2
 #
 # Defaults (EPOCHS=4, IDENTITY=0, SEED=0): 25 min of training on one core, 92.6% on all 5,000 testA images
 # (90.5% +- 1.6 over seeds 0-3 on another machine; docs/evaluation.md).
@@ -30,6 +31,7 @@ IDENTITY=${IDENTITY:-0}
 SEED=${SEED:-0}
 EMA=${EMA:-0}   # optim.ema_decay: > 0 keeps a moving average of the generators (snapshots and scores use it)
 SEMANTIC=${SEMANTIC:-0}   # loss.lambda_semantic: > 0 adds CyCADA's semantic loss with a classifier of trainA
+CYCLE=${CYCLE:-10}        # loss.lambda_a and lambda_b: the cycle-consistency weight (the paper's lambda = 10)
 
 python "$HERE/prepare.py" --data "$DATA" --out "$WORK/data"
 # the classifiers are deterministic (seed 0): kept when WORK already has them (another SEED, another schedule)
@@ -47,6 +49,7 @@ cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
   --set data.channels_a=1 --set data.channels_b=1 --set data.preprocess=none --set data.load_size=32 \
   --set data.crop_size=32 --set data.flip=false --set data.max_images=5000 --set data.workers=0 \
   --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf=16 --set loss.lambda_identity="$IDENTITY" \
+  --set loss.lambda_a="$CYCLE" --set loss.lambda_b="$CYCLE" \
   --set train.batch_size=8 --set train.seed="$SEED" --set optim.ema_decay="$EMA" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
   --set train.eval_every_epochs=1 --set train.eval_metric=content \
   --set train.eval_classifier="$WORK/usps_cnn.safetensors" --set train.eval_images=1000 \
