@@ -18,7 +18,7 @@
 #       CycleGAN; it trains a classifier on trainA's MNIST labels first (the only run that uses any MNIST label)
 #       (93.2% +- 0.5 over seeds 0-2 against 91.0% +- 1.7 without it, same machine; docs/evaluation.md)
 #   CYCLE=5 ...   # the cycle-consistency weight lambda (default 10, the paper's): 5 lets G stand slanted ones
-#       upright (96.0% at seed 0 against 92.8% at 10; docs/evaluation.md)
+#       upright (seeds 0-2: 96.0/93.5/91.9%, 93.8% +- 2.1, against 91.0% +- 1.7 at 10; docs/evaluation.md)
 #
 # Defaults (EPOCHS=4, IDENTITY=0, SEED=0): 25 min of training on one core, 92.6% on all 5,000 testA images
 # (90.5% +- 1.6 over seeds 0-3 on another machine; docs/evaluation.md).
