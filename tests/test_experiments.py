@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -108,9 +110,6 @@ def test_facades_prepare_clean_labels(tmp_path: Path):
 def run_with_stubs(script: Path, tmp_path: Path, env: dict) -> list[list[str]]:
     """Run an experiment's shell script with `python` and `cyclegan` replaced by stubs that record their
     arguments (nothing trains); returns the recorded command lines in order."""
-    import os
-    import subprocess
-
     bin_dir, record = tmp_path / "bin", tmp_path / "commands.jsonl"
     bin_dir.mkdir()
     for name in ("python", "cyclegan"):

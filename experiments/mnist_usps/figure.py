@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from cyclegan.content import load_classifier, read_labels
-from cyclegan.data.files import find_images, read_image
+from cyclegan.content import load_classifier
 from cyclegan.translate import load_translator
+from train_classifier import load_folder  # the sibling script (this folder is on sys.path when run)
 
 
 def main(argv=None) -> int:
@@ -28,9 +28,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    labels = read_labels(args.data / "labels.csv")
-    files = [f for f in find_images(args.data, str(args.data)) if labels[f.stem] == args.digit]
-    x = torch.stack([read_image(f, 1) for f in files])
+    x, y = load_folder(args.data)
+    x = x[y == args.digit]
     judge = load_classifier(args.judge)
     outputs, right = [], []
     for checkpoint in args.checkpoints:
