@@ -124,7 +124,7 @@ def run_with_stubs(script: Path, tmp_path: Path, env: dict) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("env, expected", [
-    ({}, {"loss.lambda_a": 10.0, "loss.lambda_b": 10.0, "loss.lambda_identity": 0.0, "train.seed": 0,
+    ({}, {"loss.lambda_a": 3.0, "loss.lambda_b": 3.0, "loss.lambda_identity": 0.0, "train.seed": 0,
           "optim.n_epochs": 4, "optim.n_epochs_decay": 4, "loss.lambda_semantic": 0.0, "optim.ema_decay": 0.0}),
     ({"CYCLE": "5", "SEMANTIC": "1", "SEED": "2", "EPOCHS": "5", "IDENTITY": "0.5", "EMA": "0.999"},
      {"loss.lambda_a": 5.0, "loss.lambda_b": 5.0, "loss.lambda_identity": 0.5, "train.seed": 2,
