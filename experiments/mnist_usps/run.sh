@@ -23,8 +23,8 @@
 #       93.8% +- 2.1 (seeds 0-2); the default, 3, lets G stand most of them upright; 2 is too little
 #
 # Defaults (EPOCHS=4, IDENTITY=0, SEED=0, CYCLE=3): about 25 min of training on one core (33-38 min with two runs
-# on two cores); G(MNIST) 95.4%, 96.2%, 95.7%, 96.4%, 93.7% on all 5,000 testA images for seeds 0-4
-# (95.5% +- 1.1; docs/evaluation.md).
+# on two cores, 21.9 with OMP_NUM_THREADS=2 alone); G(MNIST) 95.4%, 96.2%, 95.7%, 96.4%, 93.7%, 93.9% on all 5,000
+# testA images for seeds 0-5 (95.2% +- 1.2; docs/evaluation.md).
 set -euo pipefail
 DATA=${1:-../shared/data/mnist_usps}
 WORK=${2:-runs/mnist_usps}
