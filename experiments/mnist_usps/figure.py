@@ -34,9 +34,9 @@ def main(argv=None) -> int:
     outputs, right = [], []
     for checkpoint in args.checkpoints:
         g = load_translator(checkpoint, "AtoB", device="cpu")
-        y = torch.cat([g(x[i: i + 256]) for i in range(0, len(x), 256)])
-        outputs.append(y)
-        right.append(judge.predict(y) == args.digit)
+        translated = torch.cat([g(x[i: i + 256]) for i in range(0, len(x), 256)])
+        outputs.append(translated)
+        right.append(judge.predict(translated) == args.digit)
         print(f"{checkpoint}: {right[-1].float().mean():.1%} of {len(x)} {args.digit}s read right")
     picked = (~right[0]).nonzero().flatten()[: args.count].tolist()
     for checkpoint, ok in zip(args.checkpoints[1:], right[1:]):

@@ -7,10 +7,9 @@
 #    its accuracy on the untranslated testA ("no translation").
 # 3. CycleGAN MNIST<->USPS: ResNet-6 (ngf 32), PatchGAN (ndf 16), batch 8, cycle weight CYCLE (3; the paper's
 #    is 10), no identity loss, EPOCHS + EPOCHS epochs (constant, then linear decay) of 5,000 image pairs (625
-#    steps each), one thread; in-training
-#    content score on the validation split (data/val: 1,000 training images of each domain, scored with
-#    the MNIST labels, which training never uses) every epoch keeps checkpoints/best, chosen without
-#    looking at test data.
+#    steps each), one thread; in-training content score on the validation split (data/val: 1,000 training
+#    images of each domain, scored with the MNIST labels, which training never uses) every epoch keeps
+#    checkpoints/best, chosen without looking at test data.
 # 4. evaluation of the final model (and of the best snapshot) on all 5,000 testA images.
 #
 #   experiments/mnist_usps/run.sh [DATA] [WORK]     # defaults: ../shared/data/mnist_usps runs/mnist_usps
