@@ -125,13 +125,15 @@ def run_with_stubs(script: Path, tmp_path: Path, env: dict) -> list[list[str]]:
 
 @pytest.mark.parametrize("env, expected", [
     ({}, {"loss.lambda_a": 3.0, "loss.lambda_b": 3.0, "loss.lambda_identity": 0.0, "train.seed": 0,
-          "optim.n_epochs": 4, "optim.n_epochs_decay": 4, "loss.lambda_semantic": 0.0, "optim.ema_decay": 0.0}),
-    ({"CYCLE": "5", "SEMANTIC": "1", "SEED": "2", "EPOCHS": "5", "IDENTITY": "0.5", "EMA": "0.999"},
+          "optim.n_epochs": 4, "optim.n_epochs_decay": 4, "loss.lambda_semantic": 0.0, "optim.ema_decay": 0.0,
+          "loss.cycle_noise": 0.0}),
+    ({"CYCLE": "5", "SEMANTIC": "1", "SEED": "2", "EPOCHS": "5", "IDENTITY": "0.5", "EMA": "0.999", "NOISE": "0.1"},
      {"loss.lambda_a": 5.0, "loss.lambda_b": 5.0, "loss.lambda_identity": 0.5, "train.seed": 2,
-      "optim.n_epochs": 5, "optim.n_epochs_decay": 5, "loss.lambda_semantic": 1.0, "optim.ema_decay": 0.999}),
+      "optim.n_epochs": 5, "optim.n_epochs_decay": 5, "loss.lambda_semantic": 1.0, "optim.ema_decay": 0.999,
+      "loss.cycle_noise": 0.1}),
 ])
 def test_mnist_usps_run_sh_sets_the_documented_fields(tmp_path: Path, env: dict, expected: dict):
-    """run.sh's knobs (EPOCHS, IDENTITY, SEED, EMA, SEMANTIC, CYCLE) reach the config fields they name, and every
+    """run.sh's knobs (EPOCHS, IDENTITY, SEED, EMA, SEMANTIC, CYCLE, NOISE) reach the config fields they name, and every
     --set of its train command is a valid field: checked through the CLI's own config builder."""
     from cyclegan.cli import build_parser
     from cyclegan.commands.train import config_from_args

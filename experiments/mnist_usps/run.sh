@@ -20,6 +20,8 @@
 #   CYCLE=10 ...  # the cycle-consistency weight lambda: the paper's 10 keeps a hook on slanted MNIST ones (the
 #       cycle's way to remember the slant) that the judge reads as 2/4/7 (seeds 0-3: 90.5% +- 1.6); CYCLE=5:
 #       93.8% +- 2.1 (seeds 0-2); the default, 3, lets G stand most of them upright; 2 is too little
+#   NOISE=0.1 ...  # Gaussian noise (std, images in [-1, 1]) on G(x) and F(y) before the cycle back
+#       (loss.cycle_noise, Bashkirova et al. 2019): hidden signals cannot carry the input through the cycle
 #
 # Defaults (EPOCHS=4, IDENTITY=0, SEED=0, CYCLE=3): about 25 min of training on one core (33-38 min with two runs
 # on two cores, 21.9 with OMP_NUM_THREADS=2 alone); G(MNIST) 95.4%, 96.2%, 95.7%, 96.4%, 93.7%, 93.9% on all 5,000
@@ -35,6 +37,7 @@ SEED=${SEED:-0}
 EMA=${EMA:-0}   # optim.ema_decay: > 0 keeps a moving average of the generators (snapshots and scores use it)
 SEMANTIC=${SEMANTIC:-0}   # loss.lambda_semantic: > 0 adds CyCADA's semantic loss with a classifier of trainA
 CYCLE=${CYCLE:-3}         # loss.lambda_a and lambda_b: the cycle-consistency weight (the paper's lambda is 10)
+NOISE=${NOISE:-0}         # loss.cycle_noise: std of Gaussian noise on G(x), F(y) before the cycle back (0 = off)
 
 python "$HERE/prepare.py" --data "$DATA" --out "$WORK/data"
 # the classifiers are deterministic (seed 0): kept when WORK already has them (another SEED, another schedule)
@@ -52,7 +55,7 @@ cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
   --set data.channels_a=1 --set data.channels_b=1 --set data.preprocess=none --set data.load_size=32 \
   --set data.crop_size=32 --set data.flip=false --set data.max_images=5000 --set data.workers=0 \
   --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf=16 --set loss.lambda_identity="$IDENTITY" \
-  --set loss.lambda_a="$CYCLE" --set loss.lambda_b="$CYCLE" \
+  --set loss.lambda_a="$CYCLE" --set loss.lambda_b="$CYCLE" --set loss.cycle_noise="$NOISE" \
   --set train.batch_size=8 --set train.seed="$SEED" --set optim.ema_decay="$EMA" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
   --set train.eval_every_epochs=1 --set train.eval_metric=content \
   --set train.eval_classifier="$WORK/usps_cnn.safetensors" --set train.eval_images=1000 \

@@ -66,6 +66,8 @@ class LossConfig:
     feature_weights: str = ""           # feature_gan: weights file of feature_net (vgg16 needs one)
     lambda_semantic: float = 0.0        # cyclegan: weight of CyCADA's semantic consistency loss (0 = off, plain CycleGAN)
     semantic_classifier: str = ""       # its fixed classifier file (cyclegan.content format; CyCADA uses one trained on domain A's labels)
+    cycle_noise: float = 0.0            # cyclegan: std of Gaussian noise added to G(x) and F(y) before the cycle back
+                                        # (Bashkirova et al. 2019; images in [-1, 1]; 0 = off, the paper)
 
 
 @dataclass
@@ -309,6 +311,10 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"optim.ema_decay must be in [0, 1) (0 turns the average off), got {cfg.optim.ema_decay}")
     if cfg.loss.lambda_semantic < 0:
         raise UserError(f"loss.lambda_semantic must be 0 (off) or positive, got {cfg.loss.lambda_semantic}")
+    if cfg.loss.cycle_noise < 0:
+        raise UserError(f"loss.cycle_noise is a standard deviation: 0 (off) or positive, got {cfg.loss.cycle_noise}")
+    if cfg.loss.cycle_noise > 0 and cfg.model.method != "cyclegan":
+        raise UserError(f"loss.cycle_noise acts on the cycle of the cyclegan method, not of {cfg.model.method}")
     if cfg.loss.lambda_semantic > 0:
         if cfg.model.method != "cyclegan":
             raise UserError(f"loss.lambda_semantic is a term of the cyclegan method, not of {cfg.model.method}")

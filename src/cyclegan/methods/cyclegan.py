@@ -6,6 +6,13 @@ Optional, off by default: CyCADA's semantic consistency loss (Hoffman et al. 201
 classifier f (`loss.semantic_classifier`, trained on domain A's labels in CyCADA) asked to see the same
 class in G(x) as in x, and in F(y) as in y. It is not part of CycleGAN; it fights the label flips that cycle
 consistency allows (docs/evaluation.md, MNIST -> USPS).
+
+Optional, off by default: Gaussian noise on the translation before the cycle back (`loss.cycle_noise`,
+Bashkirova, Usman and Saenko 2019, "Adversarial Self-Defense for Cycle-Consistent GANs", Sec. 3). With
+Eq. 2 alone, G can hide the input in a low-amplitude signal that F reads back (Chu et al. 2017,
+"CycleGAN, a Master of Steganography"); noise of that amplitude makes the hidden signal useless, so the
+cycle must go through the visible content. The noise touches only the cycle terms: the discriminators,
+the pools and the identity loss see the clean translations.
 """
 
 from __future__ import annotations
@@ -16,6 +23,11 @@ from torch import nn
 from .. import losses as L
 from ..content import Classifier, load_classifier
 from .base import METHODS, Method, NetSpec
+
+
+def _noisy(x: torch.Tensor, std: float) -> torch.Tensor:
+    """x + N(0, std^2) per element (the global RNG, which checkpoints save); x itself when std is 0."""
+    return x + std * torch.randn_like(x) if std > 0 else x
 
 
 @METHODS.register("cyclegan")
@@ -73,9 +85,9 @@ class CycleGAN(Method):
             terms["G_B"] = w.lambda_gan_b * L.generator_gan_loss(nets["D_B"](fake_a), mode)
             fakes["D_B"] = fake_a.detach()
         if w.lambda_a > 0:
-            terms["cycle_A"] = w.lambda_a * L.cycle_loss(nets["G_B"](fake_b), real_a)
+            terms["cycle_A"] = w.lambda_a * L.cycle_loss(nets["G_B"](_noisy(fake_b, w.cycle_noise)), real_a)
         if w.lambda_b > 0:
-            terms["cycle_B"] = w.lambda_b * L.cycle_loss(nets["G_A"](fake_a), real_b)
+            terms["cycle_B"] = w.lambda_b * L.cycle_loss(nets["G_A"](_noisy(fake_a, w.cycle_noise)), real_b)
         if w.lambda_identity > 0:
             if w.lambda_b > 0:  # G_A should map a real B to itself
                 terms["idt_A"] = w.lambda_identity * w.lambda_b * L.identity_loss(nets["G_A"](real_b), real_b)
