@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from cyclegan.content import load_classifier, read_labels
-from cyclegan.metrics import FACADES_PALETTE
+from cyclegan.metrics import FACADES_CLASSES, FACADES_PALETTE
 
 from conftest import FACADES, MNIST_USPS, needs_facades
 
@@ -150,3 +150,36 @@ def test_mnist_usps_run_sh_sets_the_documented_fields(tmp_path: Path, env: dict,
     assert (cfg.train.eval_metric, cfg.model.generator, cfg.train.batch_size) == ("content", "resnet_6blocks", 8)
     evaluations = [c for c in commands if c[:2] == ["cyclegan", "evaluate"]]
     assert len(evaluations) == (3 if env.get("EMA", "0") != "0" else 2)
+
+
+def test_facades_diagnose_scores_the_real_photos_and_the_backward_cycle(tmp_path: Path, monkeypatch):
+    """With stand-in generators (G: keep the image, F: turn every pixel to 'window'), G(real photo) is scored
+    against the paired label map and G(F(y)) against y itself: known values on hand-made label maps."""
+    diagnose = load_script("facades/diagnose.py")
+    background, facade, window = (FACADES_PALETTE[FACADES_CLASSES.index(c)] for c in ("background", "facade", "window"))
+    for phase in ("testA", "testB"):
+        (tmp_path / phase).mkdir()
+    label = np.empty((8, 8, 3), np.uint8)
+    label[:2], label[2:] = background, facade  # 16 background pixels over 48 facade pixels
+    photo = np.empty_like(label)
+    photo[:4], photo[4:] = facade, window  # read as labels: right on rows 2-3 only (16 pixels of 64)
+    Image.fromarray(label).save(tmp_path / "testB" / "1.png")
+    Image.fromarray(photo).save(tmp_path / "testA" / "1.png")
+
+    class Stand:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def __call__(self, images):
+            return self.fn(images)
+
+    window_t = torch.tensor(window.tolist(), dtype=torch.uint8).view(1, 3, 1, 1)
+    gens = {"AtoB": Stand(lambda x: x), "BtoA": Stand(lambda y: window_t.expand_as(y).clone())}
+    monkeypatch.setattr(diagnose, "load_translator", lambda run, direction, device: gens[direction])
+    result = diagnose.diagnose("run", tmp_path, size=8)
+    real, cycle = result["G(real photo)"], result["G(F(label map))"]
+    assert real["per_pixel_acc"] == pytest.approx(16 / 64)
+    assert real["per_class_acc"] == pytest.approx((0 / 16 + 16 / 48) / 2)  # background never right, facade 16 of 48
+    assert cycle["per_pixel_acc"] == 0.0  # G(F(y)) is all window, y has none
+    gens["BtoA"] = Stand(lambda y: y)  # F = identity: G(F(y)) = y exactly
+    assert diagnose.diagnose("run", tmp_path, size=8)["G(F(label map))"]["per_pixel_acc"] == 1.0

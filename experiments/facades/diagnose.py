@@ -1,0 +1,70 @@
+"""Where does photo->labels fail: reading photos, or reading *real* photos?
+
+Scores the photo->labels generator G twice with the paper's Table 3 protocol on the facades test pairs:
+on the real test photos (what `cyclegan evaluate --metrics seg` reports), and on F(y), the photos that the
+labels->photo generator F makes from the test label maps, against those same label maps (the backward
+cycle y -> F(y) -> G(F(y)) read as a segmentation). When G reads F's photos well and real photos badly, G
+has learned the code F writes, not what real facades look like: the gap is F's realism, not the cycle.
+
+    python experiments/facades/diagnose.py RUN --data runs/facades/data --size 64
+
+Inputs are resized as `cyclegan evaluate --size` resizes them (photos bicubic) except the label maps fed
+to F, which are resized nearest-neighbour so that they keep the palette; ground truth is resized
+nearest-neighbour. F's photos are rounded to 8 bits before G reads them, as a saved image would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from torchvision.transforms import InterpolationMode
+
+from cyclegan.data import find_images, read_image
+from cyclegan.metrics import FACADES_PALETTE, colors_to_labels, confusion_matrix, scores_from_confusion
+from cyclegan.translate import _resize, load_translator
+
+
+def _labels(image: torch.Tensor) -> np.ndarray:
+    return colors_to_labels(image.permute(1, 2, 0).numpy(), FACADES_PALETTE)
+
+
+def diagnose(run: str | Path, data: str | Path, size: int, device: str = "cpu") -> dict[str, dict[str, float]]:
+    g = load_translator(run, "AtoB", device)
+    f = load_translator(run, "BtoA", device)
+    k = len(FACADES_PALETTE)
+    conf_real, conf_fake = np.zeros((k, k), np.int64), np.zeros((k, k), np.int64)
+    photos = find_images(Path(data) / "testA", "test photos")
+    for photo in photos:
+        truth_file = Path(data) / "testB" / photo.name
+        if not truth_file.is_file():
+            raise SystemExit(f"{truth_file} missing: testA and testB must be pairs with the same names")
+        x = _resize(read_image(photo, 3), size)[None]
+        y = TF.resize(read_image(truth_file, 3), list(x.shape[-2:]), interpolation=InterpolationMode.NEAREST)[None]
+        truth = _labels(y[0])
+        conf_real += confusion_matrix(truth, _labels(g(x)[0].cpu()), k)
+        conf_fake += confusion_matrix(truth, _labels(g(f(y)).cpu()[0]), k)
+    return {"G(real photo)": scores_from_confusion(conf_real).to_dict(),
+            "G(F(label map))": scores_from_confusion(conf_fake).to_dict()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="run directory or .model.safetensors of a photos (A) <-> label maps (B) CycleGAN")
+    ap.add_argument("--data", required=True, help="folder with testA (photos) and testB (label maps), paired by name")
+    ap.add_argument("--size", type=int, required=True, help="shorter side to score at (the training crop size)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    result = diagnose(args.run, args.data, args.size, args.device)
+    for name, s in result.items():
+        print(f"{name:16s} per-pixel {s['per_pixel_acc']:.3f}  per-class {s['per_class_acc']:.3f}  "
+              f"IoU {s['class_iou']:.3f}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
