@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import subprocess
@@ -180,6 +181,25 @@ def test_facades_diagnose_scores_the_real_photos_and_the_backward_cycle(tmp_path
     real, cycle = result["G(real photo)"], result["G(F(label map))"]
     assert real["per_pixel_acc"] == pytest.approx(16 / 64)
     assert real["per_class_acc"] == pytest.approx((0 / 16 + 16 / 48) / 2)  # background never right, facade 16 of 48
+    # best relabelling: window -> facade (32 pixels), facade -> background (16)
+    assert real["relabelled_per_pixel_acc"] == pytest.approx(48 / 64)
     assert cycle["per_pixel_acc"] == 0.0  # G(F(y)) is all window, y has none
     gens["BtoA"] = Stand(lambda y: y)  # F = identity: G(F(y)) = y exactly
     assert diagnose.diagnose("run", tmp_path, size=8)["G(F(label map))"]["per_pixel_acc"] == 1.0
+
+
+def test_facades_best_relabelling_is_the_optimal_assignment():
+    best_relabelling = load_script("facades/diagnose.py").best_relabelling
+    swapped = np.array([[0, 30, 0], [10, 0, 0], [0, 0, 60]])  # classes 0 and 1 painted in each other's colour
+    assign, acc = best_relabelling(swapped)
+    assert assign == [1, 0, 2] and acc == 1.0
+    rng = np.random.default_rng(0)
+    for k in (4, 6):
+        conf = rng.integers(0, 50, (k, k))
+        brute = max(sum(conf[t, p] for t, p in enumerate(perm)) for perm in itertools.permutations(range(k)))
+        assign, acc = best_relabelling(conf)
+        assert sorted(assign) == list(range(k)) and acc == pytest.approx(brute / conf.sum())
+    scipy_opt = pytest.importorskip("scipy.optimize")
+    conf = rng.integers(0, 1000, (12, 12))
+    rows, cols = scipy_opt.linear_sum_assignment(-conf)
+    assert best_relabelling(conf)[1] == pytest.approx(conf[rows, cols].sum() / conf.sum())
