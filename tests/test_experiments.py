@@ -167,15 +167,8 @@ def test_facades_diagnose_scores_the_real_photos_and_the_backward_cycle(tmp_path
     Image.fromarray(label).save(tmp_path / "testB" / "1.png")
     Image.fromarray(photo).save(tmp_path / "testA" / "1.png")
 
-    class Stand:
-        def __init__(self, fn):
-            self.fn = fn
-
-        def __call__(self, images):
-            return self.fn(images)
-
     window_t = torch.tensor(window.tolist(), dtype=torch.uint8).view(1, 3, 1, 1)
-    gens = {"AtoB": Stand(lambda x: x), "BtoA": Stand(lambda y: window_t.expand_as(y).clone())}
+    gens = {"AtoB": lambda x: x, "BtoA": lambda y: window_t.expand_as(y).clone()}
     monkeypatch.setattr(diagnose, "load_translator", lambda run, direction, device: gens[direction])
     result = diagnose.diagnose("run", tmp_path, size=8)
     real, cycle = result["G(real photo)"], result["G(F(label map))"]
@@ -184,7 +177,7 @@ def test_facades_diagnose_scores_the_real_photos_and_the_backward_cycle(tmp_path
     # best relabelling: window -> facade (32 pixels), facade -> background (16)
     assert real["relabelled_per_pixel_acc"] == pytest.approx(48 / 64)
     assert cycle["per_pixel_acc"] == 0.0  # G(F(y)) is all window, y has none
-    gens["BtoA"] = Stand(lambda y: y)  # F = identity: G(F(y)) = y exactly
+    gens["BtoA"] = lambda y: y  # F = identity: G(F(y)) = y exactly
     assert diagnose.diagnose("run", tmp_path, size=8)["G(F(label map))"]["per_pixel_acc"] == 1.0
 
 

@@ -13,7 +13,7 @@ to F, which are resized nearest-neighbour so that they keep the palette; ground 
 nearest-neighbour. F's photos are rounded to 8 bits before G reads them, as a saved image would be.
 
 Also printed, as an oracle diagnostic and never as a result: the per-pixel accuracy after the best
-one-to-one relabelling of the predicted classes (chosen on the test labels themselves). Far above the
+one-to-one relabelling of the predicted classes (chosen on the test labels themselves). When far above the
 plain accuracy, it says that G's map follows the photo's layout but paints the regions in other classes'
 colours, which an unpaired objective cannot rule out when those classes are about as frequent.
 """
@@ -25,17 +25,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
 from cyclegan.data import find_images, read_image
-from cyclegan.metrics import FACADES_PALETTE, colors_to_labels, confusion_matrix, scores_from_confusion
+from cyclegan.evaluate import SegScorer
+from cyclegan.metrics import FACADES_PALETTE
 from cyclegan.translate import _resize, load_translator
-
-
-def _labels(image: torch.Tensor) -> np.ndarray:
-    return colors_to_labels(image.permute(1, 2, 0).numpy(), FACADES_PALETTE)
 
 
 def best_relabelling(conf: np.ndarray) -> tuple[list[int], float]:
@@ -58,22 +54,21 @@ def best_relabelling(conf: np.ndarray) -> tuple[list[int], float]:
 
 
 def diagnose(run: str | Path, data: str | Path, size: int, device: str = "cpu") -> dict[str, dict[str, float]]:
+    """Table 3 scores (and the majority baseline, and the best-relabelling oracle) of G(real photo) and of
+    G(F(label map)), both against the test label maps, through `cyclegan evaluate`'s own seg scorer."""
     g = load_translator(run, "AtoB", device)
     f = load_translator(run, "BtoA", device)
-    k = len(FACADES_PALETTE)
-    conf_real, conf_fake = np.zeros((k, k), np.int64), np.zeros((k, k), np.int64)
-    photos = find_images(Path(data) / "testA", "test photos")
-    for photo in photos:
-        truth_file = Path(data) / "testB" / photo.name
-        if not truth_file.is_file():
-            raise SystemExit(f"{truth_file} missing: testA and testB must be pairs with the same names")
+    truth = Path(data) / "testB"
+    scorers = {"G(real photo)": SegScorer(truth, FACADES_PALETTE, resize=True),
+               "G(F(label map))": SegScorer(truth, FACADES_PALETTE, resize=True)}
+    for photo in find_images(Path(data) / "testA", "test photos"):
         x = _resize(read_image(photo, 3), size)[None]
-        y = TF.resize(read_image(truth_file, 3), list(x.shape[-2:]), interpolation=InterpolationMode.NEAREST)[None]
-        truth = _labels(y[0])
-        conf_real += confusion_matrix(truth, _labels(g(x)[0].cpu()), k)
-        conf_fake += confusion_matrix(truth, _labels(g(f(y)).cpu()[0]), k)
-    return {name: {**scores_from_confusion(conf).to_dict(), "relabelled_per_pixel_acc": best_relabelling(conf)[1]}
-            for name, conf in (("G(real photo)", conf_real), ("G(F(label map))", conf_fake))}
+        real = scorers["G(real photo)"]
+        real.update([photo], x, g(x).cpu(), None)  # names the photo whose label map is missing
+        y = TF.resize(read_image(real.truth[photo.stem], 3), list(x.shape[-2:]), interpolation=InterpolationMode.NEAREST)
+        scorers["G(F(label map))"].update([photo], x, g(f(y[None])).cpu(), None)
+    return {name: {**sc.result(), "relabelled_per_pixel_acc": best_relabelling(sc.conf)[1]}
+            for name, sc in scorers.items()}
 
 
 def main() -> None:
