@@ -8,7 +8,7 @@ has learned the code F writes, not what real facades look like: the gap is F's r
 
     python experiments/facades/diagnose.py RUN --data runs/facades/data --size 64
 
-Inputs are resized as `cyclegan evaluate --size` resizes them (photos bicubic) except the label maps fed
+Inputs are read and resized by `cyclegan evaluate`'s own loader (photos to size x size, bicubic) except the label maps fed
 to F, which are resized nearest-neighbour so that they keep the palette; ground truth is resized
 nearest-neighbour. F's photos are rounded to 8 bits before G reads them, as a saved image would be.
 
@@ -29,9 +29,9 @@ import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
 from cyclegan.data import find_images, read_image
-from cyclegan.evaluate import SegScorer
+from cyclegan.evaluate import SegScorer, iter_batches
 from cyclegan.metrics import FACADES_PALETTE
-from cyclegan.translate import _resize, load_translator
+from cyclegan.translate import load_translator
 
 
 def best_relabelling(conf: np.ndarray) -> tuple[list[int], float]:
@@ -61,9 +61,8 @@ def diagnose(run: str | Path, data: str | Path, size: int, device: str = "cpu") 
     truth = Path(data) / "testB"
     scorers = {"G(real photo)": SegScorer(truth, FACADES_PALETTE, resize=True),
                "G(F(label map))": SegScorer(truth, FACADES_PALETTE, resize=True)}
-    for photo in find_images(Path(data) / "testA", "test photos"):
-        x = _resize(read_image(photo, 3), size)[None]
-        real = scorers["G(real photo)"]
+    real = scorers["G(real photo)"]
+    for [photo], x in iter_batches(find_images(Path(data) / "testA", "test photos"), 3, 1, size):
         real.update([photo], x, g(x).cpu(), None)  # names the photo whose label map is missing
         y = TF.resize(read_image(real.truth[photo.stem], 3), list(x.shape[-2:]), interpolation=InterpolationMode.NEAREST)
         scorers["G(F(label map))"].update([photo], x, g(f(y[None])).cpu(), None)
@@ -75,7 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="run directory or .model.safetensors of a photos (A) <-> label maps (B) CycleGAN")
     ap.add_argument("--data", required=True, help="folder with testA (photos) and testB (label maps), paired by name")
-    ap.add_argument("--size", type=int, required=True, help="shorter side to score at (the training crop size)")
+    ap.add_argument("--size", type=int, required=True, help="score at size x size (the training crop size), as `cyclegan evaluate --size` does")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     result = diagnose(args.run, args.data, args.size, args.device)
