@@ -181,6 +181,30 @@ def test_facades_diagnose_scores_the_real_photos_and_the_backward_cycle(tmp_path
     assert diagnose.diagnose("run", tmp_path, size=8)["G(F(label map))"]["per_pixel_acc"] == 1.0
 
 
+def test_facades_diagnose_unaligned_baseline_scores_the_next_photos_true_map(tmp_path: Path, monkeypatch):
+    """The unaligned baseline predicts each test photo's labels with the next photo's true map (the last
+    with the first): known values on two hand-made pairs, independent of the generators."""
+    diagnose = load_script("facades/diagnose.py")
+    background, facade = (FACADES_PALETTE[FACADES_CLASSES.index(c)] for c in ("background", "facade"))
+    for phase in ("testA", "testB"):
+        (tmp_path / phase).mkdir()
+    top = np.empty((8, 8, 3), np.uint8)
+    top[:2], top[2:] = background, facade  # 16 background pixels over 48 facade pixels
+    flat = np.empty_like(top)
+    flat[:] = facade
+    for name, label in (("1", top), ("2", flat)):
+        Image.fromarray(label).save(tmp_path / "testB" / f"{name}.png")
+        Image.fromarray(label).save(tmp_path / "testA" / f"{name}.png")
+    monkeypatch.setattr(diagnose, "load_translator", lambda run, direction, device: lambda x: x)
+    result = diagnose.diagnose("run", tmp_path, size=8)
+    assert result["G(real photo)"]["per_pixel_acc"] == 1.0  # stand-in G returns the (label-coloured) photo
+    unaligned = result["another facade's map"]
+    # 1 predicted by 2 (all facade): 48 of 64 right; 2 predicted by 1: its 48 facade pixels right
+    assert unaligned["per_pixel_acc"] == pytest.approx(96 / 128)
+    assert unaligned["per_class_acc"] == pytest.approx((0 / 16 + 96 / 112) / 2)
+    assert unaligned["majority_per_pixel_acc"] == pytest.approx(112 / 128)
+
+
 def test_facades_best_relabelling_is_the_optimal_assignment():
     best_relabelling = load_script("facades/diagnose.py").best_relabelling
     swapped = np.array([[0, 30, 0], [10, 0, 0], [0, 0, 60]])  # classes 0 and 1 painted in each other's colour

@@ -6,6 +6,11 @@ labels->photo generator F makes from the test label maps, against those same lab
 cycle y -> F(y) -> G(F(y)) read as a segmentation). When G reads F's photos well and real photos badly, G
 has learned the code F writes, not what real facades look like: the gap is F's realism, not the cycle.
 
+Two baselines come with them: the majority predictor (every pixel the most frequent class), and a real but
+unaligned map: each test photo scored against its own label map with the *next* test photo's label map as
+the prediction (the last against the first). A G whose maps look like facades' but ignore the photo's
+layout scores about that.
+
     python experiments/facades/diagnose.py RUN --data runs/facades/data --size 64
 
 Inputs are read and resized by `cyclegan evaluate`'s own loader (photos to size x size, bicubic) except the label maps fed
@@ -25,6 +30,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
@@ -53,19 +59,29 @@ def best_relabelling(conf: np.ndarray) -> tuple[list[int], float]:
     return assign, score / max(int(conf.sum()), 1)
 
 
+def _label_map(path: Path, size) -> torch.Tensor:
+    """A label image resized nearest-neighbour (it keeps the palette) to `size` (H, W)."""
+    return TF.resize(read_image(path, 3), list(size), interpolation=InterpolationMode.NEAREST)
+
+
 def diagnose(run: str | Path, data: str | Path, size: int, device: str = "cpu") -> dict[str, dict[str, float]]:
     """Table 3 scores (and the majority baseline, and the best-relabelling oracle) of G(real photo) and of
-    G(F(label map)), both against the test label maps, through `cyclegan evaluate`'s own seg scorer."""
+    G(F(label map)), both against the test label maps, through `cyclegan evaluate`'s own seg scorer; and the
+    same scores of another test photo's true label map (the unaligned baseline)."""
     g = load_translator(run, "AtoB", device)
     f = load_translator(run, "BtoA", device)
     truth = Path(data) / "testB"
-    scorers = {"G(real photo)": SegScorer(truth, FACADES_PALETTE, resize=True),
-               "G(F(label map))": SegScorer(truth, FACADES_PALETTE, resize=True)}
+    scorers = {name: SegScorer(truth, FACADES_PALETTE, resize=True)
+               for name in ("G(real photo)", "G(F(label map))", "another facade's map")}
     real = scorers["G(real photo)"]
-    for [photo], x in iter_batches(find_images(Path(data) / "testA", "test photos"), 3, 1, size):
+    photos = find_images(Path(data) / "testA", "test photos")
+    for i, ([photo], x) in enumerate(iter_batches(photos, 3, 1, size)):
         real.update([photo], x, g(x).cpu(), None)  # names the photo whose label map is missing
-        y = TF.resize(read_image(real.truth[photo.stem], 3), list(x.shape[-2:]), interpolation=InterpolationMode.NEAREST)
+        y = _label_map(real.truth[photo.stem], x.shape[-2:])
         scorers["G(F(label map))"].update([photo], x, g(f(y[None])).cpu(), None)
+        other = photos[(i + 1) % len(photos)].stem
+        if other in real.truth:  # a missing one is named by real.update when its turn comes
+            scorers["another facade's map"].update([photo], x, _label_map(real.truth[other], x.shape[-2:])[None], None)
     return {name: {**sc.result(), "relabelled_per_pixel_acc": best_relabelling(sc.conf)[1]}
             for name, sc in scorers.items()}
 
@@ -79,7 +95,7 @@ def main() -> None:
     args = ap.parse_args()
     result = diagnose(args.run, args.data, args.size, args.device)
     for name, s in result.items():
-        print(f"{name:16s} per-pixel {s['per_pixel_acc']:.3f}  per-class {s['per_class_acc']:.3f}  "
+        print(f"{name:20s} per-pixel {s['per_pixel_acc']:.3f}  per-class {s['per_class_acc']:.3f}  "
               f"IoU {s['class_iou']:.3f}  best relabelling {s['relabelled_per_pixel_acc']:.3f}")
     print(json.dumps(result))
 
