@@ -179,6 +179,7 @@ def test_facades_diagnose_scores_the_real_photos_and_the_backward_cycle(tmp_path
     assert cycle["per_pixel_acc"] == 0.0  # G(F(y)) is all window, y has none
     gens["BtoA"] = lambda y: y  # F = identity: G(F(y)) = y exactly
     assert diagnose.diagnose("run", tmp_path, size=8)["G(F(label map))"]["per_pixel_acc"] == 1.0
+    assert "another facade's map" not in result  # one photo: no other map to stand in for its own
 
 
 def test_facades_diagnose_unaligned_baseline_scores_the_next_photos_true_map(tmp_path: Path, monkeypatch):

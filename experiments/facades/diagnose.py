@@ -8,7 +8,7 @@ has learned the code F writes, not what real facades look like: the gap is F's r
 
 Two baselines come with them: the majority predictor (every pixel the most frequent class), and a real but
 unaligned map: each test photo scored against its own label map with the *next* test photo's label map as
-the prediction (the last against the first). A G whose maps look like facades' but ignore the photo's
+the prediction (the last against the first; needs two or more photos). A G whose maps look like facades' but ignore the photo's
 layout scores about that.
 
     python experiments/facades/diagnose.py RUN --data runs/facades/data --size 64
@@ -71,16 +71,16 @@ def diagnose(run: str | Path, data: str | Path, size: int, device: str = "cpu") 
     g = load_translator(run, "AtoB", device)
     f = load_translator(run, "BtoA", device)
     truth = Path(data) / "testB"
-    scorers = {name: SegScorer(truth, FACADES_PALETTE, resize=True)
-               for name in ("G(real photo)", "G(F(label map))", "another facade's map")}
-    real = scorers["G(real photo)"]
     photos = find_images(Path(data) / "testA", "test photos")
+    names = ("G(real photo)", "G(F(label map))") + (("another facade's map",) if len(photos) > 1 else ())
+    scorers = {name: SegScorer(truth, FACADES_PALETTE, resize=True) for name in names}
+    real = scorers["G(real photo)"]
     for i, ([photo], x) in enumerate(iter_batches(photos, 3, 1, size)):
         real.update([photo], x, g(x).cpu(), None)  # names the photo whose label map is missing
         y = _label_map(real.truth[photo.stem], x.shape[-2:])
         scorers["G(F(label map))"].update([photo], x, g(f(y[None])).cpu(), None)
         other = photos[(i + 1) % len(photos)].stem
-        if other in real.truth:  # a missing one is named by real.update when its turn comes
+        if len(photos) > 1 and other in real.truth:  # a missing one is named by real.update when its turn comes
             scorers["another facade's map"].update([photo], x, _label_map(real.truth[other], x.shape[-2:])[None], None)
     return {name: {**sc.result(), "relabelled_per_pixel_acc": best_relabelling(sc.conf)[1]}
             for name, sc in scorers.items()}
