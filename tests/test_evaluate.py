@@ -117,6 +117,10 @@ def test_evaluate_cli_values(tiny_run, tmp_path: Path):
     assert m["AtoB"]["class_iou"] == pytest.approx(expected.class_iou)
     ids = np.stack([colors_to_labels(t.permute(1, 2, 0).numpy(), FACADES_PALETTE) for t in xb])
     assert m["AtoB"]["majority_per_pixel_acc"] == pytest.approx(float((ids == 1).mean()))
+    # the unaligned baseline: map i predicted by map i+1, the last by the first
+    ring = sum(confusion_matrix(ids[i], ids[(i + 1) % len(ids)], 12) for i in range(len(ids)))
+    assert m["AtoB"]["unaligned_per_pixel_acc"] == pytest.approx(scores_from_confusion(ring).pixel_accuracy)
+    assert m["AtoB"]["unaligned_per_class_acc"] == pytest.approx(scores_from_confusion(ring).class_accuracy)
     assert "per_pixel_acc" not in m["BtoA"]
 
     # the written translations are the translations, and the gallery lists every image with 3 columns

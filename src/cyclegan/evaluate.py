@@ -44,7 +44,9 @@ EVAL_METRICS = {
            "when every subset is both whole sets). Unbiased, so it can be slightly negative near 0.",
     "seg": "Label maps: the translation (e.g. facades photo->labels) and the target-domain test image with the "
            "same file name are mapped to class ids by nearest palette colour (--palette), then scored over "
-           "the whole test set; direction set by --seg-direction. Also reports the all-majority-class baseline.",
+           "the whole test set; direction set by --seg-direction. Also reports two baselines: every pixel the "
+           "majority class (majority_*), and each true map predicted by the next test image's true map "
+           "(unaligned_*: a realistic map that ignores the input; two or more images of one size).",
     "content": "Content preservation (the FCN-score's spirit): accuracy of a classifier trained on the target "
                "domain only (--classifier-b for AtoB, --classifier-a for BtoA) on the translations, against the "
                "source images' labels (labels.csv in the source test folder, or --labels-a/--labels-b); "
@@ -226,6 +228,16 @@ class SegScorer(Scorer):
         k = len(colors)
         self.conf = np.zeros((k, k), np.int64)
         self.counts = np.zeros(k, np.int64)
+        # The unaligned baseline: each ground-truth map predicted by the next one (the last by the first),
+        # a realistic map that ignores the input; pairs of different sizes are left out.
+        self.conf_unaligned = np.zeros((k, k), np.int64)
+        self._first = self._prev = None
+
+    def _unaligned(self, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        from .metrics import confusion_matrix
+
+        k = len(self.colors)
+        return confusion_matrix(truth, pred, k) if truth.shape == pred.shape else np.zeros((k, k), np.int64)
 
     def update(self, files, inputs, fakes, recs) -> None:
         from .metrics import colors_to_labels, confusion_matrix
@@ -244,6 +256,11 @@ class SegScorer(Scorer):
             p = colors_to_labels(_rgb(fake).permute(1, 2, 0).numpy(), self.colors)
             self.conf += confusion_matrix(t, p, k)
             self.counts += np.bincount(t.ravel(), minlength=k)
+            if self._prev is None:
+                self._first = t
+            else:
+                self.conf_unaligned += self._unaligned(self._prev, t)
+            self._prev = t
 
     def result(self) -> dict[str, float]:
         from .metrics import scores_from_confusion
@@ -253,7 +270,12 @@ class SegScorer(Scorer):
         base = np.zeros_like(self.conf)
         base[:, int(np.argmax(self.counts))] = self.counts
         baseline = scores_from_confusion(base).to_dict()
-        return {**scores, **{f"majority_{k}": v for k, v in baseline.items()}}
+        unaligned = self.conf_unaligned.copy()
+        if self._first is not self._prev:  # two or more maps: close the ring, the last predicted by the first
+            unaligned += self._unaligned(self._prev, self._first)
+        extra = ({f"unaligned_{k}": v for k, v in scores_from_confusion(unaligned).to_dict().items()}
+                 if unaligned.sum() else {})
+        return {**scores, **{f"majority_{k}": v for k, v in baseline.items()}, **extra}
 
 
 class ContentScorer(Scorer):
