@@ -13,9 +13,9 @@ but ignore the photo's layout scores about that.
 
     python experiments/facades/diagnose.py RUN --data runs/facades/data --size 64
 
-Inputs are read and resized by `cyclegan evaluate`'s own loader (photos to size x size, bicubic) except the label maps fed
-to F, which are resized nearest-neighbour so that they keep the palette; ground truth is resized
-nearest-neighbour. F's photos are rounded to 8 bits before G reads them, as a saved image would be.
+Inputs are read and resized by `cyclegan evaluate`'s own loader (photos to size x size, bicubic) except
+the label maps fed to F, which are resized nearest-neighbour so that they keep the palette; ground truth
+is resized nearest-neighbour. F's photos are rounded to 8 bits before G reads them, as a saved image would be.
 
 Also printed, as an oracle diagnostic and never as a result: the per-pixel accuracy after the best
 one-to-one relabelling of the predicted classes (chosen on the test labels themselves). When far above the
@@ -65,11 +65,13 @@ def diagnose(run: str | Path, data: str | Path, size: int, device: str = "cpu") 
     g = load_translator(run, "AtoB", device)
     f = load_translator(run, "BtoA", device)
     truth = Path(data) / "testB"
-    scorers = {name: SegScorer(truth, FACADES_PALETTE, resize=True) for name in ("G(real photo)", "G(F(label map))")}
+    scorers = {name: SegScorer(truth, FACADES_PALETTE, resize=True)
+               for name in ("G(real photo)", "G(F(label map))")}
     real = scorers["G(real photo)"]
     for [photo], x in iter_batches(find_images(Path(data) / "testA", "test photos"), 3, 1, size):
         real.update([photo], x, g(x).cpu(), None)  # names the photo whose label map is missing
-        y = TF.resize(read_image(real.truth[photo.stem], 3), list(x.shape[-2:]), interpolation=InterpolationMode.NEAREST)
+        y = TF.resize(read_image(real.truth[photo.stem], 3), list(x.shape[-2:]),
+                      interpolation=InterpolationMode.NEAREST)
         scorers["G(F(label map))"].update([photo], x, g(f(y[None])).cpu(), None)
     return {name: {**sc.result(), "relabelled_per_pixel_acc": best_relabelling(sc.conf)[1]}
             for name, sc in scorers.items()}
@@ -79,7 +81,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="run directory or .model.safetensors of a photos (A) <-> label maps (B) CycleGAN")
     ap.add_argument("--data", required=True, help="folder with testA (photos) and testB (label maps), paired by name")
-    ap.add_argument("--size", type=int, required=True, help="score at size x size (the training crop size), as `cyclegan evaluate --size` does")
+    ap.add_argument("--size", type=int, required=True,
+                    help="score at size x size (the training crop size), as `cyclegan evaluate --size` does")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     result = diagnose(args.run, args.data, args.size, args.device)
