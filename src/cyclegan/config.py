@@ -67,6 +67,8 @@ class LossConfig:
     lambda_semantic: float = 0.0        # cyclegan: weight of CyCADA's semantic consistency loss (0 = off, plain CycleGAN)
     semantic_classifier: str = ""       # its fixed classifier file (cyclegan.content format; CyCADA uses one trained on domain A's labels)
     cycle_noise: float = 0.0            # cyclegan: std of Gaussian noise added to G(x) and F(y) before the cycle back
+    cycle_palette_a: str = ""           # cyclegan: snap F(y) to this palette's nearest colours before the cycle back ("facades"; "" = off)
+    cycle_palette_b: str = ""           # cyclegan: the same for G(x), when domain B is colour-coded label maps
                                         # (Bashkirova et al. 2019; images in [-1, 1]; 0 = off, the paper)
 
 
@@ -315,6 +317,23 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"loss.cycle_noise is a standard deviation: 0 (off) or positive, got {cfg.loss.cycle_noise}")
     if cfg.loss.cycle_noise > 0 and cfg.model.method != "cyclegan":
         raise UserError(f"loss.cycle_noise acts on the cycle of the cyclegan method, not of {cfg.model.method}")
+    for domain in ("a", "b"):
+        name = getattr(cfg.loss, f"cycle_palette_{domain}")
+        if not name:
+            continue
+        from .metrics.segmentation import PALETTES  # here: the metrics package imports torchvision (slow start)
+
+        if name not in PALETTES:
+            raise UserError(f"loss.cycle_palette_{domain}={name!r} is not a known palette; choose from: "
+                            f"{', '.join(PALETTES)}")
+        if cfg.model.method != "cyclegan":
+            raise UserError(f"loss.cycle_palette_{domain} acts on the cycle of the cyclegan method, "
+                            f"not of {cfg.model.method}")
+        channels = getattr(cfg.data, f"channels_{domain}")
+        if channels != PALETTES[name].shape[1]:
+            raise UserError(f"loss.cycle_palette_{domain}={name} has {PALETTES[name].shape[1]}-channel colours but "
+                            f"domain {domain.upper()} has {channels} channels (data.channels_{domain}); set it "
+                            f"on the domain that holds the colour-coded label maps")
     if cfg.loss.lambda_semantic > 0:
         if cfg.model.method != "cyclegan":
             raise UserError(f"loss.lambda_semantic is a term of the cyclegan method, not of {cfg.model.method}")

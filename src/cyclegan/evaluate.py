@@ -30,6 +30,7 @@ from torchvision.transforms.v2 import functional as TF
 from . import checkpoint as ckpt
 from .data.files import ImageReadError, find_images, read_image
 from .errors import UserError
+from .metrics.segmentation import PALETTES as SEG_PALETTES
 from .translate import Translator, load_translator, save_image, write_gallery
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -84,14 +85,12 @@ def parse_metrics(text: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-PALETTES = ("facades",)
+PALETTES = tuple(SEG_PALETTES)
 
 
 def palette(name: str) -> np.ndarray:
-    if name == "facades":
-        from .metrics import FACADES_PALETTE
-
-        return FACADES_PALETTE
+    if name in SEG_PALETTES:
+        return SEG_PALETTES[name]
     raise UserError(f"unknown palette {name!r}; choose from: {', '.join(PALETTES)}")
 
 

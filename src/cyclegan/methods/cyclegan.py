@@ -13,6 +13,13 @@ Eq. 2 alone, G can hide the input in a low-amplitude signal that F reads back (C
 "CycleGAN, a Master of Steganography"); noise of that amplitude makes the hidden signal useless, so the
 cycle must go through the visible content. The noise touches only the cycle terms: the discriminators,
 the pools and the identity loss see the clean translations.
+
+Optional, off by default: snapping a translation into a colour-coded label domain to the nearest colour of
+its palette before the cycle back (`loss.cycle_palette_a` / `_b`, e.g. "facades"). Label maps are flat
+colours, so every bit of G(x) that is not a palette colour is a channel for hiding x from the
+discriminator; snapped, F can only reconstruct x from the labels G drew, which must then follow x's
+layout. The gradient passes the snap unchanged (straight-through), and like the noise it touches only
+the cycle terms. Not part of CycleGAN (docs/evaluation.md, facades).
 """
 
 from __future__ import annotations
@@ -22,12 +29,30 @@ from torch import nn
 
 from .. import losses as L
 from ..content import Classifier, load_classifier
+from ..metrics.segmentation import PALETTES
 from .base import METHODS, Method, NetSpec
 
 
 def _noisy(x: torch.Tensor, std: float) -> torch.Tensor:
     """x + N(0, std^2) per element (the global RNG, which checkpoints save); x itself when std is 0."""
     return x + std * torch.randn_like(x) if std > 0 else x
+
+
+def snap_to_palette(x: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """Each pixel of x (B, C, H, W) replaced by its nearest colour of `palette` (K, C), both in x's units
+    (Euclidean, as `metrics.colors_to_labels`); the gradient is passed through unchanged (straight-through:
+    x + (snap(x) - x).detach())."""
+    pal = palette.to(device=x.device, dtype=torch.float32)
+    dist = (x.detach().float().unsqueeze(1) - pal[None, :, :, None, None]).square().sum(2)  # (B, K, H, W)
+    snapped = pal[dist.argmin(1)].permute(0, 3, 1, 2).to(x.dtype)  # (B, C, H, W)
+    return x + (snapped - x).detach()
+
+
+def _palette_tensor(name: str) -> torch.Tensor | None:
+    """A named palette (uint8 RGB) in the networks' [-1, 1] units; None for "" (off)."""
+    if not name:
+        return None
+    return torch.from_numpy(PALETTES[name].astype("float32")) / 127.5 - 1
 
 
 @METHODS.register("cyclegan")
@@ -42,6 +67,12 @@ class CycleGAN(Method):
     def __init__(self, cfg):
         super().__init__(cfg)
         self._classifier: Classifier | None = None
+        self._palettes = {d: _palette_tensor(getattr(cfg.loss, f"cycle_palette_{d}")) for d in ("a", "b")}
+
+    def cycle_input(self, fake: torch.Tensor, domain: str) -> torch.Tensor:
+        """What the cycle back sees of a translation into `domain`: snapped to its palette (when set), then noisy."""
+        palette = self._palettes[domain]
+        return _noisy(fake if palette is None else snap_to_palette(fake, palette), self.cfg.loss.cycle_noise)
 
     def semantic_classifier(self, device: torch.device) -> Classifier:
         """The fixed classifier of the semantic loss, loaded once (on the training device), frozen, in eval mode."""
@@ -85,9 +116,9 @@ class CycleGAN(Method):
             terms["G_B"] = w.lambda_gan_b * L.generator_gan_loss(nets["D_B"](fake_a), mode)
             fakes["D_B"] = fake_a.detach()
         if w.lambda_a > 0:
-            terms["cycle_A"] = w.lambda_a * L.cycle_loss(nets["G_B"](_noisy(fake_b, w.cycle_noise)), real_a)
+            terms["cycle_A"] = w.lambda_a * L.cycle_loss(nets["G_B"](self.cycle_input(fake_b, "b")), real_a)
         if w.lambda_b > 0:
-            terms["cycle_B"] = w.lambda_b * L.cycle_loss(nets["G_A"](_noisy(fake_a, w.cycle_noise)), real_b)
+            terms["cycle_B"] = w.lambda_b * L.cycle_loss(nets["G_A"](self.cycle_input(fake_a, "a")), real_b)
         if w.lambda_identity > 0:
             if w.lambda_b > 0:  # G_A should map a real B to itself
                 terms["idt_A"] = w.lambda_identity * w.lambda_b * L.identity_loss(nets["G_A"](real_b), real_b)

@@ -46,6 +46,8 @@ FACADES_PALETTE = np.array([
     (174, 0, 0),      # shop
 ], dtype=np.uint8)
 
+PALETTES = {"facades": FACADES_PALETTE}  # by name: `cyclegan evaluate --palette`, `loss.cycle_palette_a/b`
+
 
 def colors_to_labels(image: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 colours -> (H, W) int64 index of the nearest palette colour (Euclidean RGB)."""
