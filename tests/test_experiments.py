@@ -127,15 +127,15 @@ def run_with_stubs(script: Path, tmp_path: Path, env: dict) -> list[list[str]]:
 @pytest.mark.parametrize("env, expected", [
     ({}, {"loss.lambda_a": 3.0, "loss.lambda_b": 3.0, "loss.lambda_identity": 0.0, "train.seed": 0,
           "optim.n_epochs": 4, "optim.n_epochs_decay": 4, "loss.lambda_semantic": 0.0, "optim.ema_decay": 0.0,
-          "loss.cycle_noise": 0.0, "train.batch_size": 8, "optim.lr": 2e-4}),
+          "loss.cycle_noise": 0.0, "train.batch_size": 8, "optim.lr": 2e-4, "model.ndf": 16}),
     ({"CYCLE": "5", "SEMANTIC": "1", "SEED": "2", "EPOCHS": "5", "IDENTITY": "0.5", "EMA": "0.999", "NOISE": "0.1",
-      "BATCH": "1", "LR": "1e-4"},
+      "BATCH": "1", "LR": "1e-4", "NDF": "32"},
      {"loss.lambda_a": 5.0, "loss.lambda_b": 5.0, "loss.lambda_identity": 0.5, "train.seed": 2,
       "optim.n_epochs": 5, "optim.n_epochs_decay": 5, "loss.lambda_semantic": 1.0, "optim.ema_decay": 0.999,
-      "loss.cycle_noise": 0.1, "train.batch_size": 1, "optim.lr": 1e-4}),
+      "loss.cycle_noise": 0.1, "train.batch_size": 1, "optim.lr": 1e-4, "model.ndf": 32}),
 ])
 def test_mnist_usps_run_sh_sets_the_documented_fields(tmp_path: Path, env: dict, expected: dict):
-    """run.sh's knobs (EPOCHS, IDENTITY, SEED, EMA, SEMANTIC, CYCLE, NOISE, BATCH, LR) reach the config fields they name, and every
+    """run.sh's knobs (EPOCHS, IDENTITY, SEED, EMA, SEMANTIC, CYCLE, NOISE, BATCH, LR, NDF) reach the config fields they name, and every
     --set of its train command is a valid field: checked through the CLI's own config builder."""
     from cyclegan.cli import build_parser
     from cyclegan.commands.train import config_from_args

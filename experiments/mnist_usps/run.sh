@@ -41,6 +41,7 @@ CYCLE=${CYCLE:-3}         # loss.lambda_a and lambda_b: the cycle-consistency we
 NOISE=${NOISE:-0}         # loss.cycle_noise: std of Gaussian noise on G(x), F(y) before the cycle back (0 = off)
 BATCH=${BATCH:-8}         # train.batch_size (the paper's is 1; 8 is 2.5x the images per second on a CPU)
 LR=${LR:-2e-4}            # optim.lr (the paper's 2e-4)
+NDF=${NDF:-16}            # model.ndf: the discriminators' width (the paper's is 64)
 
 python "$HERE/prepare.py" --data "$DATA" --out "$WORK/data"
 # the classifiers are deterministic (seed 0): kept when WORK already has them (another SEED, another schedule)
@@ -57,7 +58,7 @@ fi
 cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
   --set data.channels_a=1 --set data.channels_b=1 --set data.preprocess=none --set data.load_size=32 \
   --set data.crop_size=32 --set data.flip=false --set data.max_images=5000 --set data.workers=0 \
-  --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf=16 --set loss.lambda_identity="$IDENTITY" \
+  --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf="$NDF" --set loss.lambda_identity="$IDENTITY" \
   --set loss.lambda_a="$CYCLE" --set loss.lambda_b="$CYCLE" --set loss.cycle_noise="$NOISE" \
   --set train.batch_size="$BATCH" --set optim.lr="$LR" --set train.seed="$SEED" --set optim.ema_decay="$EMA" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
   --set train.eval_every_epochs=1 --set train.eval_metric=content \
