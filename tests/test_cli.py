@@ -146,6 +146,7 @@ def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "resnet_9blocks" in out and "cyclegan" in out and "quick" in out
+    assert any(line.split() == ["palettes", "facades"] for line in out.splitlines())
 
 
 def test_ctrl_c_saves_and_exits_130_then_resume_goes_on(tmp_path):

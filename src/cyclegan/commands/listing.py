@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def add_parser(sub):
-    return sub.add_parser("list", help="list networks, methods, presets and metrics")
+    return sub.add_parser("list", help="list networks, methods, presets, metrics and label palettes")
 
 
 def run(args) -> int:
@@ -14,9 +14,10 @@ def run(args) -> int:
 
     rows = [("methods", METHODS.names()), ("generators", GENERATORS.names()), ("discriminators", DISCRIMINATORS.names()),
             ("norms", list(NORMS)), ("inits", list(INITS)), ("presets", list(PRESETS))]
-    from ..evaluate import EVAL_METRICS
+    from ..evaluate import EVAL_METRICS, PALETTES
 
     rows.append(("metrics", list(EVAL_METRICS)))  # what `cyclegan evaluate --metrics` takes
+    rows.append(("palettes", list(PALETTES)))  # `cyclegan evaluate --palette`, loss.cycle_palette_a/b
     for name, items in rows:
         print(f"{name:15s} {', '.join(items)}")
     return 0
