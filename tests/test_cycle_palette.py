@@ -40,6 +40,15 @@ def test_snap_agrees_with_the_metric_on_random_colours():
     assert torch.allclose(snapped[0].permute(1, 2, 0), pal[torch.from_numpy(ids)])
 
 
+def test_snapped_values_are_exactly_palette_colours_in_bfloat16():
+    """No rounding residue of x survives the straight-through trick, even at bfloat16's 8-bit mantissa."""
+    pal = torch.from_numpy(FACADES_PALETTE.astype("float32")) / 127.5 - 1
+    x = (torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1).bfloat16().requires_grad_()
+    y = snap_to_palette(x, pal)
+    ids = (x.detach().float().unsqueeze(1) - pal[None, :, :, None, None]).square().sum(2).argmin(1)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, pal.bfloat16()[ids].permute(0, 3, 1, 2))
+
+
 def test_forward_cycle_sees_the_snapped_translation_and_the_discriminator_the_raw_one(image_root, tiny_overrides):
     method, nets, batch = _setup(image_root, tiny_overrides, "loss.cycle_palette_b=facades", "loss.lambda_a=4")
     terms, fakes = method.generator_loss(nets, batch)

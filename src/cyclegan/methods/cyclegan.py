@@ -40,12 +40,12 @@ def _noisy(x: torch.Tensor, std: float) -> torch.Tensor:
 
 def snap_to_palette(x: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
     """Each pixel of x (B, C, H, W) replaced by its nearest colour of `palette` (K, C), both in x's units
-    (Euclidean, as `metrics.colors_to_labels`); the gradient is passed through unchanged (straight-through:
-    x + (snap(x) - x).detach())."""
+    (Euclidean, as `metrics.colors_to_labels`); the gradient is passed through unchanged (straight-through,
+    written snap(x) + (x - x.detach()) so that the value is the palette colour exactly, in any precision)."""
     pal = palette.to(device=x.device, dtype=torch.float32)
     dist = (x.detach().float().unsqueeze(1) - pal[None, :, :, None, None]).square().sum(2)  # (B, K, H, W)
     snapped = pal[dist.argmin(1)].permute(0, 3, 1, 2).to(x.dtype)  # (B, C, H, W)
-    return x + (snapped - x).detach()
+    return snapped + (x - x.detach())
 
 
 def _palette_tensor(name: str) -> torch.Tensor | None:
