@@ -67,9 +67,9 @@ class LossConfig:
     lambda_semantic: float = 0.0        # cyclegan: weight of CyCADA's semantic consistency loss (0 = off, plain CycleGAN)
     semantic_classifier: str = ""       # its fixed classifier file (cyclegan.content format; CyCADA uses one trained on domain A's labels)
     cycle_noise: float = 0.0            # cyclegan: std of Gaussian noise added to G(x) and F(y) before the cycle back
+                                        # (Bashkirova et al. 2019; images in [-1, 1]; 0 = off, the paper)
     cycle_palette_a: str = ""           # cyclegan: snap F(y) to this palette's nearest colours before the cycle back ("facades"; "" = off)
     cycle_palette_b: str = ""           # cyclegan: the same for G(x), when domain B is colour-coded label maps
-                                        # (Bashkirova et al. 2019; images in [-1, 1]; 0 = off, the paper)
 
 
 @dataclass

@@ -16,10 +16,10 @@ the pools and the identity loss see the clean translations.
 
 Optional, off by default: snapping a translation into a colour-coded label domain to the nearest colour of
 its palette before the cycle back (`loss.cycle_palette_a` / `_b`, e.g. "facades"). Label maps are flat
-colours, so every bit of G(x) that is not a palette colour is a channel for hiding x from the
-discriminator; snapped, F can only reconstruct x from the labels G drew, which must then follow x's
-layout. The gradient passes the snap unchanged (straight-through), and like the noise it touches only
-the cycle terms. Not part of CycleGAN (docs/evaluation.md, facades).
+colours, so whatever G(x) holds besides palette colours is a channel where G can hide x for F without
+the discriminator minding; snapped, F can only reconstruct x from the labels G drew. The gradient passes
+the snap unchanged (straight-through), and like the noise it touches only the cycle terms. Not part of
+CycleGAN; on facades at 64x64 it did not make G's label maps follow the photos (docs/evaluation.md).
 """
 
 from __future__ import annotations
