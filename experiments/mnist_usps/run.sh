@@ -23,7 +23,7 @@
 #   NOISE=0.1 ...  # Gaussian noise (std, images in [-1, 1]) on G(x) and F(y) before the cycle back
 #       (loss.cycle_noise, Bashkirova et al. 2019): hidden signals cannot carry the input through the cycle
 #   EPOCHS=5 ...  # 5 + 5 epochs: 95.4% +- 1.2 over seeds 0-5 (three at or above 95%), no better than the default
-#   NDF=32 ...    # discriminators of width 32: 96.1%, 96.0%, 95.8%, 94.7% for seeds 0, 1, 4, 5 (16: 95.4, 96.2, 93.7, 93.9)
+#   NDF=32 ...    # discriminators of width 32: 96.1, 96.0, 93.3, 95.8, 94.7% for seeds 0-2, 4, 5 (16: 95.4, 96.2, 95.7, 93.7, 93.9)
 #   BATCH=1 EPOCHS=1 ...  # the paper's batch size in the same time: 85.0% / 87.8% (seeds 4 / 5); LR=1e-4: 93.4% (seed 5)
 #
 # Defaults (EPOCHS=4, IDENTITY=0, SEED=0, CYCLE=3): about 25 min of training on one core (33-38 min with two runs
