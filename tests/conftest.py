@@ -68,3 +68,17 @@ def flat_tensors(tree, prefix: str = ""):
     elif isinstance(tree, list):
         for i, v in enumerate(tree):
             yield from flat_tensors(v, f"{prefix}/{i}")
+
+
+def cyclegan_method_setup(image_root, tiny: list[str], *extra: str):
+    """A validated cyclegan method (identity off), its networks built from seed 0, and a random 2-image batch
+    of 32x32 RGB in [-1, 1]: what the tests of single generator-loss terms need."""
+    from cyclegan.config import build_config, validate
+    from cyclegan.methods import create_method
+
+    cfg = validate(build_config([], [], tiny + [f"data.root={image_root}", "loss.lambda_identity=0", *extra]))
+    method = create_method(cfg)
+    torch.manual_seed(0)
+    nets = method.build_networks()
+    batch = {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
+    return method, nets, batch

@@ -7,22 +7,12 @@ from cyclegan import losses as L
 from cyclegan.checkpoint import load_tree
 from cyclegan.config import build_config, validate
 from cyclegan.errors import UserError
-from cyclegan.methods import create_method
 from cyclegan.train import train
-from conftest import flat_tensors
-
-
-def _setup(image_root, tiny, *extra):
-    cfg = validate(build_config([], [], tiny + [f"data.root={image_root}", "loss.lambda_identity=0", *extra]))
-    method = create_method(cfg)
-    torch.manual_seed(0)
-    nets = method.build_networks()
-    batch = {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
-    return method, nets, batch
+from conftest import cyclegan_method_setup, flat_tensors
 
 
 def test_cycle_terms_see_noisy_translations_and_the_discriminators_clean_ones(image_root, tiny_overrides):
-    method, nets, batch = _setup(image_root, tiny_overrides, "loss.cycle_noise=0.3", "loss.lambda_a=4")
+    method, nets, batch = cyclegan_method_setup(image_root, tiny_overrides, "loss.cycle_noise=0.3", "loss.lambda_a=4")
     torch.manual_seed(7)
     terms, fakes = method.generator_loss(nets, batch)
     with torch.no_grad():
@@ -39,7 +29,7 @@ def test_cycle_terms_see_noisy_translations_and_the_discriminators_clean_ones(im
 
 
 def test_zero_noise_is_the_paper_objective_and_draws_nothing(image_root, tiny_overrides):
-    method, nets, batch = _setup(image_root, tiny_overrides)
+    method, nets, batch = cyclegan_method_setup(image_root, tiny_overrides)
     assert method.cfg.loss.cycle_noise == 0.0
     torch.manual_seed(3)
     before = torch.get_rng_state()
@@ -51,7 +41,7 @@ def test_zero_noise_is_the_paper_objective_and_draws_nothing(image_root, tiny_ov
 
 
 def test_noise_gradient_still_reaches_the_forward_generator(image_root, tiny_overrides):
-    method, nets, batch = _setup(image_root, tiny_overrides, "loss.cycle_noise=0.5", "loss.lambda_gan_a=0",
+    method, nets, batch = cyclegan_method_setup(image_root, tiny_overrides, "loss.cycle_noise=0.5", "loss.lambda_gan_a=0",
                                  "loss.lambda_gan_b=0", "loss.lambda_b=0")
     terms, _ = method.generator_loss(nets, batch)
     terms["cycle_A"].backward()  # additive noise: d cycle / d G(x) is unchanged in form, G still learns from it

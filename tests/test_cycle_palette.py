@@ -6,18 +6,9 @@ import torch
 from cyclegan import losses as L
 from cyclegan.config import build_config, validate
 from cyclegan.errors import UserError
-from cyclegan.methods import create_method
 from cyclegan.methods.cyclegan import snap_to_palette
 from cyclegan.metrics import FACADES_PALETTE, colors_to_labels
-
-
-def _setup(image_root, tiny, *extra):
-    cfg = validate(build_config([], [], tiny + [f"data.root={image_root}", "loss.lambda_identity=0", *extra]))
-    method = create_method(cfg)
-    torch.manual_seed(0)
-    nets = method.build_networks()
-    batch = {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
-    return method, nets, batch
+from conftest import cyclegan_method_setup
 
 
 def test_snap_picks_the_nearest_colour_and_passes_the_gradient_through():
@@ -50,7 +41,7 @@ def test_snapped_values_are_exactly_palette_colours_in_bfloat16():
 
 
 def test_forward_cycle_sees_the_snapped_translation_and_the_discriminator_the_raw_one(image_root, tiny_overrides):
-    method, nets, batch = _setup(image_root, tiny_overrides, "loss.cycle_palette_b=facades", "loss.lambda_a=4")
+    method, nets, batch = cyclegan_method_setup(image_root, tiny_overrides, "loss.cycle_palette_b=facades", "loss.lambda_a=4")
     terms, fakes = method.generator_loss(nets, batch)
     pal = torch.from_numpy(FACADES_PALETTE.astype("float32")) / 127.5 - 1
     with torch.no_grad():
@@ -68,7 +59,7 @@ def test_forward_cycle_sees_the_snapped_translation_and_the_discriminator_the_ra
 
 def test_a_hidden_low_amplitude_signal_does_not_reach_the_cycle(image_root, tiny_overrides):
     """The point of the option: what G adds below half a palette step never reaches F."""
-    method, _, _ = _setup(image_root, tiny_overrides, "loss.cycle_palette_b=facades")
+    method, _, _ = cyclegan_method_setup(image_root, tiny_overrides, "loss.cycle_palette_b=facades")
     pal = torch.from_numpy(FACADES_PALETTE.astype("float32")) / 127.5 - 1
     ids = torch.randint(0, 12, (1, 8, 8), generator=torch.Generator().manual_seed(1))
     clean = pal[ids].permute(0, 3, 1, 2)
@@ -78,7 +69,7 @@ def test_a_hidden_low_amplitude_signal_does_not_reach_the_cycle(image_root, tiny
 
 
 def test_gradient_still_reaches_the_forward_generator(image_root, tiny_overrides):
-    method, nets, batch = _setup(image_root, tiny_overrides, "loss.cycle_palette_b=facades", "loss.lambda_gan_a=0",
+    method, nets, batch = cyclegan_method_setup(image_root, tiny_overrides, "loss.cycle_palette_b=facades", "loss.lambda_gan_a=0",
                                  "loss.lambda_gan_b=0", "loss.lambda_b=0")
     terms, _ = method.generator_loss(nets, batch)
     terms["cycle_A"].backward()
