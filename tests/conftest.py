@@ -82,3 +82,25 @@ def cyclegan_method_setup(image_root, tiny: list[str], *extra: str):
     nets = method.build_networks()
     batch = {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
     return method, nets, batch
+
+
+def assert_resume_bit_identical(overrides: list[str], tmp_path, total: int = 7, first: int = 3) -> None:
+    """Train `total` steps straight, and `first` steps then resume to `total`, with the same overrides: the
+    two final training states (networks, optimisers, pools, RNG states, progress) must be equal bit for bit."""
+    from cyclegan.checkpoint import load_tree
+    from cyclegan.config import build_config
+    from cyclegan.train import train
+
+    def cfg(steps):
+        return build_config([], [], overrides + [f"train.max_steps={steps}"])
+
+    straight = train(cfg(total), tmp_path / "straight")
+    train(cfg(first), tmp_path / "resumed")
+    resumed = train(cfg(total), tmp_path / "resumed", resume=True)
+    assert straight.state.step == resumed.state.step == total
+    a, _ = load_tree(tmp_path / "straight" / "checkpoints" / "latest.state.safetensors")
+    b, _ = load_tree(tmp_path / "resumed" / "checkpoints" / "latest.state.safetensors")
+    ta, tb = dict(flat_tensors(a)), dict(flat_tensors(b))
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k

@@ -4,11 +4,9 @@ import pytest
 import torch
 
 from cyclegan import losses as L
-from cyclegan.checkpoint import load_tree
 from cyclegan.config import build_config, validate
 from cyclegan.errors import UserError
-from cyclegan.train import train
-from conftest import cyclegan_method_setup, flat_tensors
+from conftest import assert_resume_bit_identical, cyclegan_method_setup
 
 
 def test_cycle_terms_see_noisy_translations_and_the_discriminators_clean_ones(image_root, tiny_overrides):
@@ -49,17 +47,7 @@ def test_noise_gradient_still_reaches_the_forward_generator(image_root, tiny_ove
 
 
 def test_resume_with_cycle_noise_is_bit_identical(image_root, tiny_overrides, tmp_path):
-    def cfg(steps):
-        return build_config([], [], tiny_overrides + [f"data.root={image_root}", "loss.cycle_noise=0.2",
-                                                      "loss.pool_size=3", f"train.max_steps={steps}"])
-    straight = train(cfg(7), tmp_path / "straight")
-    train(cfg(3), tmp_path / "resumed")
-    resumed = train(cfg(7), tmp_path / "resumed", resume=True)
-    assert straight.state.step == resumed.state.step == 7
-    a, _ = load_tree(tmp_path / "straight" / "checkpoints" / "latest.state.safetensors")
-    b, _ = load_tree(tmp_path / "resumed" / "checkpoints" / "latest.state.safetensors")
-    ta, tb = dict(flat_tensors(a)), dict(flat_tensors(b))
-    assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)  # RNG state included
+    assert_resume_bit_identical(tiny_overrides + [f"data.root={image_root}", "loss.cycle_noise=0.2", "loss.pool_size=3"], tmp_path)  # RNG state included
 
 
 @pytest.mark.parametrize("extra,message", [

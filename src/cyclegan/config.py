@@ -70,6 +70,8 @@ class LossConfig:
                                         # (Bashkirova et al. 2019; images in [-1, 1]; 0 = off, the paper)
     cycle_palette_a: str = ""           # cyclegan: snap F(y) to this palette's nearest colours before the cycle back ("facades"; "" = off)
     cycle_palette_b: str = ""           # cyclegan: the same for G(x), when domain B is colour-coded label maps
+    diffaugment: str = ""               # cyclegan: DiffAugment on the discriminators' inputs, real and fake (Zhao et al. 2020):
+                                        # comma-separated from color, translation, cutout; "" = off, the paper
 
 
 @dataclass
@@ -334,6 +336,15 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"loss.cycle_palette_{domain}={name} has {PALETTES[name].shape[1]}-channel colours but "
                             f"domain {domain.upper()} has {channels} channels (data.channels_{domain}); set it "
                             f"on the domain that holds the colour-coded label maps")
+    if cfg.loss.diffaugment:
+        from .augment import parse_policy
+
+        try:
+            parse_policy(cfg.loss.diffaugment)
+        except ValueError as e:
+            raise UserError(f"loss.diffaugment={cfg.loss.diffaugment!r}: {e}") from None
+        if cfg.model.method != "cyclegan":
+            raise UserError(f"loss.diffaugment acts on the discriminators of the cyclegan method, not of {cfg.model.method}")
     if cfg.loss.lambda_semantic > 0:
         if cfg.model.method != "cyclegan":
             raise UserError(f"loss.lambda_semantic is a term of the cyclegan method, not of {cfg.model.method}")

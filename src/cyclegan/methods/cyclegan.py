@@ -20,6 +20,11 @@ colours, so whatever G(x) holds besides palette colours is a channel where G can
 the discriminator minding; snapped, F can only reconstruct x from the labels G drew. The gradient passes
 the snap unchanged (straight-through), and like the noise it touches only the cycle terms. Not part of
 CycleGAN; on facades at 64x64 it did not make G's label maps follow the photos (docs/evaluation.md).
+
+Optional, off by default: differentiable augmentation of everything the discriminators see
+(`loss.diffaugment`, e.g. "translation,cutout"; Zhao et al. 2020, see `cyclegan.augment`), for datasets of
+a few hundred images where D otherwise memorises the real set. It changes D's inputs only, in both
+phases; the cycle and identity terms see the plain translations.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 from torch import nn
 
 from .. import losses as L
+from ..augment import diff_augment, parse_policy
 from ..content import Classifier, load_classifier
 from ..metrics.segmentation import PALETTES
 from .base import METHODS, Method, NetSpec
@@ -68,6 +74,11 @@ class CycleGAN(Method):
         super().__init__(cfg)
         self._classifier: Classifier | None = None
         self._palettes = {d: _palette_tensor(getattr(cfg.loss, f"cycle_palette_{d}")) for d in ("a", "b")}
+        self._augment = parse_policy(cfg.loss.diffaugment)
+
+    def seen_by_d(self, x: torch.Tensor) -> torch.Tensor:
+        """An image as the discriminators see it: through DiffAugment's transforms when `loss.diffaugment` is set."""
+        return diff_augment(x, self._augment)
 
     def cycle_input(self, fake: torch.Tensor, domain: str) -> torch.Tensor:
         """What the cycle back sees of a translation into `domain`: snapped to its palette (when set), then noisy."""
@@ -110,10 +121,10 @@ class CycleGAN(Method):
         fake_b = nets["G_A"](real_a) if need_fake_b else None
         fake_a = nets["G_B"](real_b) if need_fake_a else None
         if w.lambda_gan_a > 0:
-            terms["G_A"] = w.lambda_gan_a * L.generator_gan_loss(nets["D_A"](fake_b), mode)
+            terms["G_A"] = w.lambda_gan_a * L.generator_gan_loss(nets["D_A"](self.seen_by_d(fake_b)), mode)
             fakes["D_A"] = fake_b.detach()
         if w.lambda_gan_b > 0:
-            terms["G_B"] = w.lambda_gan_b * L.generator_gan_loss(nets["D_B"](fake_a), mode)
+            terms["G_B"] = w.lambda_gan_b * L.generator_gan_loss(nets["D_B"](self.seen_by_d(fake_a)), mode)
             fakes["D_B"] = fake_a.detach()
         if w.lambda_a > 0:
             terms["cycle_A"] = w.lambda_a * L.cycle_loss(nets["G_B"](self.cycle_input(fake_b, "b")), real_a)
@@ -133,13 +144,14 @@ class CycleGAN(Method):
         return terms, fakes
 
     def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, torch.Tensor]):
-        """Eq. 1, discriminator side, halved: D_A separates real B from (pooled) G_A(A); D_B likewise."""
+        """Eq. 1, discriminator side, halved: D_A separates real B from (pooled) G_A(A); D_B likewise
+        (both through DiffAugment when it is on, each image with its own random draw)."""
         w, mode = self.cfg.loss, self.cfg.loss.gan_mode
         terms = {}
         for name, real in (("D_A", batch["B"]), ("D_B", batch["A"])):
             if name not in fakes:
                 continue
-            d, fake = nets[name], fakes[name]
+            d, real, fake = nets[name], self.seen_by_d(real), self.seen_by_d(fakes[name])
             terms[name] = L.discriminator_gan_loss(d(real), d(fake), mode)
             if mode == "wgangp":
                 terms[name + "_gp"] = L.gradient_penalty(d, real, fake, w.lambda_gp)
