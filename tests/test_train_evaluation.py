@@ -141,3 +141,18 @@ def test_eval_root_selects_on_a_validation_split(data_root: Path, tmp_path: Path
     test_split = EvaluationHook.from_config(_cfg(data_root, EVAL)).setup
     assert evaluate_translators(translators, test_split, "cycle").headline != pytest.approx(logged, rel=1e-3)
     assert f"validation images in {val}" in json.loads((run / "best.json").read_text())["note"]
+
+
+def test_pix2pix_is_evaluated_in_its_own_direction(data_root: Path, tmp_path: Path):
+    """A pix2pix model translates only data.direction; in-training seg evaluation (which scores AtoB) must
+    run for an AtoB model and be refused, before training, for a BtoA one."""
+    def cfg(direction):
+        return build_config(["pix2pix"], [], TINY + [f"data.root={data_root}", f"data.direction={direction}",
+                                                     "train.eval_every_epochs=1", "train.eval_metric=seg",
+                                                     "train.eval_images=2"])
+    run = tmp_path / "p2p"
+    train(cfg("AtoB"), run, hooks=EvaluationHook.from_config(cfg("AtoB")))
+    records = [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "eval/seg" in r]
+    assert len(records) == 2 and 0 <= records[-1]["eval/AtoB/per_pixel_acc"] <= 1
+    with pytest.raises(UserError, match="scores AtoB, which this model does not translate"):
+        EvaluationHook.from_config(cfg("BtoA"))

@@ -93,9 +93,9 @@ class EvaluationHook:
         size = cfg.data.crop_size if cfg.data.preprocess == "resize_and_crop" else 0
         setup = EvalSetup(test_a, test_b, metrics=(t.eval_metric,), classifier_b=classifier,
                           max_images=t.eval_images, batch_size=16, size=size)
-        from ..methods import METHODS
+        from ..methods import create_method
 
-        directions = tuple(METHODS.get(cfg.model.method).directions)
+        directions = tuple(create_method(cfg).directions)  # the instance's: pix2pix translates its data.direction only
         hook = cls(setup, t.eval_metric, t.eval_every_epochs, directions)
         hook.source = f"validation images in {t.eval_root}" if t.eval_root else "test images (chosen on test data)"
         return hook
