@@ -17,6 +17,7 @@ from PIL import Image
 
 from cyclegan.content import load_classifier, read_labels
 from cyclegan.metrics import FACADES_CLASSES, FACADES_PALETTE
+from cyclegan.metrics.segmentation import colors_to_labels
 
 from conftest import FACADES, MNIST_USPS, needs_facades
 
@@ -205,6 +206,35 @@ def test_facades_diagnose_unaligned_baseline_scores_the_next_photos_true_map(tmp
     assert real["unaligned_per_pixel_acc"] == pytest.approx(96 / 128)
     assert real["unaligned_per_class_acc"] == pytest.approx((0 / 16 + 96 / 112) / 2)
     assert real["majority_per_pixel_acc"] == pytest.approx(112 / 128)
+
+
+def test_facades_diagnose_probes(tmp_path: Path, monkeypatch):
+    """--probes: on a flat facade-coloured photo and map with identity stand-ins for G and F, every alteration
+    of the real photo keeps its colour (all right) and greyscale turns it into the palette class nearest to
+    its grey; the helpers do what they say on known values."""
+    diagnose = load_script("facades/diagnose.py")
+    facade = FACADES_PALETTE[FACADES_CLASSES.index("facade")]
+    for phase in ("testA", "testB"):
+        (tmp_path / phase).mkdir()
+        Image.fromarray(np.broadcast_to(facade, (8, 8, 3)).astype(np.uint8)).save(tmp_path / phase / "1.png")
+    monkeypatch.setattr(diagnose, "load_translator", lambda run, direction, device: lambda x: x)
+    result = diagnose.diagnose("run", tmp_path, size=8, probes=True)
+    assert set(diagnose.PROBES) <= set(result)
+    for name in diagnose.PROBES:
+        if "real" in name:
+            assert result[name]["per_pixel_acc"] == 1.0, name
+    grey = np.full((1, 1, 3), round(float(facade.astype(np.float64).mean())), np.uint8)
+    grey_is_facade = colors_to_labels(grey, FACADES_PALETTE)[0, 0] == FACADES_CLASSES.index("facade")
+    assert result["G(grey F(y))"]["per_pixel_acc"] == float(grey_is_facade)
+
+    img = torch.tensor([[[[10, 20]], [[30, 40]], [[50, 60]]]], dtype=torch.uint8)  # (1, 3, 1, 2)
+    assert diagnose._grey(img).tolist() == [[[[30, 40]]] * 3]
+    ref = torch.randint(0, 256, (1, 3, 6, 6), dtype=torch.uint8)
+    matched = diagnose._matched(torch.randint(0, 256, (1, 3, 6, 6), dtype=torch.uint8), ref).float()
+    assert torch.allclose(matched.mean((2, 3)), ref.float().mean((2, 3)), atol=1.0)
+    assert torch.allclose(matched.std((2, 3)), ref.float().std((2, 3)), rtol=0.05)
+    flat = torch.full((1, 3, 8, 8), 77, dtype=torch.uint8)
+    assert torch.equal(diagnose._blurred(2)(flat), flat) and torch.equal(diagnose._down_up(flat), flat)
 
 
 def test_facades_best_relabelling_is_the_optimal_assignment():
