@@ -41,6 +41,7 @@ def _uniform(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
 
 
 def color(x: torch.Tensor) -> torch.Tensor:
+    """Random brightness, then saturation, then contrast, per sample (the ranges in the module docstring)."""
     x = x + _uniform(x, -0.5, 0.5)
     mean = x.mean(1, keepdim=True)
     x = (x - mean) * _uniform(x, 0.0, 2.0) + mean
