@@ -25,6 +25,7 @@ def test_export_matches_pytorch_at_other_sizes(tmp_path, capsys, name, kw):
     assert main(["export", "-c", str(tmp_path / "latest_net_G.pth"), "--out", str(out)]) == 0
     meta = json.loads((tmp_path / "g.onnx.json").read_text())
     assert meta["check_max_abs_error"] < 1e-4 and meta["out_channels"] == kw.get("out_ch", 3) and meta["any_size"]
+    assert meta["network_mode"].startswith("eval")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     m = meta["size_multiple"]
     x = torch.rand(3, 3, 2 * m, 3 * m) * 2 - 1

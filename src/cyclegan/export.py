@@ -108,6 +108,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str = "AtoB"
             "size_multiple": t.multiple, "min_size": t.min_size, "any_size": True,
             "padding": "inside the graph: to a multiple of size_multiple (and at least min_size), reflection "
                        "(replication where a pad is not smaller than its side), cropped back; as cyclegan translate",
+            "network_mode": "eval: no dropout, norm layers' running statistics where kept (as `cyclegan translate "
+                            "--eval-mode`; pix2pix's default test mode, dropout on, is random and not exported)",
             "input_range": [-1, 1],
             "normalisation": "x = pixel / 127.5 - 1; pixel = (y + 1) * 127.5", "opset": opset, "description": t.description}
     if check:
