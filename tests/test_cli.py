@@ -147,6 +147,7 @@ def test_list(capsys):
     out = capsys.readouterr().out
     assert "resnet_9blocks" in out and "cyclegan" in out and "quick" in out
     assert any(line.split() == ["palettes", "facades"] for line in out.splitlines())
+    assert any(line.split() == ["augmentations", "color,", "translation,", "cutout"] for line in out.splitlines())
 
 
 def test_ctrl_c_saves_and_exits_130_then_resume_goes_on(tmp_path):

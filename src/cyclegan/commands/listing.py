@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def add_parser(sub):
-    return sub.add_parser("list", help="list networks, methods, presets, metrics and label palettes")
+    return sub.add_parser("list", help="list networks, methods, presets, metrics, label palettes and augmentations")
 
 
 def run(args) -> int:
@@ -18,6 +18,9 @@ def run(args) -> int:
 
     rows.append(("metrics", list(EVAL_METRICS)))  # what `cyclegan evaluate --metrics` takes
     rows.append(("palettes", list(PALETTES)))  # `cyclegan evaluate --palette`, loss.cycle_palette_a/b
+    from ..augment import POLICIES
+
+    rows.append(("augmentations", list(POLICIES)))  # loss.diffaugment, comma-separated
     for name, items in rows:
         print(f"{name:15s} {', '.join(items)}")
     return 0
