@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from cyclegan.cli import main
 from cyclegan.config import build_config
 from cyclegan.errors import UserError
 from cyclegan.evaluate import LiveResult, evaluate_translators
@@ -143,9 +144,10 @@ def test_eval_root_selects_on_a_validation_split(data_root: Path, tmp_path: Path
     assert f"validation images in {val}" in json.loads((run / "best.json").read_text())["note"]
 
 
-def test_pix2pix_is_evaluated_in_its_own_direction(data_root: Path, tmp_path: Path):
+def test_pix2pix_is_evaluated_in_its_own_direction(data_root: Path, tmp_path: Path, capsys):
     """A pix2pix model translates only data.direction; in-training seg evaluation (which scores AtoB) must
-    run for an AtoB model and be refused, before training, for a BtoA one."""
+    run for an AtoB model and be refused, before training, for a BtoA one; the cycle metric, which needs an
+    inverse, is refused before training and by `cyclegan evaluate` (a note when other metrics come with it)."""
     def cfg(direction):
         return build_config(["pix2pix"], [], TINY + [f"data.root={data_root}", f"data.direction={direction}",
                                                      "train.eval_every_epochs=1", "train.eval_metric=seg",
@@ -156,3 +158,14 @@ def test_pix2pix_is_evaluated_in_its_own_direction(data_root: Path, tmp_path: Pa
     assert len(records) == 2 and 0 <= records[-1]["eval/AtoB/per_pixel_acc"] <= 1
     with pytest.raises(UserError, match="scores AtoB, which this model does not translate"):
         EvaluationHook.from_config(cfg("BtoA"))
+    # one network, no inverse: the cycle metric is refused before training, and by `cyclegan evaluate`
+    cycle_cfg = build_config(["pix2pix"], [], TINY + [f"data.root={data_root}", "train.eval_every_epochs=1",
+                                                      "train.eval_metric=cycle"])
+    with pytest.raises(UserError, match="translates AtoB only, with no inverse"):
+        EvaluationHook.from_config(cycle_cfg)
+    assert main(["evaluate", str(run), "--data", str(data_root), "--metrics", "cycle", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "translates AtoB only, with no inverse" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    assert main(["evaluate", str(run), "--data", str(data_root), "--metrics", "seg,cycle", "--out", str(tmp_path / "o2"),
+                 "--quiet", "--no-gallery"]) == 0
+    report = json.loads((tmp_path / "o2" / "metrics.json").read_text())
+    assert "cycle_l1" not in report["metrics"]["AtoB"] and report["notes"][0].startswith("cycle: not computed")

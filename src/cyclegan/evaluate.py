@@ -526,6 +526,11 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         available = [d for d in DIRECTIONS if d in meta.get("directions", {})]
         if not available:
             raise UserError(f"{path}: records no translation directions; is it a `cyclegan train` checkpoint?")
+        if "cycle" in setup.metrics and len(available) < 2:  # pix2pix: one network, one way
+            if set(setup.metrics) == {"cycle"}:
+                raise UserError(f"--metrics cycle: {path.name} translates {available[0]} only, with no inverse to "
+                                "reconstruct with; choose other --metrics (seg, fid, kid, content)")
+            notes.append(f"cycle: not computed: {path.name} translates {available[0]} only, with no inverse to reconstruct with")
     if only is not None and only not in available:
         raise UserError(f"{path}: has no {only} direction (it has {', '.join(available)})")
     directions = [only] if only else available

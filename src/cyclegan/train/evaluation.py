@@ -64,6 +64,9 @@ class EvaluationHook:
             raise UserError("train.eval_every_epochs must be at least 1 to evaluate")
         self.setup, self.metric, self.every = setup, metric, every
         self.lower_is_better = LOWER_IS_BETTER[metric]
+        if metric == "cycle" and len(tuple(directions)) < 2:
+            raise UserError(f"train.eval_metric=cycle needs a model that translates both ways; this one translates "
+                            f"{', '.join(directions)} only, with no inverse to reconstruct with: choose seg, fid, kid or content")
         check_setup(setup, directions)
         self._inception = None
         self._tb = None
