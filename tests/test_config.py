@@ -72,6 +72,18 @@ def test_out_of_range_values_are_refused(override, match):
         validate(build_config([], [], [override]))
 
 
+def test_identity_loss_across_channel_counts_is_refused():
+    """Identity feeds a B image to G_A (an A-network): with 1-channel A and 3-channel B that was a conv shape
+    error at the first step; validation names the fix. Without identity, or with equal counts, it is fine."""
+    from cyclegan.config import validate
+
+    with pytest.raises(UserError, match="lambda_identity=0.5 .*channels_a=1, data.channels_b=3.*set loss.lambda_identity=0"):
+        validate(build_config([], [], ["data.channels_a=1"]))
+    validate(build_config([], [], ["data.channels_a=1", "loss.lambda_identity=0"]))
+    validate(build_config([], [], ["data.channels_a=1", "data.channels_b=1"]))
+    validate(build_config(["pix2pix"], [], ["data.channels_a=1"]))  # pix2pix has no identity term
+
+
 def test_no_epochs_at_all_is_refused():
     from cyclegan.config import validate
 

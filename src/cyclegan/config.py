@@ -336,6 +336,11 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"loss.cycle_palette_{domain}={name} has {PALETTES[name].shape[1]}-channel colours but "
                             f"domain {domain.upper()} has {channels} channels (data.channels_{domain}); set it "
                             f"on the domain that holds the colour-coded label maps")
+    if (cfg.model.method == "cyclegan" and cfg.loss.lambda_identity > 0 and (cfg.loss.lambda_a > 0 or cfg.loss.lambda_b > 0)
+            and cfg.data.channels_a != cfg.data.channels_b):
+        raise UserError(f"loss.lambda_identity={cfg.loss.lambda_identity} asks G_A to map a domain-B image to itself, which "
+                        f"needs as many channels in both domains (data.channels_a={cfg.data.channels_a}, "
+                        f"data.channels_b={cfg.data.channels_b}); set loss.lambda_identity=0")
     if cfg.loss.diffaugment:
         from .augment import parse_policy
 
