@@ -147,6 +147,21 @@ def test_resume_with_another_crop_size_starts_the_pools_again(image_root, tiny_o
     assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["crop_size"] == 24
 
 
+def test_resume_with_changed_settings_says_which(image_root, tiny_overrides, tmp_path):
+    """Settings may change on resume (the run is then no longer the one it continues): a warning names each
+    change; a plain resume, or one that only moves the stopping point, says nothing."""
+    import warnings
+
+    base = tiny_overrides + [f"data.root={image_root}", "loss.pool_size=0"]
+    train(build_config([], [], base + ["train.max_steps=2"]), tmp_path / "run")
+    changed = base + ["loss.lambda_a=3", "optim.lr=0.001"]
+    with pytest.warns(UserWarning, match=r"changed settings \(loss.lambda_a 10.0 -> 3.0; optim.lr 0.0002 -> 0.001\)"):
+        train(build_config([], [], changed + ["train.max_steps=4"]), tmp_path / "run", resume=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert train(build_config([], [], changed + ["train.max_steps=6"]), tmp_path / "run", resume=True).state.step == 6
+
+
 def test_pools_of_images_of_several_sizes_are_saved_and_resumed(tmp_path, tiny_overrides):
     """preprocess=none keeps each image's own size (batch 1); the pools then hold several sizes."""
     from conftest import write_images

@@ -154,6 +154,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
         if cfg.model != saved.model:
             warnings.warn(f"{run_dir}: resuming with the saved model config; the model changes asked for are ignored")
             cfg.model = saved.model
+        changed = changed_settings(saved, cfg)
+        if changed:
+            warnings.warn(f"{run_dir}: resuming with changed settings ({'; '.join(changed)}): from here on the run "
+                          "differs from the one it continues")
         shape = ("crop_size", "load_size", "preprocess", "channels_a", "channels_b", "direction")
         reshaped = any(getattr(cfg.data, k) != getattr(saved.data, k) for k in shape)
         if reshaped:
@@ -168,6 +172,14 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
                       "fp32; bf16 (or auto) is the fast precision on CPUs")
     with _process_settings(cfg.train.threads, device):
         return _train(cfg, run_dir, tree, reshaped, device, rank, world_size, reduce_grads, hooks, t0)
+
+
+def changed_settings(before: Config, after: Config) -> list[str]:
+    """"section.field old -> new" for each setting that differs, but train.max_steps (a stopping point, which
+    does not change the run) and the model (kept as saved on resume)."""
+    a, b = before.to_dict(), after.to_dict()
+    return [f"{section}.{key} {a[section][key]!r} -> {b[section][key]!r}" for section in a if section != "model"
+            for key in a[section] if a[section][key] != b[section][key] and f"{section}.{key}" != "train.max_steps"]
 
 
 @contextlib.contextmanager
