@@ -146,7 +146,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
     """
     run_dir = Path(run_dir)
     t0 = time.time()
-    tree, reshaped = None, False
+    tree, reshaped, changed = None, False, []
     if resume:
         tree, saved = load_resume(run_dir)
         # The networks must stay what was saved; everything else (epochs, steps, data location, device,
@@ -154,10 +154,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
         if cfg.model != saved.model:
             warnings.warn(f"{run_dir}: resuming with the saved model config; the model changes asked for are ignored")
             cfg.model = saved.model
-        changed = changed_settings(saved, cfg)
-        if changed:
-            warnings.warn(f"{run_dir}: resuming with changed settings ({'; '.join(changed)}): from here on the run "
-                          "differs from the one it continues")
+        changed = changed_settings(saved, cfg)  # said once the resume is sure to go ahead
         shape = ("crop_size", "load_size", "preprocess", "channels_a", "channels_b", "direction")
         reshaped = any(getattr(cfg.data, k) != getattr(saved.data, k) for k in shape)
         if reshaped:
@@ -171,7 +168,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
         warnings.warn("train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "
                       "fp32; bf16 (or auto) is the fast precision on CPUs")
     with _process_settings(cfg.train.threads, device):
-        return _train(cfg, run_dir, tree, reshaped, device, rank, world_size, reduce_grads, hooks, t0)
+        return _train(cfg, run_dir, tree, reshaped, device, rank, world_size, reduce_grads, hooks, t0, changed)
 
 
 def changed_settings(before: Config, after: Config) -> list[str]:
@@ -203,7 +200,7 @@ def _process_settings(threads: int, device: torch.device):
 
 
 def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, device: torch.device, rank: int,
-           world_size: int, reduce_grads, hooks, t0: float) -> TrainResult:
+           world_size: int, reduce_grads, hooks, t0: float, changed: list[str]) -> TrainResult:
     is_main = rank == 0
     dataset = build_dataset(cfg)
     check_crop_size(cfg)
@@ -222,6 +219,9 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
             pool.clear()
         del tree
     if is_main:  # after the resume state has loaded: a resume that fails leaves the run's config as it was
+        if changed:
+            warnings.warn(f"{run_dir}: resuming with changed settings ({'; '.join(changed)}): from here on the run "
+                          "differs from the one it continues")
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(cfg.to_json() + "\n")
     if world_size > 1:
