@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+from .. import checkpoint as ckpt
 from ..errors import UserError
 
 
@@ -43,10 +44,15 @@ def run(args) -> int:
     print(f"1/3 data: {data} (synthetic day/night scenes, {args.images} per domain)")
     cfg = build_config(["quick"], [], [f"data.root={data}", f"optim.n_epochs={args.epochs}", f"optim.n_epochs_decay={args.epochs}",
                                        f"train.device={args.device}", f"train.threads={args.threads}", "train.sample_every=0"])
-    resume = (run_dir / "checkpoints" / "latest.state.safetensors").is_file()
-    print(f"2/3 training the 'quick' preset in {run_dir}" + (" (resuming)" if resume else ""))
+    state_file = run_dir / "checkpoints" / "latest.state.safetensors"
+    resume = state_file.is_file()
+    start = ckpt.read_meta(state_file).get("step", 0) if resume else 0
+    print(f"2/3 training the 'quick' preset in {run_dir}" + (f" (resuming at step {start})" if resume else ""))
     result = train(cfg, run_dir, resume=resume)
-    print(f"    {result.state.step} steps in {result.seconds / 60:.1f} min")
+    if result.state.step == start:
+        print(f"    already trained ({start} steps); add --fresh to train again")
+    else:
+        print(f"    {result.state.step - start} steps in {result.seconds / 60:.1f} min")
     print("3/3 translating the test images")
     sections = []
     for direction, folder in (("AtoB", "testA"), ("BtoA", "testB")):
