@@ -234,7 +234,7 @@ def test_facades_diagnose_probes(tmp_path: Path, monkeypatch):
     assert torch.allclose(matched.mean((2, 3)), ref.float().mean((2, 3)), atol=1.0)
     assert torch.allclose(matched.std((2, 3)), ref.float().std((2, 3)), rtol=0.05)
     flat = torch.full((1, 3, 8, 8), 77, dtype=torch.uint8)
-    assert torch.equal(diagnose._blurred(2)(flat), flat) and torch.equal(diagnose._down_up(flat), flat)
+    assert torch.equal(diagnose._blurred(flat, 2), flat) and torch.equal(diagnose._down_up(flat), flat)
 
 
 def test_facades_best_relabelling_is_the_optimal_assignment():

@@ -71,8 +71,8 @@ def _grey(img: torch.Tensor) -> torch.Tensor:
     return img.float().mean(1, keepdim=True).round().to(torch.uint8).expand_as(img)
 
 
-def _blurred(sigma: float):
-    return lambda img: TF.gaussian_blur(img.float(), [2 * round(2 * sigma) + 1] * 2, [sigma, sigma]).round().to(torch.uint8)
+def _blurred(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    return TF.gaussian_blur(img.float(), [2 * round(2 * sigma) + 1] * 2, [sigma, sigma]).round().to(torch.uint8)
 
 
 def _down_up(img: torch.Tensor) -> torch.Tensor:
@@ -92,7 +92,7 @@ def _matched(img: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 PROBES = {
     "G(grey F(y))": ("F", lambda img, fy: _grey(img)),
     "G(colour-jittered F(y))": ("F", lambda img, fy: to_uint8(color(to_float(img)))),
-    **{f"G(real, blur sigma {s})": ("real", lambda img, fy, s=s: _blurred(s)(img)) for s in (1, 2, 3)},
+    **{f"G(real, blur sigma {s})": ("real", lambda img, fy, s=s: _blurred(img, s)) for s in (1, 2, 3)},
     "G(real, 2x down and up)": ("real", lambda img, fy: _down_up(img)),
     "G(real, F(y)'s colour stats)": ("real", _matched),
 }

@@ -515,22 +515,19 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         meta = {"method": "reference"}
         generator = load_translator(path, "AtoB", setup.device, train_mode)  # the file first: is it a generator?
         available = [reference_direction(path, only)]
-        if set(setup.metrics) == {"cycle"}:
-            raise UserError(f"--metrics cycle: {path.name} is one generator, with no inverse to reconstruct with; "
-                            "evaluate a run directory or its .model.safetensors for the cycle error")
-        if "cycle" in setup.metrics:
-            notes.append(f"cycle: not computed: {path.name} is one generator, with no inverse to reconstruct with")
     else:
         path = ckpt.resolve_checkpoint(checkpoint, "model")
         meta = checkpoint_meta(path)
         available = [d for d in DIRECTIONS if d in meta.get("directions", {})]
         if not available:
             raise UserError(f"{path}: records no translation directions; is it a `cyclegan train` checkpoint?")
-        if "cycle" in setup.metrics and len(available) < 2:  # pix2pix: one network, one way
-            if set(setup.metrics) == {"cycle"}:
-                raise UserError(f"--metrics cycle: {path.name} translates {available[0]} only, with no inverse to "
-                                "reconstruct with; choose other --metrics (seg, fid, kid, content)")
-            notes.append(f"cycle: not computed: {path.name} translates {available[0]} only, with no inverse to reconstruct with")
+    if "cycle" in setup.metrics and len(available) < 2:  # a reference generator, or pix2pix: one network, one way
+        why = (f"{path.name} " + ("is one generator" if single else f"translates {available[0]} only")
+               + ", with no inverse to reconstruct with")
+        if set(setup.metrics) == {"cycle"}:
+            raise UserError(f"--metrics cycle: {why}; " + ("evaluate a run directory or its .model.safetensors for the "
+                                                           "cycle error" if single else "choose other --metrics (seg, fid, kid, content)"))
+        notes.append(f"cycle: not computed: {why}")
     if only is not None and only not in available:
         raise UserError(f"{path}: has no {only} direction (it has {', '.join(available)})")
     directions = [only] if only else available

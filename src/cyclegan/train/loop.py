@@ -171,12 +171,21 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
         return _train(cfg, run_dir, tree, reshaped, device, rank, world_size, reduce_grads, hooks, t0, changed)
 
 
+# Settings that do not change what a run computes: where it stops, what it logs, saves, shows and evaluates
+# (in-training evaluation leaves training untouched, tests/test_train_evaluation.py), where the data lies
+# and how many processes load it (items are keyed by (epoch, index)).
+NEUTRAL_ON_RESUME = {f"train.{k}" for k in ("max_steps", "log_every", "sample_every", "save_every_epochs",
+                                            "checkpoint_minutes", "progress", "eval_every_epochs", "eval_metric",
+                                            "eval_images", "eval_classifier", "eval_root")} | \
+                    {f"data.{k}" for k in ("root", "dir_a", "dir_b", "workers")}
+
+
 def changed_settings(before: Config, after: Config) -> list[str]:
-    """"section.field old -> new" for each setting that differs, but train.max_steps (a stopping point, which
-    does not change the run) and the model (kept as saved on resume)."""
+    """"section.field old -> new" for each setting that differs and changes what the run computes (not those of
+    NEUTRAL_ON_RESUME, nor the model, which is kept as saved on resume)."""
     a, b = before.to_dict(), after.to_dict()
     return [f"{section}.{key} {a[section][key]!r} -> {b[section][key]!r}" for section in a if section != "model"
-            for key in a[section] if a[section][key] != b[section][key] and f"{section}.{key}" != "train.max_steps"]
+            for key in a[section] if a[section][key] != b[section][key] and f"{section}.{key}" not in NEUTRAL_ON_RESUME]
 
 
 @contextlib.contextmanager
