@@ -1,9 +1,12 @@
 """Training: a few steps run and learn, resume is bit-identical, real images train at 64x64."""
 
+import io
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cyclegan.checkpoint import load_tree
 from cyclegan.config import build_config
@@ -44,7 +47,17 @@ def test_full_run_writes_everything(image_root, tiny_overrides, tmp_path):
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     losses = [r for r in records if "cycle_A" in r]
     assert {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B", "lr"} <= set(losses[0])
-    assert any((run / "tensorboard").iterdir())
+    # TensorBoard has the losses and, in its Images tab, the sample grids (as saved, to rounding)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert "loss/cycle_A" in events.Tags()["scalars"]
+    images = events.Images("samples")
+    assert len(images) == 2
+    shown = np.asarray(Image.open(io.BytesIO(images[-1].encoded_image_string)).convert("RGB"), dtype=np.int16)
+    saved = np.asarray(Image.open(run / "samples" / "epoch_0002.png").convert("RGB"), dtype=np.int16)
+    assert shown.shape == saved.shape and np.abs(shown - saved).max() <= 1
     # the lr follows the linear policy: epoch 0 at the base lr, epoch 1 at 1 - 1/2
     assert {r["lr"] for r in losses if r["epoch"] <= 1.0} == {2e-4}
     assert [r["lr"] for r in losses if r["epoch"] > 1.0] == pytest.approx([1e-4] * 3)

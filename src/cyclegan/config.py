@@ -111,6 +111,7 @@ class TrainConfig:
     eval_classifier: str = ""           # eval_metric=content: classifier file of domain-B images (cyclegan.content)
     eval_root: str = ""                 # folder with testA/, testB/ to evaluate on (default data.root); a validation split keeps the best snapshot free of test data
     progress: bool = True               # show a progress bar
+    init_from: str = ""                 # new run from saved weights: PATH (run, checkpoint, folder of reference latest_net_*.pth) or NET=PATH, comma-separated; the rest N(0, 0.02)
 
 
 @dataclass
@@ -350,6 +351,10 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"loss.diffaugment={cfg.loss.diffaugment!r}: {e}") from None
         if cfg.model.method != "cyclegan":
             raise UserError(f"loss.diffaugment acts on the discriminators of the cyclegan method, not of {cfg.model.method}")
+    if cfg.train.init_from:
+        from .train.init_from import parse_init_from
+
+        parse_init_from(cfg.train.init_from, exist=False)  # the files are read (and looked for) when a new run starts
     if cfg.loss.lambda_semantic > 0:
         if cfg.model.method != "cyclegan":
             raise UserError(f"loss.lambda_semantic is a term of the cyclegan method, not of {cfg.model.method}")

@@ -68,13 +68,21 @@ def load_reference_generator(path: str | Path, name: str | None = None, **kwargs
     name = name or inferred_name
     inferred.update({k: v for k, v in kwargs.items() if v is not None})
     net = create_generator(name, **inferred)
-    expected = net.state_dict()
-    sd = {k: v for k, v in sd.items() if k in expected or not k.endswith(_INSTANCE_STATS)}
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    wrong = [k for k in expected if k in sd and sd[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        detail = (missing and f"missing {missing[:3]}") or (unexpected and f"unexpected {unexpected[:3]}") or f"shape mismatch at {wrong[:3]}"
-        raise UserError(f"{path}: does not fit {name} {inferred} ({detail}); pass the right --netG/--ngf/--norm")
+    sd, misfit = fit_state_dict(sd, net.state_dict())
+    if misfit:
+        raise UserError(f"{path}: does not fit {name} {inferred} ({misfit}); pass the right --netG/--ngf/--norm")
     net.load_state_dict(sd)
     return net
+
+
+def fit_state_dict(sd: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> tuple[dict, str | None]:
+    """`sd` without the InstanceNorm statistics of old files, and how it fails to fit `expected` (None if it fits):
+    the first key of a different shape, else keys missing or unexpected."""
+    sd = {k: v for k, v in sd.items() if k in expected or not k.endswith(_INSTANCE_STATS)}
+    wrong = [k for k in expected if k in sd and sd[k].shape != expected[k].shape]
+    missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
+    if wrong:
+        return sd, f"{wrong[0]}: {tuple(sd[wrong[0]].shape)} in the file, {tuple(expected[wrong[0]].shape)} here"
+    if missing or unexpected:
+        return sd, f"missing {', '.join(missing[:3])}" if missing else f"unexpected {', '.join(unexpected[:3])}"
+    return sd, None

@@ -19,6 +19,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "  cyclegan train data/horse2zebra --preset paper --name h2z\n"
                                    "  cyclegan train --data-a photos/ --data-b paintings/ --preset quick --set loss.lambda_identity=0.5\n"
                                    "  cyclegan train --resume runs/h2z            # continue exactly where it stopped\n"
+                                   "  cyclegan train mydata --init-from runs/h2z --epochs 20 --epochs-decay 20   # fine-tune\n"
                                    "  torchrun --nproc_per_node=4 -m cyclegan train data/h2z --preset paper   # 4 GPUs (docs/distributed.md)")
     p.add_argument("data", nargs="?", help="folder holding trainA/ and trainB/")
     p.add_argument("--data-a", metavar="DIR", help="domain A training images (instead of DATA/trainA)")
@@ -30,6 +31,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--name", help="run name: the run directory is runs/NAME")
     p.add_argument("--run-dir", help="run directory (default runs/NAME or runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly where it stopped")
+    p.add_argument("--init-from", action="append", default=[], metavar="SOURCE",
+                   help="start from saved weights (fine-tuning): a run directory or checkpoint, a folder of the reference's "
+                        "latest_net_*.pth, or NET=FILE for one network, e.g. G_A=horse2zebra.pth (repeatable; later "
+                        "sources replace earlier ones; networks no source holds start fresh; train.init_from)")
     p.add_argument("--method", help="training method (model.method), e.g. cyclegan, pix2pix")
     p.add_argument("--direction", choices=["AtoB", "BtoA"], help="paired methods (pix2pix): which side is the input (data.direction)")
     p.add_argument("--epochs", type=int, help="epochs at constant lr (optim.n_epochs)")
@@ -47,6 +52,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def config_from_args(args):
     """New run: defaults + presets + files + flags. Resume: the run's saved config + what is given explicitly."""
     base = None
+    if args.resume and args.init_from:
+        raise UserError("--init-from starts a new run from saved weights; --resume continues a run from its own state: give one")
     if args.resume:
         base = saved_config(Path(args.resume))
         default = ""
@@ -60,6 +67,8 @@ def config_from_args(args):
              "train.precision": args.precision}
     if args.data:
         flags["data.root"] = str(args.data)
+    if args.init_from:
+        flags["train.init_from"] = ",".join(args.init_from)
     limit = args.max_steps if args.max_steps is not None else base.train.max_steps if args.resume else 0
     if args.resume and limit:
         step = ckpt.read_meta(Path(args.resume) / "checkpoints" / "latest.state.safetensors").get("step", 0)
@@ -80,6 +89,11 @@ def config_from_args(args):
         elif path:
             raise UserError(f"data folder {path} (data.{key} of {args.resume}/config.json) not found from here; give it "
                             f"again: cyclegan train DATA --resume {args.resume} (or --data-a/--data-b)")
+    if cfg.train.init_from and not args.resume:  # absolute, for the record in config.json; missing files named now
+        from ..train.init_from import parse_init_from
+
+        cfg.train.init_from = ",".join(f"{net}={path.resolve()}" if net else str(path.resolve())
+                                       for net, path in parse_init_from(cfg.train.init_from))
     for section, key in (("loss", "semantic_classifier"), ("loss", "feature_weights"), ("train", "eval_classifier"),
                          ("train", "eval_root")):  # likewise the other files a run reads (a missing one: validate says so)
         path = getattr(getattr(cfg, section), key)

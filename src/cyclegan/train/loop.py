@@ -24,6 +24,7 @@ from ..distributed import (any_rank, barrier, gather_rank_parts, local_batchnorm
 from ..errors import UserError
 from ..schedule import lr_factor, plateau_update
 from .datasets import build_dataset
+from .init_from import describe
 from .samples import save_sample_grid
 from .state import TrainState, check_crop_size, create_state, resolve_precision
 from .step import train_step
@@ -123,6 +124,11 @@ class _Logger:
                 if isinstance(v, (int, float)) and k not in ("epoch",):
                     self.tb.add_scalar(k if "/" in k else f"loss/{k}" if k not in ("lr", "it_per_s") else f"train/{k}", v, step)
 
+    def image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        """A (3, H, W) image in [0, 1] to TensorBoard's Images tab."""
+        if self.tb is not None:
+            self.tb.add_image(tag, image, step)
+
     def close(self) -> None:
         if self.jsonl:
             self.jsonl.close()
@@ -154,6 +160,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
         if cfg.model != saved.model:
             warnings.warn(f"{run_dir}: resuming with the saved model config; the model changes asked for are ignored")
             cfg.model = saved.model
+        if cfg.train.init_from != saved.train.init_from:
+            raise UserError(f"{run_dir}: train.init_from starts a new run from saved weights; a resumed run continues "
+                            f"from its own state, so leave it as it was ({saved.train.init_from!r})")
         changed = changed_settings(saved, cfg)  # said once the resume is sure to go ahead
         shape = ("crop_size", "load_size", "preprocess", "channels_a", "channels_b", "direction")
         reshaped = any(getattr(cfg.data, k) != getattr(saved.data, k) for k in shape)
@@ -213,7 +222,9 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
     is_main = rank == 0
     dataset = build_dataset(cfg)
     check_crop_size(cfg)
-    state = create_state(cfg, device, rank)
+    state = create_state(cfg, device, rank, init_from=tree is None)
+    if is_main and state.initialised:
+        print(describe(state.initialised, state.nets), flush=True)
     if tree is not None:
         if is_main and saved_world_size(tree) != world_size:
             warnings.warn(f"{run_dir} was saved by {saved_world_size(tree)} process(es) and resumes under {world_size}: "
@@ -295,7 +306,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
                     sums, n_sum, t_log = {}, 0, time.time()
                 if is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0:
                     with local_batchnorm(state.nets):
-                        save_sample_grid(state, sample_batch, run_dir / "samples" / f"step_{state.step:07d}.png")
+                        logger.image("samples", save_sample_grid(state, sample_batch, run_dir / "samples" / f"step_{state.step:07d}.png"), state.step)
                 if at_max:
                     stopped_early = True
                     break
@@ -322,7 +333,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
                     hooks.epoch_end(state, run_dir)
             if is_main and not cfg.train.sample_every:
                 with local_batchnorm(state.nets):
-                    save_sample_grid(state, sample_batch, run_dir / "samples" / f"epoch_{state.epoch:04d}.png")
+                    logger.image("samples", save_sample_grid(state, sample_batch, run_dir / "samples" / f"epoch_{state.epoch:04d}.png"), state.step)
             k = cfg.train.save_every_epochs
             tag = f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None
             save_checkpoint(state, run_dir, tag, rank, world_size)

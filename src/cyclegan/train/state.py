@@ -16,6 +16,7 @@ from ..distributed import rank_seed
 from ..errors import UserError
 from ..methods import Method, create_method
 from ..pool import ImagePool
+from .init_from import load_initial_weights
 
 
 @dataclass
@@ -34,6 +35,7 @@ class TrainState:
     plateau: dict = field(default_factory=dict)
     best: dict = field(default_factory=dict)  # {"metric", "value", "epoch", "step"} of the best evaluation
     ema: nn.ModuleDict | None = None  # moving averages of the inference networks (optim.ema_decay > 0)
+    initialised: dict = field(default_factory=dict)  # {network: file} of the weights train.init_from loaded
 
     @property
     def device(self) -> torch.device:
@@ -270,9 +272,10 @@ def _shape_problem(cfg: Config, specs: dict, nets: dict, multiple: int, crop: in
     return None
 
 
-def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState:
+def create_state(cfg: Config, device: torch.device, rank: int = 0, init_from: bool = True) -> TrainState:
     """Build networks (seeded by train.seed), one Adam for the generators and one for the
-    discriminators (as the reference), and a history pool per trained discriminator.
+    discriminators (as the reference), and a history pool per trained discriminator. With `init_from`
+    (a new run, not a resume), networks named by `train.init_from` load their saved weights.
 
     Fast paths (see docs/performance.md): `train.precision` ("auto" resolved here by device),
     `train.channels_last`, `train.adam` (kernel choice), `train.compile` / `train.compile_mode`.
@@ -281,7 +284,9 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState
     rank r > 0 get their own streams (rank 0 draws what a single process draws)."""
     torch.manual_seed(cfg.train.seed)
     method = create_method(cfg)
-    nets = method.build_networks().to(device)
+    nets = method.build_networks()
+    initialised = load_initial_weights(nets, cfg) if init_from and cfg.train.init_from else {}
+    nets = nets.to(device)
     if rank:
         torch.manual_seed(rank_seed(cfg.train.seed, rank, "torch"))
     precision = resolve_precision(cfg.train.precision, device.type)
@@ -298,4 +303,4 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0) -> TrainState
     ema = make_ema(nets, method.inference_nets()) if o.ema_decay > 0 else None
     if cfg.train.compile:
         nets = compile_networks(nets, device, cfg.train.compile_mode)
-    return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler, ema=ema)
+    return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler, ema=ema, initialised=initialised)
