@@ -9,6 +9,7 @@ in 8-bit levels.
 
     python benchmarks/translate.py --sizes 256 1024
     python benchmarks/translate.py --sizes 256 1024 --variants bf16 --json runs/bench/translate.json
+    python benchmarks/translate.py --sizes 2048 --variants tile512 --rounds 1 --iters 1   # translate --tile 512
 """
 
 from __future__ import annotations
@@ -48,25 +49,26 @@ def build_translator(generator: str, device: torch.device, folder: Path):
 
 
 def variant_fn(translator, spec: str):
-    """The network call and autocast dtype of a variant: 'bf16' (what `translate --precision bf16` runs),
-    'fp32+cl' (channels_last inputs), ..."""
+    """The network call, autocast dtype and tile size of a variant: 'bf16' (what `translate --precision bf16`
+    runs), 'fp32+cl' (channels_last inputs), 'tile512' (`translate --tile 512`), ..."""
     tokens = spec.split("+")
     dtype = next((AUTOCAST[t] for t in tokens if t in AUTOCAST), None)
+    tile = next((int(t[4:]) for t in tokens if t.startswith("tile")), 0)
     net = translator.fn
     if "cl" not in tokens:
-        return net, dtype
-    return (lambda x: net(x.contiguous(memory_format=torch.channels_last))), dtype
+        return net, dtype, tile
+    return (lambda x: net(x.contiguous(memory_format=torch.channels_last))), dtype, tile
 
 
 @contextlib.contextmanager
-def as_variant(translator, fn, dtype):
-    """Run the translator with this network call and autocast dtype, then restore it."""
-    saved = translator.fn, translator.autocast
-    translator.fn, translator.autocast = fn, dtype
+def as_variant(translator, fn, dtype, tile):
+    """Run the translator with this network call, autocast dtype and tile size, then restore it."""
+    saved = translator.fn, translator.autocast, translator.tile
+    translator.fn, translator.autocast, translator.tile = fn, dtype, tile
     try:
         yield translator
     finally:
-        translator.fn, translator.autocast = saved
+        translator.fn, translator.autocast, translator.tile = saved
 
 
 def main(argv=None) -> dict:
@@ -74,7 +76,7 @@ def main(argv=None) -> dict:
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
     p.add_argument("--generator", default="resnet_9blocks")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--variants", nargs="*", default=[], help="besides fp32: bf16, fp16, fp32+cl, bf16+cl")
+    p.add_argument("--variants", nargs="*", default=[], help="besides fp32: bf16, fp16, fp32+cl, bf16+cl, tile512, bf16+tile512")
     p.add_argument("--iters", type=int, default=2, help="timed calls per variant per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=0)
@@ -99,15 +101,15 @@ def main(argv=None) -> dict:
             images = torch.randint(0, 256, (args.batch_size, translator.in_ch, size, size), dtype=torch.uint8, generator=g)
             runs = {}
             for spec in specs:
-                fn, dtype = variant_fn(translator, spec)
-                runs[spec] = {"fn": fn, "dtype": dtype, "times": [], "extra": 0, "absolute": 0}
+                fn, dtype, tile = variant_fn(translator, spec)
+                runs[spec] = {"fn": fn, "dtype": dtype, "tile": tile, "times": [], "extra": 0, "absolute": 0}
                 print(f"{size}x{size} {spec}: warm-up", flush=True)
-                with as_variant(translator, fn, dtype):
+                with as_variant(translator, fn, dtype, tile):
                     runs[spec]["output"] = translator(images).cpu()
             for r in range(args.rounds):
                 for spec in specs[r % len(specs):] + specs[:r % len(specs)]:
                     run = runs[spec]
-                    with as_variant(translator, run["fn"], run["dtype"]), PeakMemory(device) as mem:
+                    with as_variant(translator, run["fn"], run["dtype"], run["tile"]), PeakMemory(device) as mem:
                         for _ in range(args.iters):
                             sync(device)
                             t = time.perf_counter()

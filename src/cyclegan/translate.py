@@ -30,6 +30,7 @@ from .data.transforms import to_float, to_uint8
 from .errors import UserError
 from .methods import NetSpec, create_method
 from .nets import size_multiple
+from .tiled import tiled_forward, tiling_problem
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Translator:
     min_size: int = 8  # smallest side the network accepts (ResNet: 2x2 at the bottleneck for its reflection pads)
     per_image: bool = False  # batch statistics in use (train-mode batch norm): batching would mix images
     autocast: torch.dtype | None = None  # run the network under autocast in this dtype (bf16/fp16), else fp32
+    tile: int = 0  # translate images larger than this in tiles, with whole-image statistics (cyclegan.tiled)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -60,7 +62,7 @@ class Translator:
             x = F.pad(x, (left, right, top, bottom), mode=mode)
         ctx = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()
         with ctx:
-            y = self.fn(x)
+            y = tiled_forward(self.fn, x, self.tile) if self.tile and max(x.shape[-2:]) > self.tile else self.fn(x)
         return y.float()[..., top: top + h, left: left + w]
 
 
@@ -82,7 +84,7 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
 
 
 def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None, train_mode: bool | None = None,
-                    netG: str | None = None, precision: str = "fp32", **net_kwargs) -> Translator:
+                    netG: str | None = None, precision: str = "fp32", tile: int = 0, **net_kwargs) -> Translator:
     """Load a translator from a run directory, a `.model.safetensors`/`.state.safetensors` file, or a
     reference `.pth` generator state dict (architecture inferred or given by netG/net_kwargs).
 
@@ -90,14 +92,24 @@ def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None
     test.py does without --eval; None uses the method's default.
     precision: fp32 | bf16 | fp16 | auto (bf16 where the device runs it natively): autocast for the forward
     pass; outputs are rounded to 8 bits either way (docs/performance.md has the speed and the differences).
+    tile: translate images larger than tile x tile pixels (a multiple of 4) in tiles, with the same result
+    in less memory (ResNet generators; cyclegan.tiled); 0 translates every image in one piece.
     """
     from .train.state import resolve_precision
     from .train.step import AUTOCAST
 
     device = _pick_device(device)
     dtype = AUTOCAST[resolve_precision(precision, device.type, option="precision")]
+    if tile and (tile < 4 or tile % 4):
+        raise UserError(f"--tile {tile}: give a positive multiple of 4 (e.g. 512)")
     translator = _load(checkpoint, direction, device, train_mode, netG, **net_kwargs)
     translator.autocast = dtype
+    if tile:
+        problem = tiling_problem(translator.fn) if isinstance(translator.fn, torch.nn.Module) else \
+            "this method translates with a procedure, not one network"
+        if problem:
+            raise UserError(f"--tile: {checkpoint} cannot be translated in tiles: {problem}")
+        translator.tile = tile
     return translator
 
 

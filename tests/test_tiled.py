@@ -1,0 +1,67 @@
+"""translate --tile: tiles with whole-image instance-norm statistics give the one-piece result."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cyclegan import tiled
+from cyclegan.nets import create_generator
+
+
+def _net(name="resnet_6blocks", **kw):
+    torch.manual_seed(0)
+    return create_generator(name, **{"in_ch": 3, "out_ch": 3, "ngf": 8, "norm": "instance", **kw}).eval()
+
+
+@pytest.mark.parametrize("shape, tile", [((1, 3, 100, 132), 32), ((2, 3, 64, 36), 20), ((1, 3, 40, 40), 64)])
+def test_tiles_equal_the_one_piece_forward(shape, tile):
+    net = _net()
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        whole = net(x)
+    torch.testing.assert_close(tiled.tiled_forward(net, x, tile), whole, atol=2e-5, rtol=0)
+
+
+def test_the_context_border_and_the_whole_image_statistics_are_both_needed(monkeypatch):
+    net, x = _net(), torch.rand(1, 3, 96, 96) * 2 - 1
+    with torch.no_grad():
+        whole = net(x)
+    monkeypatch.setattr(tiled, "HEAD_HALO", 0)  # tiles cut without context: wrong near the cuts
+    assert (tiled.tiled_forward(net, x, 32) - whole).abs().max() > 1e-2
+    monkeypatch.undo()
+    per_tile = torch.cat([torch.cat([net(x[:, :, i:i + 48, j:j + 48]) for j in (0, 48)], 3) for i in (0, 48)], 2)
+    assert (per_tile - whole).abs().max() > 1e-2  # per-tile statistics: colours shift from tile to tile
+
+
+def test_which_generators_can_tile():
+    assert tiled.tiling_problem(_net()) is None
+    assert "not a ResNet generator" in tiled.tiling_problem(_net("unet_128", norm="batch"))
+    assert "batch norm" in tiled.tiling_problem(_net(norm="batch"))
+    assert "dropout is on" in tiled.tiling_problem(_net(dropout=True).train())
+    with pytest.raises(ValueError, match="multiple of 4"):
+        tiled.tiled_forward(_net(), torch.zeros(1, 3, 8, 8), 30)
+
+
+def test_translate_cli_with_tiles_writes_the_one_piece_image(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from cyclegan.cli import main
+    from conftest import write_images
+
+    torch.save(_net().state_dict(), tmp_path / "latest_net_G_A.pth")
+    write_images(tmp_path / "in", 2, size=(150, 98))
+    for tile in ("0", "48"):
+        assert main(["translate", "-c", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "in"), "--out",
+                     str(tmp_path / f"out{tile}"), "--tile", tile, "--no-gallery"]) == 0
+    for name in ("img_000.png", "img_001.png"):
+        a, b = (np.asarray(Image.open(tmp_path / f"out{t}" / name), dtype=np.int16) for t in ("0", "48"))
+        assert a.shape == (98, 150, 3) and np.abs(a - b).max() <= 1
+    torch.save(_net("unet_128", norm="batch").state_dict(), tmp_path / "unet.pth")
+    for checkpoint, tile, message in [("latest_net_G_A.pth", "30", "--tile 30: give a positive multiple of 4"),
+                                      ("unet.pth", "64", "cannot be translated in tiles: UnetGenerator is not a ResNet")]:
+        assert main(["translate", "-c", str(tmp_path / checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "x"),
+                     "--tile", tile]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
