@@ -25,7 +25,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from . import checkpoint as ckpt
 from .config import Config
-from .data.files import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, ImageReadError, find_images, read_image
+from .data.files import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, ImageReadError, find_images, pil_to_uint8, read_image
 from .data.transforms import to_float, to_uint8
 from .errors import UserError
 from .methods import NetSpec, create_method
@@ -52,6 +52,13 @@ class Translator:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(B, in_ch, H, W) uint8 -> (B, out_ch, H, W) uint8, same H, W."""
         return to_uint8(self.translate_float(to_float(images.to(self.device))))
+
+    def image(self, image: Image.Image) -> Image.Image:
+        """A PIL image translated at its own size (converted to the generator's channels first, as files are)."""
+        if self.out_ch not in (1, 3, 4):
+            raise UserError(f"{self.description}: {self.out_ch} output channels are no image; call the translator on a tensor")
+        out = self(pil_to_uint8(image, self.in_ch)[None])[0].permute(1, 2, 0).cpu().numpy()
+        return Image.fromarray(out[:, :, 0] if out.shape[2] == 1 else out)
 
     @torch.no_grad()
     def translate_float(self, x: torch.Tensor) -> torch.Tensor:

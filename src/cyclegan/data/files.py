@@ -80,13 +80,18 @@ def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
             im.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: cannot read image ({e})") from None
+    return pil_to_uint8(im, channels, path)
+
+
+def pil_to_uint8(im: Image.Image, channels: int, name: str | Path = "image") -> torch.Tensor:
+    """A PIL image as a (C, H, W) uint8 tensor with `channels` channels (1, 3 or 4), converted as `read_image` does."""
     if channels not in _MODES:
-        raise UserError(f"{path}: {channels}-channel domains need .npy (H, W, {channels}) arrays, not image files")
+        raise UserError(f"{name}: {channels}-channel domains need .npy (H, W, {channels}) arrays, not image files")
     want = _MODES[channels]
-    im = _to_8_bits(im, path)
+    im = _to_8_bits(im, name)
     if im.mode != want:
         if not (im.mode == "P" and want == "RGB"):
-            _warner(path, im.mode, channels)
+            _warner(name, im.mode, channels)
         im = im.convert(want)
     return TF.pil_to_tensor(im)
 
