@@ -170,11 +170,40 @@ def test_evaluate_size(tiny_run, tmp_path: Path):
 @pytest.mark.parametrize("argv, message", [
     (["--metrics", "bleu"], "unknown metric 'bleu'"),
     (["--metrics", "content"], "needs a classifier"),
+    (["--metrics", "fcn"], "metric fcn needs a segmenter of real target photos: --segmenter FILE"),
+    (["--metrics", "fcn", "--segmenter", "x.safetensors", "--direction", "AtoB"], "metric fcn scores BtoA (labels->photo"),
 ])
 def test_evaluate_cli_errors(tiny_run, tmp_path: Path, capsys, argv, message):
     run, root, _ = tiny_run
     assert main(["evaluate", str(run), "--data", str(root), "--out", str(tmp_path / "o"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_evaluate_fcn_values(tiny_run, tmp_path: Path):
+    """FCN-score of BtoA (testB label maps -> photos): the segmenter on F(label map) against that map, and on the
+    real testA photo of the same name (real_fcn_*), as computed here directly."""
+    from cyclegan.metrics.segmentation import FACADES_CLASSES
+    from cyclegan.segmenter import SegNet, load_segmenter, save_segmenter
+
+    run, root, _ = tiny_run
+    torch.manual_seed(0)
+    kwargs = {"in_ch": 3, "num_classes": 12, "width": 4, "depth": 2}
+    net = SegNet(**kwargs)
+    with torch.no_grad():
+        net.head.bias.copy_(torch.linspace(0, 0.2, 12))  # not one class everywhere
+    save_segmenter(tmp_path / "seg.safetensors", net, 3, list(FACADES_CLASSES), "facades", kwargs)
+    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "fcn", "--segmenter", str(tmp_path / "seg.safetensors"),
+                 "--out", str(tmp_path / "out"), "--quiet", "--no-gallery"]) == 0
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())["metrics"]
+    assert not any(k.startswith("fcn") for k in m.get("AtoB", {}))
+    seg, f = load_segmenter(tmp_path / "seg.safetensors"), load_translator(run, "BtoA", "cpu")
+    maps = torch.stack([read_image(p, 3) for p in find_images(root / "testB")])
+    photos = torch.stack([read_image(p, 3) for p in find_images(root / "testA")])
+    truth = [colors_to_labels(x.permute(1, 2, 0).numpy(), FACADES_PALETTE) for x in maps]
+    for prefix, pred in (("fcn_", seg.predict(f(maps))), ("real_fcn_", seg.predict(photos))):
+        conf = sum(confusion_matrix(t, p.numpy(), 12) for t, p in zip(truth, pred))
+        for k, v in scores_from_confusion(conf).to_dict().items():
+            assert m["BtoA"][prefix + k] == pytest.approx(v), prefix + k
 
 
 def test_evaluate_out_inside_the_data_is_refused(tiny_run, capsys):

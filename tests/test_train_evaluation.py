@@ -169,3 +169,21 @@ def test_pix2pix_is_evaluated_in_its_own_direction(data_root: Path, tmp_path: Pa
                  "--quiet", "--no-gallery"]) == 0
     report = json.loads((tmp_path / "o2" / "metrics.json").read_text())
     assert "cycle_l1" not in report["metrics"]["AtoB"] and report["notes"][0].startswith("cycle: not computed")
+
+
+def test_pix2pix_labels_to_photo_is_evaluated_by_fcn_score(data_root: Path, tmp_path: Path):
+    """train.eval_metric=fcn with the segmenter as train.eval_classifier: a BtoA (labels->photo) pix2pix logs its
+    FCN-score each epoch; without a segmenter it is refused before training, naming the setting."""
+    from cyclegan.metrics.segmentation import FACADES_CLASSES
+    from cyclegan.segmenter import SegNet, save_segmenter
+
+    kwargs = {"in_ch": 3, "num_classes": 12, "width": 4, "depth": 2}
+    save_segmenter(tmp_path / "seg.safetensors", SegNet(**kwargs), 3, list(FACADES_CLASSES), "facades", kwargs)
+    overrides = TINY + [f"data.root={data_root}", "data.direction=BtoA", "train.eval_every_epochs=1",
+                        "train.eval_metric=fcn", "train.eval_images=2"]
+    with pytest.raises(UserError, match="train.eval_metric=fcn needs a segmenter .*train.eval_classifier=FILE"):
+        EvaluationHook.from_config(build_config(["pix2pix"], [], overrides))
+    cfg = build_config(["pix2pix"], [], overrides + [f"train.eval_classifier={tmp_path / 'seg.safetensors'}"])
+    train(cfg, tmp_path / "run", hooks=EvaluationHook.from_config(cfg))
+    records = [r for r in map(json.loads, (tmp_path / "run" / "log.jsonl").read_text().splitlines()) if "eval/fcn" in r]
+    assert len(records) == 2 and 0 <= records[-1]["eval/BtoA/fcn_per_pixel_acc"] <= 1

@@ -105,6 +105,33 @@ def _read(path: Path, device, tensors: bool) -> tuple[dict, dict]:
     return json.loads(raw), loaded
 
 
+def save_weights(path: str | Path, net: torch.nn.Module, meta: dict) -> None:
+    """One network's weights and JSON metadata (its format, architecture...) in one safetensors file, atomically:
+    the judges of evaluation (classifiers, segmenters)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"cyclegan": json.dumps(meta)}))
+
+
+def load_weights(path: str | Path, fmt: str, what: str, hint: str, build) -> tuple[torch.nn.Module, dict]:
+    """(network, metadata) of a file written by `save_weights` whose format is `fmt`: `build(meta)` makes the
+    network, which gets the file's weights. `what` names the kind of file in errors, `hint` where to get one."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} not found ({hint})")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = json.loads((f.metadata() or {}).get("cyclegan", "{}"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable safetensors file ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise UserError(f"{path}: not a {what} file (format {found!r}, expected {fmt})")
+    net = build(meta)
+    net.load_state_dict(tensors)
+    return net, meta
+
+
 def save_model(path: str | Path, nets: dict[str, torch.nn.Module], meta: dict) -> None:
     """Inference snapshot: {name: state_dict} of the given networks plus metadata."""
     tree = {name: {k: v for k, v in _plain_state_dict(net).items()} for name, net in nets.items()}

@@ -108,7 +108,7 @@ class TrainConfig:
     eval_every_epochs: int = 0          # evaluate during training every k epochs (0 = off)
     eval_metric: str = "fid"            # metric for in-training evaluation / best checkpoint
     eval_images: int = 100              # test images per direction for in-training evaluation
-    eval_classifier: str = ""           # eval_metric=content: classifier file of domain-B images (cyclegan.content)
+    eval_classifier: str = ""           # the judge: eval_metric=content: classifier of domain-B images (cyclegan.content); fcn: segmenter of real photos (cyclegan.segmenter)
     eval_root: str = ""                 # folder with testA/, testB/ to evaluate on (default data.root); a validation split keeps the best snapshot free of test data
     progress: bool = True               # show a progress bar
     init_from: str = ""                 # new run from saved weights: PATH (run, checkpoint, folder of reference latest_net_*.pth) or NET=PATH, comma-separated; the rest N(0, 0.02)

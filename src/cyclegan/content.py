@@ -12,16 +12,13 @@ class names), like the model checkpoints: no pickled objects.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from .checkpoint import atomic_write
+from .checkpoint import load_weights, save_weights
 from .data.transforms import to_float
 from .errors import UserError
 
@@ -95,27 +92,14 @@ class Classifier:
 def save_classifier(path: str | Path, net: DigitCNN, size: int, channels: int, classes: list[str],
                     kwargs: dict, info: dict | None = None) -> None:
     """Weights + metadata (architecture kwargs, input size/channels, class names, free-form info)."""
-    meta = {"format": FORMAT_CLASSIFIER, "arch": "digit_cnn", "kwargs": kwargs, "size": size,
-            "channels": channels, "classes": classes, "info": info or {}}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata={"cyclegan": json.dumps(meta)}))
+    save_weights(path, net, {"format": FORMAT_CLASSIFIER, "arch": "digit_cnn", "kwargs": kwargs, "size": size,
+                             "channels": channels, "classes": classes, "info": info or {}})
 
 
 def load_classifier(path: str | Path, device="cpu") -> Classifier:
     """A classifier written by `save_classifier`."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"classifier {path} not found (train one, e.g. experiments/mnist_usps/train_classifier.py)")
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = json.loads((f.metadata() or {}).get("cyclegan", "{}"))
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types
-        raise UserError(f"{path}: not a readable safetensors file ({e})") from None
-    if meta.get("format") != FORMAT_CLASSIFIER:
-        raise UserError(f"{path}: not a classifier file (format {meta.get('format')!r}, expected {FORMAT_CLASSIFIER})")
-    net = DigitCNN(**meta["kwargs"])
-    net.load_state_dict(tensors)
+    net, meta = load_weights(path, FORMAT_CLASSIFIER, "classifier", "train one, e.g. experiments/mnist_usps/train_classifier.py",
+                             lambda m: DigitCNN(**m["kwargs"]))
     return Classifier(net.to(device), meta["size"], meta["channels"], list(meta["classes"]))
 
 

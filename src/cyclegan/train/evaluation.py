@@ -77,8 +77,8 @@ class EvaluationHook:
         """The hook that cfg.train asks for, or None when eval_every_epochs is 0.
 
         Test images come from train.eval_root/testA and testB when set, else data.root/testA and
-        data.root/testB (when resuming, data.root of the run's config.json); eval_classifier is the domain-B classifier for eval_metric=content (labels from
-        testA/labels.csv).
+        data.root/testB (when resuming, data.root of the run's config.json). eval_classifier is the judge: for
+        eval_metric=content the domain-B classifier (labels from testA/labels.csv), for fcn the segmenter.
         """
         t = cfg.train
         if not t.eval_every_epochs:
@@ -91,11 +91,15 @@ class EvaluationHook:
             raise UserError("in-training evaluation (train.eval_every_epochs) needs data.root (or train.eval_root) "
                             "holding testA/ and testB/")
         test_a, test_b = test_folders(root)
-        classifier = getattr(t, "eval_classifier", "") or None
+        judge = t.eval_classifier or None
+        if t.eval_metric == "fcn" and not judge:
+            raise UserError("train.eval_metric=fcn needs a segmenter of real photos: --set train.eval_classifier=FILE "
+                            "(e.g. experiments/facades/train_segmenter.py)")
         # at the training crop size when training resizes (as the reference's test.py), else as stored
         size = cfg.data.crop_size if cfg.data.preprocess == "resize_and_crop" else 0
-        setup = EvalSetup(test_a, test_b, metrics=(t.eval_metric,), classifier_b=classifier,
-                          max_images=t.eval_images, batch_size=16, size=size)
+        setup = EvalSetup(test_a, test_b, metrics=(t.eval_metric,), classifier_b=judge if t.eval_metric != "fcn" else None,
+                          segmenter=judge if t.eval_metric == "fcn" else None, max_images=t.eval_images, batch_size=16,
+                          size=size)
         from ..methods import create_method
 
         directions = tuple(create_method(cfg).directions)  # the instance's: pix2pix translates its data.direction only
