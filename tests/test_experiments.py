@@ -252,3 +252,31 @@ def test_facades_best_relabelling_is_the_optimal_assignment():
     conf = rng.integers(0, 1000, (12, 12))
     rows, cols = scipy_opt.linear_sum_assignment(-conf)
     assert best_relabelling(conf)[1] == pytest.approx(conf[rows, cols].sum() / conf.sum())
+
+
+def test_train_segmenter_script(tmp_path: Path, capsys):
+    """Photos that show their label map's classes as two grey levels (rows of stripes): the segmenter learns them
+    and reports its score on the real test photos; the file loads as a segmenter."""
+    from safetensors import safe_open
+
+    from cyclegan.segmenter import load_segmenter
+
+    rng = np.random.default_rng(0)
+    for phase, n in (("train", 24), ("test", 6)):
+        for i in range(n):
+            ids = np.kron(rng.integers(1, 3, (6, 1)), np.ones((4, 24), np.int64))  # facade (1) / window (2) rows
+            photo = np.repeat(np.where(ids == 1, 60, 200).astype(np.uint8)[:, :, None], 3, 2)
+            for side, image in (("A", photo), ("B", FACADES_PALETTE[ids].astype(np.uint8))):
+                (tmp_path / f"{phase}{side}").mkdir(exist_ok=True)
+                Image.fromarray(image).save(tmp_path / f"{phase}{side}" / f"{i}.png")
+    train = load_script("facades/train_segmenter.py")
+    torch.manual_seed(0)
+    out = tmp_path / "seg.safetensors"
+    assert train.main(["--data", str(tmp_path), "--out", str(out), "--crop", "16", "--epochs", "20",
+                       "--batch-size", "8", "--width", "4", "--lr", "0.02"]) == 0
+    seg = load_segmenter(out)
+    assert seg.classes == list(FACADES_CLASSES) and seg.palette == "facades"
+    with safe_open(str(out), framework="pt") as f:
+        info = json.loads(f.metadata()["cyclegan"])["info"]
+    assert info["images"] == 24 and info["real_test_photos"]["per_pixel_acc"] > 0.9
+    assert "real test photos: per-pixel" in capsys.readouterr().out
