@@ -59,7 +59,10 @@ def test_fcn_scorer_known_values(tmp_path, monkeypatch):
     scorer = FcnScorer(_save(tmp_path / "s.safetensors"), FACADES_PALETTE, real, "cpu")
     monkeypatch.setattr(scorer.segmenter, "predict", lambda x: torch.from_numpy(np.stack(
         [colors_to_labels(i.permute(1, 2, 0).numpy(), FACADES_PALETTE) for i in x])))
-    files = [Path("a.png"), Path("b.png")]
+    (tmp_path / "maps").mkdir()
+    files = [tmp_path / "maps" / "a.png", tmp_path / "maps" / "b.png"]  # the label maps as stored: the truth
+    for f in files:
+        Image.fromarray(FACADES_PALETTE[half]).save(f)
     scorer.update(files, maps, maps, None)
     assert scorer.result() == {"fcn_per_pixel_acc": 1.0, "fcn_per_class_acc": 1.0, "fcn_class_iou": 1.0,
                                "real_fcn_per_pixel_acc": 1.0, "real_fcn_per_class_acc": 1.0, "real_fcn_class_iou": 1.0}

@@ -352,7 +352,12 @@ class FcnScorer(Scorer):
         from .metrics import colors_to_labels, confusion_matrix
 
         k = len(self.colors)
-        truth = [colors_to_labels(_rgb(m).permute(1, 2, 0).numpy(), self.colors) for m in inputs]
+        truth = []
+        for f, fake in zip(files, fakes):  # the label map as stored, resized nearest (--size) so no colours blend
+            label_map = read_image(f, 3)
+            if label_map.shape[-2:] != fake.shape[-2:]:
+                label_map = TF.resize(label_map, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST)
+            truth.append(colors_to_labels(label_map.permute(1, 2, 0).numpy(), self.colors))
         for t, p in zip(truth, self.segmenter.predict(fakes).numpy()):
             self.conf += confusion_matrix(t, p, k)
         for f, t in zip(files, truth):
