@@ -82,3 +82,29 @@ def test_translate_cli_with_tiles_writes_the_one_piece_image(tmp_path, capsys):
                      "--tile", tile]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_translate_out_of_memory_suggests_tiles(tmp_path, capsys, monkeypatch):
+    """A batch that does not fit is named, with what to try; what was written before stays."""
+    from cyclegan import translate
+    from cyclegan.cli import main
+    from conftest import write_images
+
+    torch.save(_net().state_dict(), tmp_path / "latest_net_G_A.pth")
+    write_images(tmp_path / "in", 2, size=(48, 40))
+    real_call = translate.Translator.translate_float
+    calls = []
+
+    def flaky(self, x):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real_call(self, x)
+
+    monkeypatch.setattr(translate.Translator, "translate_float", flaky)
+    assert main(["translate", "-c", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                 "--batch-size", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "out of memory translating" in err and "img_001.png (48x40, 1 image(s) at once): CUDA out of memory" in err
+    assert "try --tile 512 (the same result in about a third of the memory), or --precision bf16" in err
+    assert (tmp_path / "out" / "img_000.png").is_file()  # the first image was written before

@@ -297,7 +297,12 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
             failed.append((group[0][0], group[0][2]))
             bar.update(1)
             continue
-        outputs = translator(batch)
+        try:
+            outputs = translator(batch)
+        except (RuntimeError, MemoryError) as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
+            if not _out_of_memory(e):
+                raise
+            raise UserError(_memory_advice(translator, group[0][0], batch, e)) from None
         for (src, rel, _), image in zip(group, outputs):
             save_image(image, plan[src, rel])
             written.append((src, plan[src, rel]))
@@ -308,6 +313,28 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
         page = out / "index.html"
         write_gallery(page, written, title=translator.description)
     return {"written": written, "failed": failed, "gallery": page}
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    text = str(e)
+    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in text or "out of memory" in text
+
+
+def _memory_advice(translator: Translator, src: Path, batch: torch.Tensor, e: BaseException) -> str:
+    """What to do when a batch does not fit: tiles (same result, less memory), a smaller batch, bf16."""
+    n, _, h, w = batch.shape
+    tips = []
+    if translator.tile:
+        tips.append(f"a smaller --tile than {translator.tile}")
+    elif isinstance(translator.fn, torch.nn.Module) and tiling_problem(translator.fn) is None:
+        tips.append("--tile 512 (the same result in about a third of the memory)")
+    if n > 1:
+        tips.append("--batch-size 1")
+    if translator.autocast is None:
+        tips.append("--precision bf16 (or fp16 on a GPU)")
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return (f"out of memory translating {src} ({w}x{h}, {n} image(s) at once): {first}"
+            + (f"; try {', or '.join(tips)}" if tips else "; try --size to translate it smaller"))
 
 
 def _output_path(path: Path, out_ch: int, keep_format: bool) -> Path:
