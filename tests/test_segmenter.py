@@ -65,11 +65,34 @@ def test_fcn_scorer_known_values(tmp_path, monkeypatch):
         Image.fromarray(FACADES_PALETTE[half]).save(f)
     scorer.update(files, maps, maps, None)
     assert scorer.result() == {"fcn_per_pixel_acc": 1.0, "fcn_per_class_acc": 1.0, "fcn_class_iou": 1.0,
-                               "real_fcn_per_pixel_acc": 1.0, "real_fcn_per_class_acc": 1.0, "real_fcn_class_iou": 1.0}
+                               "real_fcn_per_pixel_acc": 1.0, "real_fcn_per_class_acc": 1.0, "real_fcn_class_iou": 1.0,
+                               # every pixel class 0 (the first of two equally frequent classes); one real photo: no pairs
+                               "majority_fcn_per_pixel_acc": 0.5, "majority_fcn_per_class_acc": 0.5, "majority_fcn_class_iou": 0.25}
     scorer = FcnScorer(tmp_path / "s.safetensors", FACADES_PALETTE, tmp_path / "none", "cpu")
     monkeypatch.setattr(scorer.segmenter, "predict", lambda x: torch.zeros(len(x), 8, 8, dtype=torch.int64))
     scorer.update(files, maps, maps, None)
-    assert scorer.result() == pytest.approx({"fcn_per_pixel_acc": 0.5, "fcn_per_class_acc": 0.5, "fcn_class_iou": 0.25})
+    assert {k: v for k, v in scorer.result().items() if k.startswith("fcn")} == pytest.approx(
+        {"fcn_per_pixel_acc": 0.5, "fcn_per_class_acc": 0.5, "fcn_class_iou": 0.25})
+
+
+def test_fcn_unaligned_baseline_scores_each_map_against_the_next_real_photo(tmp_path, monkeypatch):
+    """Maps all class 0, all class 1, all class 0; the oracle reads each real photo as its own map. Map i against the
+    real photo of map i+1 (the last against the first's): 0 vs 1, 1 vs 0, 0 vs 0: one pair of three right."""
+    maps_dir, real = tmp_path / "maps", tmp_path / "real"
+    maps_dir.mkdir(), real.mkdir()
+    files = []
+    for name, c in (("a", 0), ("b", 1), ("c", 0)):
+        for folder in (maps_dir, real):
+            Image.fromarray(FACADES_PALETTE[np.full((4, 4), c)]).save(folder / f"{name}.png")
+        files.append(maps_dir / f"{name}.png")
+    scorer = FcnScorer(_save(tmp_path / "s.safetensors"), FACADES_PALETTE, real, "cpu")
+    monkeypatch.setattr(scorer.segmenter, "predict", lambda x: torch.from_numpy(np.stack(
+        [colors_to_labels(i.permute(1, 2, 0).numpy(), FACADES_PALETTE) for i in x])))
+    maps = torch.stack([torch.from_numpy(np.asarray(Image.open(f))).permute(2, 0, 1) for f in files])
+    scorer.update(files, maps, maps, None)
+    result = scorer.result()
+    assert result["unaligned_fcn_per_pixel_acc"] == pytest.approx(1 / 3)
+    assert result["majority_fcn_per_pixel_acc"] == pytest.approx(2 / 3) and result["real_fcn_per_pixel_acc"] == 1.0
 
 
 def test_fcn_scorer_refuses_a_segmenter_of_other_classes(tmp_path):

@@ -58,7 +58,9 @@ EVAL_METRICS = {
            "photos (--segmenter FILE, e.g. experiments/facades/train_segmenter.py) labels each translation, scored "
            "against the source label map it came from (class ids by nearest --palette colour): fcn_per_pixel_acc, "
            "fcn_per_class_acc, fcn_class_iou. Scores the direction opposite to --seg-direction (labels->photo). "
-           "real_fcn_* is the segmenter on the real target photo of the same file name: the ceiling.",
+           "real_fcn_* is the segmenter on the real target photo of the same file name: the ceiling; unaligned_fcn_* "
+           "on the real photo of the next label map (realistic, but ignoring the input); majority_fcn_* every pixel "
+           "the most frequent class.",
     "cycle": "Cycle-reconstruction error: mean |F(G(x)) - x| over pixels, in [0, 1] units (no weights needed).",
 }
 # Which way is better, for picking the best checkpoint by a metric's headline value.
@@ -224,6 +226,46 @@ class InceptionScorer(Scorer):
         return list(self._notes)
 
 
+class _Unaligned:
+    """The unaligned baseline: each item's true map scored against the *next* item's stand-in (a realistic answer
+    that ignores this item's input), the last against the first's; pairs of different sizes are left out."""
+
+    def __init__(self, k: int):
+        self.conf = np.zeros((k, k), np.int64)
+        self._first = self._prev = None  # (truth, stand-in)
+
+    def _score(self, truth: np.ndarray, stand_in: np.ndarray) -> np.ndarray:
+        from .metrics import confusion_matrix
+
+        k = len(self.conf)
+        return confusion_matrix(truth, stand_in, k) if truth.shape == stand_in.shape else np.zeros((k, k), np.int64)
+
+    def add(self, truth: np.ndarray, stand_in: np.ndarray) -> None:
+        item = (truth, stand_in)
+        if self._prev is None:
+            self._first = item
+        else:
+            self.conf += self._score(self._prev[0], stand_in)
+        self._prev = item
+
+    def scores(self, prefix: str) -> dict[str, float]:
+        from .metrics import scores_from_confusion
+
+        conf = self.conf.copy()
+        if self._first is not self._prev:  # two or more items: close the ring
+            conf += self._score(self._prev[0], self._first[1])
+        return {f"{prefix}{k}": v for k, v in scores_from_confusion(conf).to_dict().items()} if conf.sum() else {}
+
+
+def _majority_scores(counts: np.ndarray, prefix: str) -> dict[str, float]:
+    """The trivial predictor: every pixel labelled with the most frequent true class."""
+    from .metrics import scores_from_confusion
+
+    base = np.zeros((len(counts), len(counts)), np.int64)
+    base[:, int(np.argmax(counts))] = counts
+    return {f"{prefix}{k}": v for k, v in scores_from_confusion(base).to_dict().items()}
+
+
 class SegScorer(Scorer):
     """Photo->labels scores: translations and paired ground-truth label images, by nearest palette colour."""
 
@@ -234,16 +276,7 @@ class SegScorer(Scorer):
         k = len(colors)
         self.conf = np.zeros((k, k), np.int64)
         self.counts = np.zeros(k, np.int64)
-        # The unaligned baseline: each ground-truth map predicted by the next one (the last by the first),
-        # a realistic map that ignores the input; pairs of different sizes are left out.
-        self.conf_unaligned = np.zeros((k, k), np.int64)
-        self._first = self._prev = None
-
-    def _unaligned(self, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        from .metrics import confusion_matrix
-
-        k = len(self.colors)
-        return confusion_matrix(truth, pred, k) if truth.shape == pred.shape else np.zeros((k, k), np.int64)
+        self.unaligned = _Unaligned(k)  # each true map predicted by the next test image's true map
 
     def update(self, files, inputs, fakes, recs) -> None:
         from .metrics import colors_to_labels, confusion_matrix
@@ -262,26 +295,13 @@ class SegScorer(Scorer):
             p = colors_to_labels(_rgb(fake).permute(1, 2, 0).numpy(), self.colors)
             self.conf += confusion_matrix(t, p, k)
             self.counts += np.bincount(t.ravel(), minlength=k)
-            if self._prev is None:
-                self._first = t
-            else:
-                self.conf_unaligned += self._unaligned(self._prev, t)
-            self._prev = t
+            self.unaligned.add(t, t)
 
     def result(self) -> dict[str, float]:
         from .metrics import scores_from_confusion
 
-        scores = scores_from_confusion(self.conf).to_dict()
-        # The trivial predictor: every pixel labelled with the most frequent true class.
-        base = np.zeros_like(self.conf)
-        base[:, int(np.argmax(self.counts))] = self.counts
-        baseline = scores_from_confusion(base).to_dict()
-        unaligned = self.conf_unaligned.copy()
-        if self._first is not self._prev:  # two or more maps: close the ring, the last predicted by the first
-            unaligned += self._unaligned(self._prev, self._first)
-        extra = ({f"unaligned_{k}": v for k, v in scores_from_confusion(unaligned).to_dict().items()}
-                 if unaligned.sum() else {})
-        return {**scores, **{f"majority_{k}": v for k, v in baseline.items()}, **extra}
+        return {**scores_from_confusion(self.conf).to_dict(), **_majority_scores(self.counts, "majority_"),
+                **self.unaligned.scores("unaligned_")}
 
 
 class ContentScorer(Scorer):
@@ -333,7 +353,8 @@ class ContentScorer(Scorer):
 
 class FcnScorer(Scorer):
     """FCN-score: a segmenter labels the translations (photos made from label maps), scored against those label
-    maps; and the same segmenter on the paired real photos, the ceiling."""
+    maps; the same segmenter on the paired real photos (the ceiling) and, as the unaligned baseline, on the real
+    photo of the next label map (realistic, but ignoring the input); and the all-majority predictor."""
 
     def __init__(self, segmenter_path: str | Path, colors: np.ndarray, real_folder: Path, device):
         from .segmenter import load_segmenter
@@ -347,6 +368,8 @@ class FcnScorer(Scorer):
         self.real = {p.stem: p for p in find_images(real_folder, "real target photos")} if real_folder.is_dir() else {}
         self.conf = np.zeros((k, k), np.int64)
         self.conf_real = np.zeros((k, k), np.int64)
+        self.counts = np.zeros(k, np.int64)
+        self.unaligned = _Unaligned(k)
 
     def update(self, files, inputs, fakes, recs) -> None:
         from .metrics import colors_to_labels, confusion_matrix
@@ -360,12 +383,15 @@ class FcnScorer(Scorer):
             truth.append(colors_to_labels(label_map.permute(1, 2, 0).numpy(), self.colors))
         for t, p in zip(truth, self.segmenter.predict(fakes).numpy()):
             self.conf += confusion_matrix(t, p, k)
+            self.counts += np.bincount(t.ravel(), minlength=k)
         for f, t in zip(files, truth):
             if f.stem in self.real:
                 photo = read_image(self.real[f.stem], self.segmenter.channels)
                 if photo.shape[-2:] != t.shape:
                     photo = TF.resize(photo, list(t.shape), interpolation=InterpolationMode.BICUBIC, antialias=True)
-                self.conf_real += confusion_matrix(t, self.segmenter.predict(photo[None])[0].numpy(), k)
+                p = self.segmenter.predict(photo[None])[0].numpy()
+                self.conf_real += confusion_matrix(t, p, k)
+                self.unaligned.add(t, p)
 
     def result(self) -> dict[str, float]:
         from .metrics import scores_from_confusion
@@ -373,7 +399,7 @@ class FcnScorer(Scorer):
         out = {f"fcn_{k}": v for k, v in scores_from_confusion(self.conf).to_dict().items()}
         if self.conf_real.sum():
             out.update({f"real_fcn_{k}": v for k, v in scores_from_confusion(self.conf_real).to_dict().items()})
-        return out
+        return {**out, **self.unaligned.scores("unaligned_fcn_"), **_majority_scores(self.counts, "majority_fcn_")}
 
 
 class CycleScorer(Scorer):
