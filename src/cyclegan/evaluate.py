@@ -31,7 +31,7 @@ from . import checkpoint as ckpt
 from .data.files import ImageReadError, find_images, read_image
 from .errors import UserError
 from .metrics.segmentation import PALETTES as SEG_PALETTES
-from .translate import Translator, load_translator, save_image, write_gallery
+from .translate import Translator, load_translator, save_image, seeded, write_gallery
 
 DIRECTIONS = ("AtoB", "BtoA")
 OPPOSITE = {"AtoB": "BtoA", "BtoA": "AtoB"}
@@ -521,21 +521,22 @@ def run_direction(fwd: Translator, back: Translator | None, files: list[Path], s
 
     written = []
     bar = progress_bar(total=len(files), unit="img", disable=not progress, leave=False)
-    for names, inputs in iter_batches(files, fwd.in_ch, batch_size, size):
-        fakes = fwd(inputs).cpu()
-        recs = back(fakes).cpu() if back is not None else None
-        for s in scorers:
-            s.update(names, inputs, fakes, recs)
-        if out_dir is not None:
-            for i, f in enumerate(names):
-                fake_path = out_dir / "fake" / f"{f.stem}.png"
-                save_image(fakes[i], fake_path)
-                rec_path = None
-                if recs is not None:
-                    rec_path = out_dir / "rec" / f"{f.stem}.png"
-                    save_image(recs[i], rec_path)
-                written.append((f, fake_path, rec_path))
-        bar.update(len(names))
+    with seeded(0, fwd.device):  # train-mode networks (dropout): the same scores every run
+        for names, inputs in iter_batches(files, fwd.in_ch, batch_size, size):
+            fakes = fwd(inputs).cpu()
+            recs = back(fakes).cpu() if back is not None else None
+            for s in scorers:
+                s.update(names, inputs, fakes, recs)
+            if out_dir is not None:
+                for i, f in enumerate(names):
+                    fake_path = out_dir / "fake" / f"{f.stem}.png"
+                    save_image(fakes[i], fake_path)
+                    rec_path = None
+                    if recs is not None:
+                        rec_path = out_dir / "rec" / f"{f.stem}.png"
+                        save_image(recs[i], rec_path)
+                    written.append((f, fake_path, rec_path))
+            bar.update(len(names))
     bar.close()
     return written
 

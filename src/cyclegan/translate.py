@@ -73,6 +73,15 @@ class Translator:
         return y.float()[..., top: top + h, left: left + w]
 
 
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device):
+    """Random draws inside from `seed` (the dropout of networks in train mode: the same outputs every run), with the
+    caller's random state restored afterwards."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
 def pad_amounts(h: int, w: int, multiple: int, min_size: int) -> tuple[int, int, int, int, str]:
     """(top, bottom, left, right, mode) that pad an h x w image to a multiple of `multiple`, at least min_size a
     side; the odd pixel goes to the bottom/right. Reflection needs every pad smaller than its side, so tiny images
@@ -292,7 +301,18 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
     from .progress import progress_bar
 
     bar = progress_bar(total=len(items), unit="img", disable=not progress)
-    for group, batch in _batches(items, translator, size, batch_size):
+    with seeded(0, translator.device):
+        _translate_batches(translator, _batches(items, translator, size, batch_size), plan, written, failed, bar)
+    bar.close()
+    page = None
+    if gallery and written and not single_file:
+        page = out / "index.html"
+        write_gallery(page, written, title=translator.description)
+    return {"written": written, "failed": failed, "gallery": page}
+
+
+def _translate_batches(translator: Translator, batches, plan: dict, written: list, failed: list, bar) -> None:
+    for group, batch in batches:
         if batch is None:
             failed.append((group[0][0], group[0][2]))
             bar.update(1)
@@ -307,12 +327,6 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
             save_image(image, plan[src, rel])
             written.append((src, plan[src, rel]))
         bar.update(len(group))
-    bar.close()
-    page = None
-    if gallery and written and not single_file:
-        page = out / "index.html"
-        write_gallery(page, written, title=translator.description)
-    return {"written": written, "failed": failed, "gallery": page}
 
 
 def _out_of_memory(e: BaseException) -> bool:
