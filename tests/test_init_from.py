@@ -142,3 +142,9 @@ def test_cli_fine_tunes_from_a_run_and_records_the_source(source, image_root, ti
     assert main(["train", str(image_root), "--run-dir", "x", "--init-from", "nowhere", *sets]) == 2
     assert "train.init_from: nowhere not found" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_path_with_an_equals_sign_is_a_path(source, image_root, tiny_overrides, tmp_path):
+    moved = source.rename(tmp_path / "lr=2e-4")
+    state = _state(image_root, tiny_overrides, f"train.init_from={moved}")
+    assert set(state.initialised) == {"G_A", "G_B", "D_A", "D_B"}

@@ -1,7 +1,6 @@
 """Networks: parameter counts and state-dict layout identical to the reference, shapes, channels, init."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

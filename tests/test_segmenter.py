@@ -88,7 +88,7 @@ def test_fcn_unaligned_baseline_scores_each_map_against_the_next_real_photo(tmp_
     scorer = FcnScorer(_save(tmp_path / "s.safetensors"), FACADES_PALETTE, real, "cpu")
     monkeypatch.setattr(scorer.segmenter, "predict", lambda x: torch.from_numpy(np.stack(
         [colors_to_labels(i.permute(1, 2, 0).numpy(), FACADES_PALETTE) for i in x])))
-    maps = torch.stack([torch.from_numpy(np.asarray(Image.open(f))).permute(2, 0, 1) for f in files])
+    maps = torch.stack([torch.from_numpy(np.array(Image.open(f))).permute(2, 0, 1) for f in files])
     scorer.update(files, maps, maps, None)
     result = scorer.result()
     assert result["unaligned_fcn_per_pixel_acc"] == pytest.approx(1 / 3)

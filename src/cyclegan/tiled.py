@@ -19,7 +19,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .nets.generators import ResnetBlock, ResnetGenerator

@@ -6,7 +6,6 @@ sets, and writes a results page (OUT/index.html) linking everything.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import shutil

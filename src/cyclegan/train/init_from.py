@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from .. import checkpoint as ckpt
@@ -35,7 +34,7 @@ def parse_init_from(spec: str, exist: bool = True) -> list[tuple[str | None, Pat
         if not item:
             continue
         net, sep, path = item.partition("=")
-        if not sep:
+        if not sep or Path(item).exists():  # a path may hold "=" itself (runs/lr=2e-4)
             net, path = None, item
         elif not net.isidentifier() or not path:
             raise UserError(f"train.init_from: {item!r} is neither PATH nor NET=PATH (e.g. G_A=latest_net_G_A.pth)")
