@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import atomic_write
 from .errors import UserError
 from .translate import Translator, check_parents, load_translator
 
@@ -116,6 +117,34 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str = "AtoB"
         meta["check_max_abs_error"] = check_onnx(out, t)
     out.with_suffix(out.suffix + ".json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def export_reference(checkpoint: str | Path, out: str | Path, direction: str = "AtoB") -> float:
+    """Write one direction's generator as the reference implementation saves it (`torch.save(net.state_dict())`,
+    keys as its models/networks.py), for its test.py and the tools that read its checkpoints; read back with
+    `weights_only=True` and compared with the original on a random image. Returns the max difference (0.0)."""
+    from .nets.generators import ResnetGenerator, UnetGenerator
+    from .reference import load_reference_generator
+
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the .pth file to write, e.g. {out / 'latest_net_G_A.pth'}")
+    check_parents(out)
+    if out.exists():  # a .pth may be any checkpoint, this model's own included: never overwritten
+        raise UserError(f"--out {out} exists; export writes a new .pth file, never over one (choose another name, "
+                        "or delete it first)")
+    t = load_translator(checkpoint, direction, device="cpu", train_mode=False)
+    net = t.fn
+    if not isinstance(net, (ResnetGenerator, UnetGenerator)):
+        raise UserError(f"{checkpoint}: {direction} is not translated by a ResNet or U-Net generator, so it has no "
+                        "reference-implementation layout; export it as .onnx")
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    atomic_write(out, lambda tmp: torch.save(state, tmp))
+    back = load_reference_generator(out).eval()  # dropout layers hold no weights; off in eval mode either way
+    net.eval()
+    x = torch.rand(1, t.in_ch, 4 * t.multiple, 4 * t.multiple) * 2 - 1
+    with torch.no_grad():
+        return float((back(x) - net(x)).abs().max())
 
 
 def _first_line(e: Exception) -> str:

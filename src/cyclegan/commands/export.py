@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def add_parser(sub):
-    p = sub.add_parser("export", help="export a generator to ONNX for deployment",
+    p = sub.add_parser("export", help="export a generator to ONNX for deployment (or a reference .pth)",
                        description="Export one direction's generator to ONNX with dynamic batch, height and width: the "
                                    "graph takes float32 (B, C, H, W) in [-1, 1] of any size, pads it to the network's size "
                                    "multiple and crops the output back, as `cyclegan translate` does. The result is checked "
@@ -12,7 +12,10 @@ def add_parser(sub):
     p.add_argument("--checkpoint", "-c", required=True, help="run directory, .model.safetensors file or reference .pth")
     p.add_argument("--direction", default="AtoB",
                    help="AtoB (G_A) or BtoA (G_B): which generator to export (default AtoB; a reference .pth holds one generator)")
-    p.add_argument("--out", "-o", required=True, help="output .onnx file (metadata goes to OUT.json)")
+    p.add_argument("--out", "-o", required=True,
+                   help="output .onnx file (metadata goes to OUT.json), or a .pth file: the generator's state dict as the "
+                        "reference implementation saves it (e.g. latest_net_G_A.pth), for its test.py and the tools "
+                        "that read its checkpoints")
     p.add_argument("--opset", type=int, default=17,
                    help="ONNX opset version of the graph (default 17; 11 up to the newest the installed torch exporter writes); "
                         "lower it for older runtimes")
@@ -21,8 +24,15 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..export import export_onnx
+    from ..export import export_onnx, export_reference
     from ..errors import UserError
+
+    if args.out.lower().endswith((".pth", ".pt")):
+        err = export_reference(args.checkpoint, args.out, args.direction)
+        if err > 1e-6:
+            raise UserError(f"{args.out}: read back, the generator differs by {err:.2e}; please report this")
+        print(f"wrote {args.out} (reference state dict; read back and checked)")
+        return 0
 
     meta = export_onnx(args.checkpoint, args.out, args.direction, args.opset, check=not args.no_check)
     err = meta.get("check_max_abs_error")
