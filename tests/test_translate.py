@@ -244,7 +244,7 @@ def test_cli_translate_errors_are_one_line(tmp_path, capsys):
 
 def test_train_mode_dropout_gives_the_same_outputs_every_run(tmp_path, capsys):
     """pix2pix's test mode (the reference's test.py: dropout on) is random; translate and evaluate seed it, so two
-    runs write the same images and scores."""
+    runs write the same images and scores. A one-way model needs no --direction (this one translates BtoA)."""
     import json
 
     from cyclegan.cli import main
@@ -256,17 +256,19 @@ def test_train_mode_dropout_gives_the_same_outputs_every_run(tmp_path, capsys):
     for name in ("trainA", "trainB", "testA", "testB"):
         write_images(data / name, 3, size=(40, 36), seed=len(name))
     train(build_config(["pix2pix"], [], TINY + [f"data.root={data}", "model.generator=unet_128", "data.load_size=128",
-                                                "data.crop_size=128", "train.max_steps=2"]), tmp_path / "p2p")
+                                                "data.crop_size=128", "data.direction=BtoA", "train.max_steps=2"]), tmp_path / "p2p")
     outputs = []
     for run in ("one", "two"):
-        assert main(["translate", "-c", str(tmp_path / "p2p"), str(data / "testA"), "--out", str(tmp_path / run),
+        assert main(["translate", "-c", str(tmp_path / "p2p"), str(data / "testB"), "--out", str(tmp_path / run),
                      "--no-gallery"]) == 0
         outputs.append([np.asarray(Image.open(p)) for p in sorted((tmp_path / run).glob("*.png"))])
     assert len(outputs[0]) == 3 and all(np.array_equal(a, b) for a, b in zip(*outputs))
     scores = []
     for run in ("e1", "e2"):
-        assert main(["evaluate", str(tmp_path / "p2p"), "--data", str(data), "--metrics", "seg", "--out", str(tmp_path / run),
+        assert main(["evaluate", str(tmp_path / "p2p"), "--data", str(data), "--metrics", "seg", "--seg-direction", "BtoA", "--out", str(tmp_path / run),
                      "--quiet", "--no-gallery"]) == 0
         scores.append(json.loads((tmp_path / run / "metrics.json").read_text())["metrics"])
-    assert scores[0] == scores[1]
-    capsys.readouterr()
+    assert scores[0] == scores[1] and list(scores[0]) == ["BtoA"]
+    assert main(["translate", "-c", str(tmp_path / "p2p"), "--direction", "AtoB", str(data / "testB"), "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "this pix2pix model translates BtoA, not AtoB" in capsys.readouterr().err

@@ -74,7 +74,7 @@ def _min(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(a < b, a, b)
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", opset: int = 17,
+def export_onnx(checkpoint: str | Path, out: str | Path, direction: str | None = "AtoB", opset: int = 17,
                 trace_size: int = 64, check: bool = True) -> dict:
     """Write `out` (.onnx) and `out`.json; return the metadata including the check's max error."""
     out = Path(out)
@@ -89,7 +89,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str = "AtoB"
     t = load_translator(checkpoint, direction, device="cpu", train_mode=False)
     net = t.fn
     if not isinstance(net, torch.nn.Module):
-        raise UserError(f"{checkpoint}: this method translates {direction} with a procedure (not one network); ONNX export needs a feed-forward generator")
+        raise UserError(f"{checkpoint}: this method translates {t.direction or direction} with a procedure (not one network); ONNX export needs a feed-forward generator")
     net.eval()
     graph = PadToMultiple(net, t.multiple, t.min_size).eval()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str = "AtoB"
             raise UserError(f"cannot write {out}: {e}") from None
         except Exception as e:  # the exporter's own refusals (an operator this opset lacks...): one line, not a traceback
             raise UserError(f"ONNX export at opset {opset} failed: {_first_line(e)}") from e
-    meta = {"source": str(checkpoint), "direction": direction, "in_channels": t.in_ch, "out_channels": t.out_ch,
+    meta = {"source": str(checkpoint), "direction": t.direction or direction, "in_channels": t.in_ch, "out_channels": t.out_ch,
             "size_multiple": t.multiple, "min_size": t.min_size, "any_size": True,
             "padding": "inside the graph: to a multiple of size_multiple (and at least min_size), reflection "
                        "(replication where a pad is not smaller than its side), cropped back; as cyclegan translate",
@@ -119,7 +119,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str = "AtoB"
     return meta
 
 
-def export_reference(checkpoint: str | Path, out: str | Path, direction: str = "AtoB") -> float:
+def export_reference(checkpoint: str | Path, out: str | Path, direction: str | None = "AtoB") -> float:
     """Write one direction's generator as the reference implementation saves it (`torch.save(net.state_dict())`,
     keys as its models/networks.py), for its test.py and the tools that read its checkpoints; read back with
     `weights_only=True` and compared with the original on a random image. Returns the max difference (0.0)."""
@@ -136,7 +136,7 @@ def export_reference(checkpoint: str | Path, out: str | Path, direction: str = "
     t = load_translator(checkpoint, direction, device="cpu", train_mode=False)
     net = t.fn
     if not isinstance(net, (ResnetGenerator, UnetGenerator)):
-        raise UserError(f"{checkpoint}: {direction} is not translated by a ResNet or U-Net generator, so it has no "
+        raise UserError(f"{checkpoint}: {t.direction or direction} is not translated by a ResNet or U-Net generator, so it has no "
                         "reference-implementation layout; export it as .onnx")
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     atomic_write(out, lambda tmp: torch.save(state, tmp))

@@ -47,6 +47,7 @@ class Translator:
     per_image: bool = False  # batch statistics in use (train-mode batch norm): batching would mix images
     autocast: torch.dtype | None = None  # run the network under autocast in this dtype (bf16/fp16), else fp32
     tile: int = 0  # translate images larger than this in tiles, with whole-image statistics (cyclegan.tiled)
+    direction: str = ""  # AtoB or BtoA for a trained model's translator ("" for a reference generator file)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -99,7 +100,7 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
     return resolve_device(str(device or "auto"))
 
 
-def load_translator(checkpoint: str | Path, direction: str = "AtoB", device=None, train_mode: bool | None = None,
+def load_translator(checkpoint: str | Path, direction: str | None = "AtoB", device=None, train_mode: bool | None = None,
                     netG: str | None = None, precision: str = "fp32", tile: int = 0, **net_kwargs) -> Translator:
     """Load a translator from a run directory, a `.model.safetensors`/`.state.safetensors` file, or a
     reference `.pth` generator state dict (architecture inferred or given by netG/net_kwargs).
@@ -143,6 +144,8 @@ def _load(checkpoint, direction, device, train_mode, netG, **net_kwargs) -> Tran
     tree, meta = ckpt.load_model(path, device)
     cfg = Config.from_dict(meta["config"])
     method = create_method(cfg)
+    if direction is None:  # the model's own direction when it translates one way (pix2pix), else AtoB
+        direction = next(iter(meta["directions"])) if len(meta["directions"]) == 1 else "AtoB"
     if direction not in meta["directions"]:
         raise UserError(f"{path}: this {meta['method']} model translates {', '.join(meta['directions'])}, not {direction}")
     nets = torch.nn.ModuleDict({k: NetSpec.from_dict(s).build() for k, s in meta["specs"].items()})
@@ -159,7 +162,8 @@ def _load(checkpoint, direction, device, train_mode, netG, **net_kwargs) -> Tran
     net = nets[meta["directions"][direction]]
     desc = f"{meta['method']} {direction} ({spec['name']}, step {meta.get('step')}, epoch {meta.get('epoch')})"
     in_ch, out_ch = method.io_channels(direction)
-    return Translator(fn, in_ch, out_ch, size_multiple(net), device, desc, per_image=_uses_batch_stats(nets))
+    return Translator(fn, in_ch, out_ch, size_multiple(net), device, desc, per_image=_uses_batch_stats(nets),
+                      direction=direction)
 
 
 def _uses_batch_stats(net: torch.nn.Module) -> bool:

@@ -10,8 +10,9 @@ def add_parser(sub):
                                    "multiple and crops the output back, as `cyclegan translate` does. The result is checked "
                                    "against PyTorch with onnxruntime; OUT.json records channels, normalisation and the multiple.")
     p.add_argument("--checkpoint", "-c", required=True, help="run directory, .model.safetensors file or reference .pth")
-    p.add_argument("--direction", default="AtoB",
-                   help="AtoB (G_A) or BtoA (G_B): which generator to export (default AtoB; a reference .pth holds one generator)")
+    p.add_argument("--direction",
+                   help="AtoB (G_A) or BtoA (G_B): which generator to export (default AtoB; a one-way model's own, e.g. "
+                        "pix2pix's; a reference .pth holds one generator)")
     p.add_argument("--out", "-o", required=True,
                    help="output .onnx file (metadata goes to OUT.json), or a .pth file: the generator's state dict as the "
                         "reference implementation saves it (e.g. latest_net_G_A.pth), for its test.py and the tools "

@@ -15,7 +15,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "  cyclegan translate --checkpoint runs/h2z 'photos/*.jpg' --size 512 --out out/")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or glob patterns")
     p.add_argument("--checkpoint", "-c", required=True, help="run directory, .model.safetensors file, or a reference .pth state dict")
-    p.add_argument("--direction", default="AtoB", help="AtoB (G_A) or BtoA (G_B) (default AtoB)")
+    p.add_argument("--direction", help="AtoB (G_A) or BtoA (G_B) (default AtoB; a one-way model's own, e.g. pix2pix's)")
     p.add_argument("--out", "-o", required=True,
                    help="output folder (same relative names as the inputs; images already under it are not inputs), or an "
                         "image file name (out/x.png) for a single input. An output that would overwrite an input, or two "
