@@ -30,7 +30,8 @@ TAIL_HALO = 8   # quarter-resolution pixels around a tail tile (32 output pixels
 def tiling_problem(net: nn.Module) -> str | None:
     """Why `net` cannot be translated in tiles (None if it can)."""
     if not isinstance(net, ResnetGenerator):
-        return f"{type(net).__name__} is not a ResNet generator (only those translate in tiles; U-Nets see the whole image at their bottleneck)"
+        return (f"{type(net).__name__} is not a ResNet generator (only those translate in tiles; U-Nets see the whole "
+                "image at their bottleneck)")
     norms = [m for m in net.modules() if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d))]
     if any(not isinstance(m, nn.InstanceNorm2d) or m.track_running_stats for m in norms):
         return "its generator uses batch norm (or stored statistics); tiles need instance norm or none"

@@ -99,8 +99,8 @@ def _read_source(path: Path, net: str | None) -> tuple[dict[str, dict], dict | N
     tree, meta = ckpt.load_model(path)
     if net is not None:
         if net not in tree:
-            raise UserError(f"train.init_from: {path} holds no network {net} (it holds {', '.join(tree)}"
-                            + ("; a run's discriminators are in its latest.state.safetensors" if net.startswith("D") else "") + ")")
+            where = "; a run's discriminators are in its latest.state.safetensors" if net.startswith("D") else ""
+            raise UserError(f"train.init_from: {path} holds no network {net} (it holds {', '.join(tree)}{where})")
         tree = {net: tree[net]}
     return tree, meta.get("config"), path
 
@@ -116,8 +116,9 @@ def _load_into(net: nn.Module, sd: dict, name: str, source: Path, cfg: Config, t
 def _hint(name: str, sd: dict, cfg: Config, trained: dict | None) -> str:
     """How to make this run's networks match the file's."""
     if trained is not None:
-        fields = [f"model.{k}={trained['model'][k]}" for k in _SHAPE_FIELDS if trained["model"].get(k) != getattr(cfg.model, k)]
-        fields += [f"data.{k}={trained['data'][k]}" for k in ("channels_a", "channels_b") if trained["data"].get(k) != getattr(cfg.data, k)]
+        model, data = trained["model"], trained["data"]
+        fields = [f"model.{k}={model[k]}" for k in _SHAPE_FIELDS if model.get(k) != getattr(cfg.model, k)]
+        fields += [f"data.{k}={data[k]}" for k in ("channels_a", "channels_b") if data.get(k) != getattr(cfg.data, k)]
         if fields:
             return "it was trained with " + " ".join(f"--set {f}" for f in fields) + "; give the same"
         return "its run used another method or network; give the same model settings"

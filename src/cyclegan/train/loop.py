@@ -305,7 +305,8 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
                     sums, n_sum, t_log = {}, 0, time.time()
                 if is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0:
                     with local_batchnorm(state.nets):
-                        logger.image("samples", save_sample_grid(state, sample_batch, run_dir / "samples" / f"step_{state.step:07d}.png"), state.step)
+                        grid = save_sample_grid(state, sample_batch, run_dir / "samples" / f"step_{state.step:07d}.png")
+                    logger.image("samples", grid, state.step)
                 if at_max:
                     stopped_early = True
                     break
@@ -332,7 +333,8 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
                     hooks.epoch_end(state, run_dir)
             if is_main and not cfg.train.sample_every:
                 with local_batchnorm(state.nets):
-                    logger.image("samples", save_sample_grid(state, sample_batch, run_dir / "samples" / f"epoch_{state.epoch:04d}.png"), state.step)
+                    grid = save_sample_grid(state, sample_batch, run_dir / "samples" / f"epoch_{state.epoch:04d}.png")
+                logger.image("samples", grid, state.step)
             k = cfg.train.save_every_epochs
             tag = f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None
             save_checkpoint(state, run_dir, tag, rank, world_size)
