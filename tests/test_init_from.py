@@ -132,6 +132,7 @@ def test_cli_fine_tunes_from_a_run_and_records_the_source(source, image_root, ti
     out = capsys.readouterr().out
     model = (source / "checkpoints" / "latest.model.safetensors").resolve()
     assert f"initial weights: G_A, G_B from {model}; D_A, D_B fresh" in out
+    assert "run directory: tuned; watch it with: tensorboard --logdir tuned" in out
     assert json.loads((tmp_path / "tuned" / "config.json").read_text())["train"]["init_from"] == str(model)
     # resuming it needs no source (the files may be gone), and --init-from with --resume is refused
     source.rename(tmp_path / "moved")

@@ -142,7 +142,8 @@ def run(args) -> int:
     resolve_device(cfg.train.device)
     with DistContext.from_env(cfg.train.device) as dist:
         if dist.is_main:
-            print(f"run directory: {run_dir}" + (" (resuming)" if args.resume else ""))
+            print(f"run directory: {run_dir}" + (" (resuming)" if args.resume else "")
+                  + f"; watch it with: tensorboard --logdir {run_dir}")
             if dist.world_size > 1:
                 print(f"{dist.world_size} processes x batch {cfg.train.batch_size} = global batch "
                       f"{dist.world_size * cfg.train.batch_size}")
