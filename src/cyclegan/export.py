@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import atomic_write
-from .errors import UserError
+from .errors import UserError, first_line
 from .translate import Translator, check_parents, load_translator
 
 MIN_OPSET = 11  # the padding's index arithmetic needs Range (opset 11)
@@ -87,9 +87,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str | None =
     if out.exists() and out.suffix.lower() != ".onnx":  # a checkpoint, an image: never overwritten
         raise UserError(f"--out {out} exists and is not an .onnx file; export writes only .onnx files (and OUT.json)")
     t = load_translator(checkpoint, direction, device="cpu", train_mode=False)
-    net = t.fn
+    direction, net = t.direction or direction, t.fn
     if not isinstance(net, torch.nn.Module):
-        raise UserError(f"{checkpoint}: this method translates {t.direction or direction} with a procedure (not one network); ONNX export needs a feed-forward generator")
+        raise UserError(f"{checkpoint}: this method translates {direction} with a procedure (not one network); ONNX export needs a feed-forward generator")
     net.eval()
     graph = PadToMultiple(net, t.multiple, t.min_size).eval()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +104,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str | None =
         except OSError as e:
             raise UserError(f"cannot write {out}: {e}") from None
         except Exception as e:  # the exporter's own refusals (an operator this opset lacks...): one line, not a traceback
-            raise UserError(f"ONNX export at opset {opset} failed: {_first_line(e)}") from e
-    meta = {"source": str(checkpoint), "direction": t.direction or direction, "in_channels": t.in_ch, "out_channels": t.out_ch,
+            raise UserError(f"ONNX export at opset {opset} failed: {first_line(e)}") from e
+    meta = {"source": str(checkpoint), "direction": direction, "in_channels": t.in_ch, "out_channels": t.out_ch,
             "size_multiple": t.multiple, "min_size": t.min_size, "any_size": True,
             "padding": "inside the graph: to a multiple of size_multiple (and at least min_size), reflection "
                        "(replication where a pad is not smaller than its side), cropped back; as cyclegan translate",
@@ -136,7 +136,7 @@ def export_reference(checkpoint: str | Path, out: str | Path, direction: str | N
     t = load_translator(checkpoint, direction, device="cpu", train_mode=False)
     net = t.fn
     if not isinstance(net, (ResnetGenerator, UnetGenerator)):
-        raise UserError(f"{checkpoint}: {t.direction or direction} is not translated by a ResNet or U-Net generator, so it has no "
+        raise UserError(f"{checkpoint}: {t.direction} is not translated by a ResNet or U-Net generator, so it has no "
                         "reference-implementation layout; export it as .onnx")
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     atomic_write(out, lambda tmp: torch.save(state, tmp))
@@ -145,11 +145,6 @@ def export_reference(checkpoint: str | Path, out: str | Path, direction: str | N
     x = torch.rand(1, t.in_ch, 4 * t.multiple, 4 * t.multiple) * 2 - 1
     with torch.no_grad():
         return float((back(x) - net(x)).abs().max())
-
-
-def _first_line(e: Exception) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
 
 
 def check_onnx(path: Path, translator: Translator) -> float:
@@ -163,7 +158,7 @@ def check_onnx(path: Path, translator: Translator) -> float:
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's own exception types
-        raise UserError(f"{path}: onnxruntime cannot load the exported graph ({_first_line(e)}); try another --opset, "
+        raise UserError(f"{path}: onnxruntime cannot load the exported graph ({first_line(e)}); try another --opset, "
                         f"or pass --no-check") from None
     err = 0.0
     for h, w in [(3 * m + 1, 5 * m - 3), (2 * m, 3 * m), (3, 5)]:

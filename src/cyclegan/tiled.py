@@ -27,8 +27,11 @@ HEAD_HALO = 32  # input pixels of context around a head tile: the head disturbs 
 TAIL_HALO = 8   # quarter-resolution pixels around a tail tile (32 output pixels; the tail disturbs <= 12)
 
 
-def tiling_problem(net: nn.Module) -> str | None:
-    """Why `net` cannot be translated in tiles (None if it can)."""
+def tiling_problem(net) -> str | None:
+    """Why `net` (a translator's network, or a method's translation procedure) cannot be translated in tiles (None
+    if it can)."""
+    if not isinstance(net, nn.Module):
+        return "this method translates with a procedure, not one network"
     if not isinstance(net, ResnetGenerator):
         return (f"{type(net).__name__} is not a ResNet generator (only those translate in tiles; U-Nets see the whole "
                 "image at their bottleneck)")
@@ -51,7 +54,7 @@ def tiled_forward(net: ResnetGenerator, x: torch.Tensor, tile: int) -> torch.Ten
     y = _streamed(layers[:first], x, tile, HEAD_HALO)
     for block in layers[first:last + 1]:
         y = block(y)
-    return _streamed(layers[last + 1:], y, max(tile // 4, 1), TAIL_HALO)
+    return _streamed(layers[last + 1:], y, tile // 4, TAIL_HALO)
 
 
 def _streamed(layers: list[nn.Module], x: torch.Tensor, tile: int, halo: int) -> torch.Tensor:
@@ -60,7 +63,7 @@ def _streamed(layers: list[nn.Module], x: torch.Tensor, tile: int, halo: int) ->
     for k, layer in enumerate(layers):
         if isinstance(layer, nn.InstanceNorm2d):
             total = count = 0
-            for core, out in _tiles(layers[:k], x, tile, halo, stats):
+            for _, out in _tiles(layers[:k], x, tile, halo, stats):
                 out = out.double()
                 total = total + torch.stack([out.sum((2, 3)), (out * out).sum((2, 3))])
                 count += out.shape[2] * out.shape[3]

@@ -27,7 +27,7 @@ from . import checkpoint as ckpt
 from .config import Config
 from .data.files import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, ImageReadError, find_images, pil_to_uint8, read_image
 from .data.transforms import to_float, to_uint8
-from .errors import UserError
+from .errors import UserError, first_line
 from .methods import NetSpec, create_method
 from .nets import size_multiple
 from .tiled import tiled_forward, tiling_problem
@@ -122,8 +122,7 @@ def load_translator(checkpoint: str | Path, direction: str | None = "AtoB", devi
     translator = _load(checkpoint, direction, device, train_mode, netG, **net_kwargs)
     translator.autocast = dtype
     if tile:
-        problem = tiling_problem(translator.fn) if isinstance(translator.fn, torch.nn.Module) else \
-            "this method translates with a procedure, not one network"
+        problem = tiling_problem(translator.fn)
         if problem:
             raise UserError(f"--tile: {checkpoint} cannot be translated in tiles: {problem}")
         translator.tile = tile
@@ -305,32 +304,28 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
     from .progress import progress_bar
 
     bar = progress_bar(total=len(items), unit="img", disable=not progress)
-    with seeded(0, translator.device):
-        _translate_batches(translator, _batches(items, translator, size, batch_size), plan, written, failed, bar)
+    with seeded(0, translator.device):  # networks in train mode (dropout): the same outputs every run
+        for group, batch in _batches(items, translator, size, batch_size):
+            if batch is None:
+                failed.append((group[0][0], group[0][2]))
+                bar.update(1)
+                continue
+            try:
+                outputs = translator(batch)
+            except (RuntimeError, MemoryError) as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
+                if not _out_of_memory(e):
+                    raise
+                raise UserError(_memory_advice(translator, group[0][0], batch, e)) from None
+            for (src, rel, _), image in zip(group, outputs):
+                save_image(image, plan[src, rel])
+                written.append((src, plan[src, rel]))
+            bar.update(len(group))
     bar.close()
     page = None
     if gallery and written and not single_file:
         page = out / "index.html"
         write_gallery(page, written, title=translator.description)
     return {"written": written, "failed": failed, "gallery": page}
-
-
-def _translate_batches(translator: Translator, batches, plan: dict, written: list, failed: list, bar) -> None:
-    for group, batch in batches:
-        if batch is None:
-            failed.append((group[0][0], group[0][2]))
-            bar.update(1)
-            continue
-        try:
-            outputs = translator(batch)
-        except (RuntimeError, MemoryError) as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
-            if not _out_of_memory(e):
-                raise
-            raise UserError(_memory_advice(translator, group[0][0], batch, e)) from None
-        for (src, rel, _), image in zip(group, outputs):
-            save_image(image, plan[src, rel])
-            written.append((src, plan[src, rel]))
-        bar.update(len(group))
 
 
 def _out_of_memory(e: BaseException) -> bool:
@@ -344,14 +339,13 @@ def _memory_advice(translator: Translator, src: Path, batch: torch.Tensor, e: Ba
     tips = []
     if translator.tile:
         tips.append(f"a smaller --tile than {translator.tile}")
-    elif isinstance(translator.fn, torch.nn.Module) and tiling_problem(translator.fn) is None:
+    elif tiling_problem(translator.fn) is None:
         tips.append("--tile 512 (the same result in about a third of the memory)")
     if n > 1:
         tips.append("--batch-size 1")
     if translator.autocast is None:
         tips.append("--precision bf16 (or fp16 on a GPU)")
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return (f"out of memory translating {src} ({w}x{h}, {n} image(s) at once): {first}"
+    return (f"out of memory translating {src} ({w}x{h}, {n} image(s) at once): {first_line(e)}"
             + (f"; try {', or '.join(tips)}" if tips else "; try --size to translate it smaller"))
 
 

@@ -15,7 +15,7 @@ needs_weights = pytest.mark.skipif(
 
 
 def test_layout_matches_torchvision_inception_trunk():
-    import torchvision  # a dependency of the package: never skipped
+    import torchvision  # a dependency of the package, always there
     ours = FIDInceptionV3()
     tv = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
     tv_shapes = {k: v.shape for k, v in tv.state_dict().items() if not k.startswith("fc.")}

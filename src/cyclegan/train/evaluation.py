@@ -97,9 +97,8 @@ class EvaluationHook:
                             "(e.g. experiments/facades/train_segmenter.py)")
         # at the training crop size when training resizes (as the reference's test.py), else as stored
         size = cfg.data.crop_size if cfg.data.preprocess == "resize_and_crop" else 0
-        setup = EvalSetup(test_a, test_b, metrics=(t.eval_metric,), classifier_b=judge if t.eval_metric != "fcn" else None,
-                          segmenter=judge if t.eval_metric == "fcn" else None, max_images=t.eval_images, batch_size=16,
-                          size=size)
+        setup = EvalSetup(test_a, test_b, metrics=(t.eval_metric,), classifier_b=judge, segmenter=judge,
+                          max_images=t.eval_images, batch_size=16, size=size)  # content reads the one, fcn the other
         from ..methods import create_method
 
         directions = tuple(create_method(cfg).directions)  # the instance's: pix2pix translates its data.direction only
