@@ -73,8 +73,8 @@ def flat_tensors(tree, prefix: str = ""):
 def cyclegan_method_setup(image_root, tiny: list[str], *extra: str):
     """A validated cyclegan method (identity off), its networks built from seed 0, and a random 2-image batch
     of 32x32 RGB in [-1, 1]: what the tests of single generator-loss terms need."""
-    from cyclegan.config import build_config, validate
-    from cyclegan.methods import create_method
+    from cyclegan.config import build_config
+    from cyclegan.methods import create_method, validate
 
     cfg = validate(build_config([], [], tiny + [f"data.root={image_root}", "loss.lambda_identity=0", *extra]))
     method = create_method(cfg)

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY
-
 from cyclegan.config import PRESETS, build_config
 from cyclegan.methods import create_method
 from cyclegan.train.state import create_state

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from cyclegan import features as feats
+from conftest import HORSE2ZEBRA, needs_horse2zebra
 from cyclegan.checkpoint import load_model
 from cyclegan.cli import main as cli
 from cyclegan.config import build_config
@@ -19,9 +19,9 @@ from cyclegan.methods import feature_gan as feature_gan_module
 from cyclegan.methods.cogan import latent_search
 from cyclegan.metrics.inception import FIDInceptionV3
 from cyclegan.nets import count_parameters
+from cyclegan.nets import perceptual as feats
 from cyclegan.nets.latent import LATENT_NETS
 from cyclegan.train import create_state, train, train_step
-from conftest import HORSE2ZEBRA, needs_horse2zebra
 
 BASELINES = ("simgan", "feature_gan", "cogan", "bigan", "bigan_latent")
 SMALL = ["model.ngf=4", "model.ndf=4", "model.latent_dim=8", "model.latent_steps=3", "train.batch_size=2"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan.cli import main
 from conftest import TINY, write_images
+from cyclegan.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,7 @@ def test_round_trip_and_presets():
 
 
 def test_wgangp_is_refused_in_float16():
-    from cyclegan.config import validate
+    from cyclegan.methods import validate
 
     validate(build_config([], [], ["loss.gan_mode=wgangp", "train.precision=bf16"]))
     with pytest.raises(UserError, match="wgangp.*fp16.*use bf16 or fp32"):
@@ -66,7 +66,7 @@ def test_wgangp_is_refused_in_float16():
     ("optim.beta1=1.5", "beta1 and optim.beta2 must be in"), ("train.max_steps=-1", "train.max_steps must be 0 or more"),
 ])
 def test_out_of_range_values_are_refused(override, match):
-    from cyclegan.config import validate
+    from cyclegan.methods import validate
 
     with pytest.raises(UserError, match=match):
         validate(build_config([], [], [override]))
@@ -75,7 +75,7 @@ def test_out_of_range_values_are_refused(override, match):
 def test_identity_loss_across_channel_counts_is_refused():
     """Identity feeds a B image to G_A (an A-network): with 1-channel A and 3-channel B that was a conv shape
     error at the first step; validation names the fix. Without identity, or with equal counts, it is fine."""
-    from cyclegan.config import validate
+    from cyclegan.methods import validate
 
     with pytest.raises(UserError, match="lambda_identity=0.5 .*channels_a=1, data.channels_b=3.*set loss.lambda_identity=0"):
         validate(build_config([], [], ["data.channels_a=1"]))
@@ -85,7 +85,7 @@ def test_identity_loss_across_channel_counts_is_refused():
 
 
 def test_no_epochs_at_all_is_refused():
-    from cyclegan.config import validate
+    from cyclegan.methods import validate
 
     validate(build_config([], [], ["optim.n_epochs=0", "optim.n_epochs_decay=1"]))
     with pytest.raises(UserError, match="n_epochs \\+ optim.n_epochs_decay must be at least 1"):

@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY, write_images
 from cyclegan.checkpoint import load_tree
 from cyclegan.cli import main
 from cyclegan.config import build_config
 from cyclegan.train import create_state
-from conftest import TINY, write_images
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 SETS = [a for o in TINY + ["train.device=cuda", "data.workers=2", "train.channels_last=true"] for a in ("--set", o)]

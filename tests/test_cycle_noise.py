@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from cyclegan import losses as L
-from cyclegan.config import build_config, validate
-from cyclegan.errors import UserError
 from conftest import assert_resume_bit_identical, cyclegan_method_setup
+from cyclegan import losses as L
+from cyclegan.config import build_config
+from cyclegan.errors import UserError
+from cyclegan.methods import validate
 
 
 def test_cycle_terms_see_noisy_translations_and_the_discriminators_clean_ones(image_root, tiny_overrides):

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import HORSE2ZEBRA, needs_horse2zebra, write_images
 from cyclegan.data import EpochBatchSampler, Preprocess, UnalignedDataset, find_images, read_image, to_float, to_uint8
 from cyclegan.data.files import ImageReadError
 from cyclegan.errors import UserError
-from conftest import HORSE2ZEBRA, needs_horse2zebra, write_images
 
 
 def test_find_images_is_recursive_sorted_and_filters(tmp_path):
@@ -183,8 +183,8 @@ def test_high_bit_depth_grey_images_are_scaled_not_clipped(tmp_path, make):
 
 
 def test_every_unusable_training_image_is_named_at_once(tmp_path):
-    from cyclegan.data import build_unaligned
     from cyclegan.config import DataConfig
+    from cyclegan.data import build_unaligned
 
     write_images(tmp_path / "trainA", 3, size=(40, 40))
     write_images(tmp_path / "trainB", 2, size=(40, 40))
@@ -201,8 +201,8 @@ def test_every_unusable_training_image_is_named_at_once(tmp_path):
 
 
 def test_batches_of_images_that_keep_their_size_need_one_size(tmp_path):
-    from cyclegan.data import build_unaligned
     from cyclegan.config import DataConfig
+    from cyclegan.data import build_unaligned
 
     write_images(tmp_path / "trainA", 2, size=(40, 40))
     write_images(tmp_path / "trainA" / "wide", 1, size=(64, 40))

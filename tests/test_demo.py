@@ -2,7 +2,6 @@
 
 import json
 
-
 from cyclegan.cli import main
 
 

@@ -3,11 +3,12 @@
 import pytest
 import torch
 
+from conftest import assert_resume_bit_identical, cyclegan_method_setup
 from cyclegan import augment
 from cyclegan import losses as L
-from cyclegan.config import build_config, validate
+from cyclegan.config import build_config
 from cyclegan.errors import UserError
-from conftest import assert_resume_bit_identical, cyclegan_method_setup
+from cyclegan.methods import validate
 
 
 def _numbered(b=6, c=3, h=16, w=16):

@@ -12,8 +12,8 @@ import contextlib
 import importlib
 import json
 import os
-import socket
 import runpy
+import socket
 import sys
 import time
 from pathlib import Path
@@ -23,12 +23,21 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+from conftest import flat_tensors, write_images
 from cyclegan.checkpoint import load_tree
 from cyclegan.config import build_config
-from cyclegan.distributed import (DistContext, any_rank, local_batchnorm, mean_over_ranks, prepare_nets, rank_part,
-                                  rank_seed, saved_world_size, select_rank_state)
+from cyclegan.distributed import (
+    DistContext,
+    any_rank,
+    local_batchnorm,
+    mean_over_ranks,
+    prepare_nets,
+    rank_part,
+    rank_seed,
+    saved_world_size,
+    select_rank_state,
+)
 from cyclegan.train import create_state, train
-from conftest import flat_tensors, write_images
 
 TIMEOUT_S = 120
 TINY = ["model.generator=resnet_6blocks", "model.ngf=8", "model.ndf=8", "data.load_size=36", "data.crop_size=32",

@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import flat_tensors
 from cyclegan.checkpoint import load_model, load_tree
 from cyclegan.config import build_config
 from cyclegan.errors import UserError
 from cyclegan.train import create_state, train, train_step
 from cyclegan.train.state import make_ema, update_ema
-from conftest import flat_tensors
 
 
 def test_update_follows_the_recursion_with_its_warm_up():

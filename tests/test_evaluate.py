@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY, write_images
 from cyclegan.cli import build_parser, main
 from cyclegan.config import build_config
 from cyclegan.content import Classifier, DigitCNN, load_classifier, read_labels, save_classifier
@@ -20,8 +21,6 @@ from cyclegan.metrics import FACADES_PALETTE, colors_to_labels, confusion_matrix
 from cyclegan.metrics.weights import packaged_torchscript
 from cyclegan.train import train
 from cyclegan.translate import load_translator
-
-from conftest import TINY, write_images
 
 W, H = 40, 36
 
@@ -51,7 +50,7 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path, Path]:
     torch.manual_seed(0)
     kwargs = {"in_ch": 3, "num_classes": 2, "width": 4, "size": 16}
     clf_path = root.parent / "clf.safetensors"
-    save_classifier(clf_path, DigitCNN(**kwargs), 16, 3, ["zero", "one"], kwargs)
+    save_classifier(clf_path, DigitCNN(**kwargs), 16, 3, ["zero", "one"], kwargs=kwargs)
     return run, root, clf_path
 
 
@@ -59,7 +58,7 @@ def test_classifier_round_trip(tmp_path: Path):
     torch.manual_seed(1)
     kwargs = {"in_ch": 1, "num_classes": 3, "width": 4, "size": 8}
     net = DigitCNN(**kwargs)
-    save_classifier(tmp_path / "c.safetensors", net, 8, 1, ["a", "b", "c"], kwargs, info={"acc": 0.5})
+    save_classifier(tmp_path / "c.safetensors", net, 8, 1, ["a", "b", "c"], kwargs=kwargs, info={"acc": 0.5})
     loaded = load_classifier(tmp_path / "c.safetensors")
     x = torch.randint(0, 256, (5, 3, 12, 12), dtype=torch.uint8)  # RGB, other size: converted and resized
     assert torch.equal(loaded.predict(x), Classifier(net, 8, 1, ["a", "b", "c"]).predict(x))
@@ -191,7 +190,7 @@ def test_evaluate_fcn_values(tiny_run, tmp_path: Path):
     net = SegNet(**kwargs)
     with torch.no_grad():
         net.head.bias.copy_(torch.linspace(0, 0.2, 12))  # not one class everywhere
-    save_segmenter(tmp_path / "seg.safetensors", net, 3, list(FACADES_CLASSES), "facades", kwargs)
+    save_segmenter(tmp_path / "seg.safetensors", net, 3, list(FACADES_CLASSES), "facades", kwargs=kwargs)
     assert main(["evaluate", str(run), "--data", str(root), "--metrics", "fcn", "--segmenter", str(tmp_path / "seg.safetensors"),
                  "--out", str(tmp_path / "out"), "--quiet", "--no-gallery"]) == 0
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())["metrics"]

@@ -15,11 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import FACADES, MNIST_USPS, needs_facades
 from cyclegan.content import load_classifier, read_labels
 from cyclegan.metrics import FACADES_CLASSES, FACADES_PALETTE
 from cyclegan.metrics.segmentation import colors_to_labels
-
-from conftest import FACADES, MNIST_USPS, needs_facades
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 needs_mnist_usps = pytest.mark.skipif(not (MNIST_USPS / "usps.npz").is_file(),

@@ -25,8 +25,8 @@ import torch
 from cyclegan import checkpoint as ckpt
 from cyclegan.config import build_config
 from cyclegan.errors import UserError
+from cyclegan.runtime import adam_options, compile_networks, guard_channels_last, resolve_precision
 from cyclegan.train import create_state, train_step
-from cyclegan.train.state import adam_options, compile_networks, guard_channels_last, resolve_precision
 
 TINY = ["model.generator=resnet_6blocks", "model.ngf=8", "model.ndf=8", "train.seed=3"]
 PLAIN = ["train.precision=fp32", "train.channels_last=false", "train.compile=false", "train.adam=forloop"]

@@ -9,10 +9,12 @@ import torch
 
 from cyclegan.checkpoint import load_tree
 from cyclegan.cli import main
-from cyclegan.config import build_config, validate
+from cyclegan.config import build_config
 from cyclegan.errors import UserError
+from cyclegan.methods import validate
+from cyclegan.runtime import unwrap
 from cyclegan.train import train
-from cyclegan.train.state import create_state, unwrap
+from cyclegan.train.state import create_state
 
 CPU = torch.device("cpu")
 

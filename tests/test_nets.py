@@ -5,9 +5,16 @@ import json
 import pytest
 import torch
 
-from cyclegan.errors import UserError
 from conftest import SHARED_DATA
-from cyclegan.nets import DISCRIMINATORS, GENERATORS, count_parameters, create_discriminator, create_generator, init_weights
+from cyclegan.errors import UserError
+from cyclegan.nets import (
+    DISCRIMINATORS,
+    GENERATORS,
+    count_parameters,
+    create_discriminator,
+    create_generator,
+    init_weights,
+)
 
 REFERENCE = SHARED_DATA.parent / "reference" / "reference_networks.json"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_file(), reason=f"{REFERENCE} not found")

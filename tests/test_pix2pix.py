@@ -12,12 +12,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conftest import FACADES, needs_facades
-
 from cyclegan.cli import build_parser
 from cyclegan.commands.train import config_from_args
 from cyclegan.config import PRESETS, build_config
-from cyclegan.data.aligned import (AlignedDataset, aligned_pairs, build_aligned, pair_folders, split_aligned_folder,
-                                   split_halves)
+from cyclegan.data.aligned import (
+    AlignedDataset,
+    aligned_pairs,
+    build_aligned,
+    pair_folders,
+    split_aligned_folder,
+    split_halves,
+)
 from cyclegan.data.datasets import sample_generator
 from cyclegan.data.transforms import Preprocess, to_float
 from cyclegan.errors import UserError

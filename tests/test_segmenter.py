@@ -21,7 +21,7 @@ KW = {"in_ch": 3, "num_classes": 12, "width": 4, "depth": 2}
 def _save(path: Path, **kw) -> Path:
     torch.manual_seed(0)
     kwargs = {**KW, **kw}
-    save_segmenter(path, SegNet(**kwargs), 3, list(FACADES_CLASSES)[: kwargs["num_classes"]], "facades", kwargs)
+    save_segmenter(path, SegNet(**kwargs), 3, list(FACADES_CLASSES)[: kwargs["num_classes"]], "facades", kwargs=kwargs)
     return path
 
 
@@ -40,7 +40,7 @@ def test_segnet_and_predict_at_any_size(tmp_path):
 def test_not_a_segmenter_file_is_named(tmp_path):
     from cyclegan.content import DigitCNN, save_classifier
 
-    save_classifier(tmp_path / "clf.safetensors", DigitCNN(3, 2, 4, 16), 16, 3, ["a", "b"], {"in_ch": 3, "num_classes": 2, "width": 4, "size": 16})
+    save_classifier(tmp_path / "clf.safetensors", DigitCNN(3, 2, 4, 16), 16, 3, ["a", "b"], kwargs={"in_ch": 3, "num_classes": 2, "width": 4, "size": 16})
     with pytest.raises(UserError, match="not a segmenter file .*cyclegan-classifier/1"):
         load_segmenter(tmp_path / "clf.safetensors")
     with pytest.raises(UserError, match="segmenter .*missing.safetensors not found .*train_segmenter.py"):

@@ -6,16 +6,16 @@ import math
 import pytest
 import torch
 
+from conftest import flat_tensors
 from cyclegan import losses as L
 from cyclegan.checkpoint import load_tree
 from cyclegan.cli import main
-from cyclegan.config import build_config, validate
+from cyclegan.config import build_config
 from cyclegan.content import Classifier, DigitCNN, save_classifier
 from cyclegan.data.transforms import to_float
 from cyclegan.errors import UserError
-from cyclegan.methods import create_method
+from cyclegan.methods import create_method, validate
 from cyclegan.train import train
-from conftest import flat_tensors
 
 
 def _classifier_file(path, channels=3, size=8, classes=3, seed=0):
@@ -25,7 +25,7 @@ def _classifier_file(path, channels=3, size=8, classes=3, seed=0):
     net = DigitCNN(**kwargs)
     with torch.no_grad():
         net.head[-1].weight.mul_(100)
-    save_classifier(path, net, size, channels, [str(i) for i in range(classes)], kwargs)
+    save_classifier(path, net, size, channels, [str(i) for i in range(classes)], kwargs=kwargs)
     return path
 
 
@@ -71,7 +71,7 @@ def test_generator_terms_and_gradients(image_root, tiny_overrides, tmp_path):
     batch = {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
     terms, fakes = method.generator_loss(nets, batch)
     assert set(terms) == {"sem_A", "sem_B"} and fakes == {}  # no discriminator to feed
-    f = method.semantic_classifier(torch.device("cpu"))
+    f = method.extras.terms[0].fn.classifier(torch.device("cpu"))
     with torch.no_grad():
         want_a = 2 * L.semantic_loss(f.logits(nets["G_A"](batch["A"])), f.logits(batch["A"]))
         want_b = 2 * L.semantic_loss(f.logits(nets["G_B"](batch["B"])), f.logits(batch["B"]))

@@ -67,8 +67,8 @@ def test_translate_cli_with_tiles_writes_the_one_piece_image(tmp_path, capsys):
     import numpy as np
     from PIL import Image
 
-    from cyclegan.cli import main
     from conftest import write_images
+    from cyclegan.cli import main
 
     torch.save(_net().state_dict(), tmp_path / "latest_net_G_A.pth")
     write_images(tmp_path / "in", 2, size=(150, 98))
@@ -89,9 +89,9 @@ def test_translate_cli_with_tiles_writes_the_one_piece_image(tmp_path, capsys):
 
 def test_translate_out_of_memory_suggests_tiles(tmp_path, capsys, monkeypatch):
     """A batch that does not fit is named, with what to try; what was written before stays."""
+    from conftest import write_images
     from cyclegan import translate
     from cyclegan.cli import main
-    from conftest import write_images
 
     torch.save(_net().state_dict(), tmp_path / "latest_net_G_A.pth")
     write_images(tmp_path / "in", 2, size=(48, 40))

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import HORSE2ZEBRA, flat_tensors, needs_horse2zebra
 from cyclegan.checkpoint import load_tree
 from cyclegan.config import build_config
 from cyclegan.train import create_state, train, train_step
-from conftest import HORSE2ZEBRA, flat_tensors, needs_horse2zebra
 
 
 def test_resume_is_bit_identical(image_root, tiny_overrides, tmp_path):

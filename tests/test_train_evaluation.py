@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import TINY, write_images
 from cyclegan.cli import main
 from cyclegan.config import build_config
 from cyclegan.errors import UserError
@@ -16,8 +17,6 @@ from cyclegan.evaluate import LiveResult, evaluate_translators
 from cyclegan.train import create_state, train
 from cyclegan.train.evaluation import BEST_NAME, EvaluationHook
 from cyclegan.translate import load_translator
-
-from conftest import TINY, write_images
 
 EVAL = ["train.eval_every_epochs=1", "train.eval_metric=cycle", "train.eval_images=2"]
 
@@ -178,7 +177,7 @@ def test_pix2pix_labels_to_photo_is_evaluated_by_fcn_score(data_root: Path, tmp_
     from cyclegan.segmenter import SegNet, save_segmenter
 
     kwargs = {"in_ch": 3, "num_classes": 12, "width": 4, "depth": 2}
-    save_segmenter(tmp_path / "seg.safetensors", SegNet(**kwargs), 3, list(FACADES_CLASSES), "facades", kwargs)
+    save_segmenter(tmp_path / "seg.safetensors", SegNet(**kwargs), 3, list(FACADES_CLASSES), "facades", kwargs=kwargs)
     overrides = TINY + [f"data.root={data_root}", "data.direction=BtoA", "train.eval_every_epochs=1",
                         "train.eval_metric=fcn", "train.eval_images=2"]
     with pytest.raises(UserError, match="train.eval_metric=fcn needs a segmenter .*train.eval_classifier=FILE"):

@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import write_images
 from cyclegan.errors import UserError
 from cyclegan.nets import create_generator
 from cyclegan.reference import infer_generator, load_reference_generator
 from cyclegan.translate import Translator, load_translator, parse_size, translate_files
-from conftest import write_images
 
 
 def _translator(net, multiple):
@@ -247,10 +247,10 @@ def test_train_mode_dropout_gives_the_same_outputs_every_run(tmp_path, capsys):
     runs write the same images and scores. A one-way model needs no --direction (this one translates BtoA)."""
     import json
 
+    from conftest import TINY
     from cyclegan.cli import main
     from cyclegan.config import build_config
     from cyclegan.train import train
-    from conftest import TINY
 
     data = tmp_path / "data"
     for name in ("trainA", "trainB", "testA", "testB"):

@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     segmenter = Segmenter(net, 3, list(FACADES_CLASSES), "facades")
     info = {"train": str(args.data / "trainA"), "images": n, "size": [h, w], "args": {k: str(v) for k, v in vars(args).items()},
             "real_test_photos": score(segmenter, tx, ty), "train_photos": score(segmenter, x, y), "minutes": (time.time() - t0) / 60}
-    save_segmenter(args.out, net, 3, list(FACADES_CLASSES), "facades", kwargs, info)
+    save_segmenter(args.out, net, 3, list(FACADES_CLASSES), "facades", kwargs=kwargs, info=info)
     print(json.dumps({k: info[k] for k in ("real_test_photos", "train_photos", "minutes")}, indent=2))
     print(f"wrote {args.out}")
     return 0

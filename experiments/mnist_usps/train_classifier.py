@@ -107,7 +107,7 @@ def main(argv=None) -> int:
                f"{test_name[other]}_images": len(x_other),
                "epochs": args.epochs, "augment": args.augment,
                **({"scale": list(args.scale)} if args.augment == "affine" else {}), "seconds": round(time.time() - t0, 1)}
-    save_classifier(args.out, net, size, 1, clf.classes, kwargs, info=results)
+    save_classifier(args.out, net, size, 1, clf.classes, kwargs=kwargs, info=results)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0

@@ -21,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import UserError
+from .runtime import unwrap
 
 FORMAT_MODEL = "cyclegan-model/1"
 FORMAT_STATE = "cyclegan-state/1"
@@ -140,9 +141,7 @@ def save_model(path: str | Path, nets: dict[str, torch.nn.Module], meta: dict) -
 
 def _plain_state_dict(net: torch.nn.Module) -> dict:
     """state_dict without wrapper prefixes (torch.compile's `_orig_mod.`, DDP's `module.`)."""
-    net = getattr(net, "_orig_mod", net)
-    net = getattr(net, "module", net)
-    return net.state_dict()
+    return unwrap(net).state_dict()
 
 
 def load_model(path: str | Path, device="cpu") -> tuple[dict, dict]:
@@ -165,3 +164,20 @@ def resolve_checkpoint(path: str | Path, kind: str = "model") -> Path:
     if not path.exists():
         raise UserError(f"checkpoint {path} not found")
     return path
+
+
+def parse_init_from(spec: str, exist: bool = True) -> list[tuple[str | None, Path]]:
+    """"PATH,NET=PATH,..." -> [(None, PATH), (NET, PATH), ...]; with `exist`, the paths must exist."""
+    out = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        net, sep, path = item.partition("=")
+        if not sep or Path(item).exists():  # a path may hold "=" itself (runs/lr=2e-4)
+            net, path = None, item
+        elif not net.isidentifier() or not path:
+            raise UserError(f"train.init_from: {item!r} is neither PATH nor NET=PATH (e.g. G_A=latest_net_G_A.pth)")
+        if exist and not Path(path).exists():
+            raise UserError(f"train.init_from: {path} not found")
+        out.append((net, Path(path)))
+    return out

@@ -90,7 +90,7 @@ class Classifier:
 
 
 def save_classifier(path: str | Path, net: DigitCNN, size: int, channels: int, classes: list[str],
-                    kwargs: dict, info: dict | None = None) -> None:
+                    *, kwargs: dict, info: dict | None = None) -> None:
     """Weights + metadata (architecture kwargs, input size/channels, class names, free-form info)."""
     save_weights(path, net, {"format": FORMAT_CLASSIFIER, "arch": "digit_cnn", "kwargs": kwargs, "size": size,
                              "channels": channels, "classes": classes, "info": info or {}})

@@ -75,7 +75,7 @@ def _min(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, direction: str | None = "AtoB", opset: int = 17,
-                trace_size: int = 64, check: bool = True) -> dict:
+                *, trace_size: int = 64, check: bool = True) -> dict:
     """Write `out` (.onnx) and `out`.json; return the metadata including the check's max error."""
     out = Path(out)
     lo, hi = supported_opsets()

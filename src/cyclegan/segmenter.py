@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_weights, save_weights
-from .data.transforms import to_float
+from .data.transforms import pad_amounts, to_float
 
 FORMAT_SEGMENTER = "cyclegan-segmenter/1"
 
@@ -69,7 +69,6 @@ class Segmenter:
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) uint8 -> (B, H, W) int64 class ids: grey <-> RGB as the classifiers, reflection-padded to
         the network's multiple and cropped back."""
-        from .translate import pad_amounts
 
         x = images
         if x.shape[1] != self.channels:
@@ -81,7 +80,7 @@ class Segmenter:
         return self.net(x)[..., top:top + h, left:left + w].argmax(1).cpu()
 
 
-def save_segmenter(path: str | Path, net: SegNet, channels: int, classes: list[str], palette: str, kwargs: dict,
+def save_segmenter(path: str | Path, net: SegNet, channels: int, classes: list[str], palette: str, *, kwargs: dict,
                    info: dict | None = None) -> None:
     """Weights + metadata (architecture kwargs, channels, class names, the palette of the label maps it scores)."""
     save_weights(path, net, {"format": FORMAT_SEGMENTER, "arch": "segnet", "kwargs": kwargs, "channels": channels,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cyclegan.metrics.frechet import (feature_statistics, frechet_distance, frechet_distance_from_features,
-                                      trace_sqrt_product)
+from cyclegan.metrics.frechet import (
+    feature_statistics,
+    frechet_distance,
+    frechet_distance_from_features,
+    trace_sqrt_product,
+)
 from cyclegan.metrics.registry import fid_from_features
 
 

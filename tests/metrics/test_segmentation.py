@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cyclegan.metrics.segmentation import (FACADES_CLASSES, FACADES_PALETTE, colors_to_labels, confusion_matrix,
-                                           estimate_palette, labels_to_colors, majority_baseline,
-                                           scores_from_confusion, segmentation_scores)
+from cyclegan.metrics.segmentation import (
+    FACADES_CLASSES,
+    FACADES_PALETTE,
+    colors_to_labels,
+    confusion_matrix,
+    estimate_palette,
+    labels_to_colors,
+    majority_baseline,
+    scores_from_confusion,
+    segmentation_scores,
+)
 
 from .conftest import SHARED_DATA
 

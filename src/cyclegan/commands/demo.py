@@ -31,8 +31,8 @@ def add_parser(sub):
 def run(args) -> int:
     from ..config import build_config
     from ..demo import make_demo_dataset
+    from ..runtime import resolve_device
     from ..train import train
-    from ..train.loop import resolve_device
     from ..translate import load_translator, translate_files
 
     out = Path(args.out)

@@ -77,8 +77,15 @@ def run(args) -> int:
     import sys
 
     from ..errors import UserError
-    from ..evaluate import (EvalSetup, checkpoint_position, default_out_dir, evaluate, markdown_table, parse_metrics,
-                            test_folders)
+    from ..evaluate import (
+        EvalSetup,
+        checkpoint_position,
+        default_out_dir,
+        evaluate,
+        markdown_table,
+        parse_metrics,
+        test_folders,
+    )
 
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
@@ -91,15 +98,18 @@ def run(args) -> int:
             raise UserError("--reference train needs --data DIR holding trainA/ and trainB/")
         ref_a, ref_b = Path(args.data) / "trainA", Path(args.data) / "trainB"
     device = None if args.device == "auto" else args.device
-    setup = EvalSetup(test_a, test_b, parse_metrics(args.metrics), ref_a, ref_b, args.classifier_a, args.classifier_b,
-                      Path(args.labels_a) if args.labels_a else None, Path(args.labels_b) if args.labels_b else None,
-                      args.seg_direction, args.palette, args.inception_weights, args.kid_subsets, args.kid_subset_size,
-                      args.batch_size, args.max_images, args.size, device, args.segmenter)
+    setup = EvalSetup(test_a=test_a, test_b=test_b, metrics=parse_metrics(args.metrics), reference_a=ref_a,
+                      reference_b=ref_b, classifier_a=args.classifier_a, classifier_b=args.classifier_b,
+                      labels_a=Path(args.labels_a) if args.labels_a else None,
+                      labels_b=Path(args.labels_b) if args.labels_b else None, seg_direction=args.seg_direction,
+                      palette=args.palette, inception_weights=args.inception_weights, kid_subsets=args.kid_subsets,
+                      kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, max_images=args.max_images,
+                      size=args.size, device=device, segmenter=args.segmenter)
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint)
     for folder in (test_a, test_b, ref_a, ref_b):  # its galleries would become test images of the next evaluation
         if folder is not None and out.resolve().is_relative_to(Path(folder).resolve()):
             raise UserError(f"--out {out} lies inside {folder}, which evaluate reads; choose a folder outside the data")
-    report = evaluate(args.checkpoint, setup, out, args.train_mode, gallery=not args.no_gallery, progress=not args.quiet,
+    report = evaluate(args.checkpoint, setup, out, train_mode=args.train_mode, gallery=not args.no_gallery, progress=not args.quiet,
                       only=None if args.direction == "both" else args.direction)
     print(f"{report['checkpoint']} ({checkpoint_position(report)}): "
           + ", ".join(f"{d} {n} images" for d, n in report["images"].items()) + f", {report['seconds']:.0f} s")

@@ -25,8 +25,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from ..export import export_onnx, export_reference
     from ..errors import UserError
+    from ..export import export_onnx, export_reference
 
     if args.out.lower().endswith((".pth", ".pt")):
         err = export_reference(args.checkpoint, args.out, args.direction)

@@ -8,8 +8,9 @@ import warnings
 from pathlib import Path
 
 from .. import checkpoint as ckpt
-from ..config import PRESETS, Config, build_config, validate
+from ..config import PRESETS, Config, build_config
 from ..errors import UserError
+from ..methods import validate
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -122,8 +123,8 @@ def saved_config(run_dir: Path) -> Config:
 
 def run(args) -> int:
     from ..distributed import DistContext
+    from ..runtime import resolve_device
     from ..train import train
-    from ..train.loop import resolve_device
 
     cfg = config_from_args(args)
     if args.resume:

@@ -51,7 +51,7 @@ def run(args) -> int:
     from ..translate import load_translator, parse_size, translate_files
 
     parse_size(args.size)  # cheap checks before the checkpoint is read
-    translator = load_translator(args.checkpoint, args.direction, args.device, args.train_mode,
+    translator = load_translator(args.checkpoint, args.direction, args.device, train_mode=args.train_mode,
                                  netG=args.netG, precision=args.precision, tile=args.tile, ngf=args.ngf, norm=args.norm, dropout=args.dropout)
     result = translate_files(translator, args.inputs, args.out, size=args.size, batch_size=args.batch_size,
                              keep_format=args.keep_format, gallery=not args.no_gallery)

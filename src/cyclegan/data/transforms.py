@@ -93,3 +93,12 @@ def to_float(image: torch.Tensor) -> torch.Tensor:
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
     """float [-1, 1] -> uint8 [0, 255], rounded."""
     return image.detach().float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def pad_amounts(h: int, w: int, multiple: int, min_size: int) -> tuple[int, int, int, int, str]:
+    """(top, bottom, left, right, mode) that pad an h x w image to a multiple of `multiple`, at least min_size a
+    side; the odd pixel goes to the bottom/right. Reflection needs every pad smaller than its side, so tiny images
+    are padded by replication instead (export.PadToMultiple computes the same inside an ONNX graph)."""
+    ph, pw = max((-h) % multiple, min_size - h), max((-w) % multiple, min_size - w)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return ph // 2, ph - ph // 2, pw // 2, pw - pw // 2, mode

@@ -1,8 +1,14 @@
-"""Training methods, by name: `create_method(cfg)`; importing this package registers them all."""
+"""Training methods: a registry of Method classes (networks + the two loss phases), and config validation."""
 
-from . import cyclegan  # noqa: F401  (registers "cyclegan")
-from . import pix2pix  # noqa: F401  (registers "pix2pix": paired data, docs/ablations.md)
-from . import bigan, cogan, feature_gan, simgan  # noqa: F401  (the paper's baselines: docs/baselines.md)
+from . import (  # noqa: F401  (the paper's baselines: docs/baselines.md)
+    bigan,
+    cogan,
+    cyclegan,  # noqa: F401  (registers "cyclegan")
+    feature_gan,
+    pix2pix,  # noqa: F401  (registers "pix2pix": paired data, docs/ablations.md)
+    simgan,
+)
 from .base import METHODS, Method, NetSpec, create_method
+from .validate import validate
 
-__all__ = ["METHODS", "Method", "NetSpec", "create_method"]
+__all__ = ["METHODS", "Method", "NetSpec", "create_method", "validate"]

@@ -14,9 +14,11 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .. import losses as L
 from ..config import Config
 from ..nets import create_discriminator, create_generator, init_weights
 from ..registry import Registry
+from .extras import refuse_extras
 
 Tensor = torch.Tensor
 Losses = dict[str, Tensor]
@@ -54,6 +56,13 @@ class Method(abc.ABC):
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        """Refuse settings this method cannot honour, with a UserError that names them (before any data is
+        read). The default refuses CycleGAN's extras (methods/extras.py); a method that overrides this says
+        what it checks."""
+        refuse_extras(cfg)
 
     @abc.abstractmethod
     def specs(self) -> dict[str, NetSpec]:
@@ -107,3 +116,42 @@ METHODS: Registry[type[Method]] = Registry("method")
 
 def create_method(cfg: Config) -> Method:
     return METHODS.get(cfg.model.method)(cfg)
+
+
+def two_way_specs(cfg: Config) -> dict[str, NetSpec]:
+    """The four networks of a two-way method (CycleGAN, and the baselines that share its set-up): G_A: A->B,
+    G_B: B->A, D_A judging domain B, D_B judging domain A."""
+    m, d = cfg.model, cfg.data
+    g = dict(ngf=m.ngf, norm=m.norm, dropout=m.dropout)
+    dk = dict(ndf=m.ndf, norm=m.norm, n_layers=m.n_layers_d)
+    return {
+        "G_A": NetSpec("generator", m.generator, dict(in_ch=d.channels_a, out_ch=d.channels_b, **g)),
+        "G_B": NetSpec("generator", m.generator, dict(in_ch=d.channels_b, out_ch=d.channels_a, **g)),
+        "D_A": NetSpec("discriminator", m.discriminator, dict(in_ch=d.channels_b, **dk)),
+        "D_B": NetSpec("discriminator", m.discriminator, dict(in_ch=d.channels_a, **dk)),
+    }
+
+
+def gan_weighted(loss_cfg) -> tuple[str, ...]:
+    """The discriminators of a two-way method that have a nonzero adversarial weight (lambda_gan_a: D_A)."""
+    return tuple(n for n, lam in (("D_A", loss_cfg.lambda_gan_a), ("D_B", loss_cfg.lambda_gan_b)) if lam > 0)
+
+
+def _same(x: Tensor) -> Tensor:
+    return x
+
+
+def halved_discriminator_loss(nets: nn.ModuleDict, batch: dict, fakes: dict[str, Tensor], loss_cfg, *,
+                              view: Callable[[Tensor], Tensor] = _same) -> Losses:
+    """Eq. 1, discriminator side, halved (the reference's choice, Sec. 4): D_A separates real B from the
+    (pooled) fakes of B, D_B real A from fakes of A, each only when `fakes` has its key; both see images
+    through `view` (DiffAugment where on). With gan_mode wgangp, + the gradient penalty (D_A_gp, D_B_gp)."""
+    terms = {}
+    for name, real in (("D_A", batch["B"]), ("D_B", batch["A"])):
+        if name not in fakes:
+            continue
+        d, real, fake = nets[name], view(real), view(fakes[name])
+        terms[name] = L.discriminator_gan_loss(d(real), d(fake), loss_cfg.gan_mode)
+        if loss_cfg.gan_mode == "wgangp":
+            terms[name + "_gp"] = L.gradient_penalty(d, real, fake, loss_cfg.lambda_gp)
+    return terms

@@ -1,64 +1,26 @@
 """The CycleGAN objective (Zhu et al. 2017, Sec. 3), in the reference implementation's naming.
 
 Paper -> code: G: X->Y is G_A (A->B), F: Y->X is G_B, D_Y is D_A (judges domain B), D_X is D_B.
-
-Optional, off by default: CyCADA's semantic consistency loss (Hoffman et al. 2018, Sec. 3), a fixed
-classifier f (`loss.semantic_classifier`, trained on domain A's labels in CyCADA) asked to see the same
-class in G(x) as in x, and in F(y) as in y. It is not part of CycleGAN; it fights the label flips that cycle
-consistency allows (docs/evaluation.md, MNIST -> USPS).
-
-Optional, off by default: Gaussian noise on the translation before the cycle back (`loss.cycle_noise`,
-Bashkirova, Usman and Saenko 2019, "Adversarial Self-Defense for Cycle-Consistent GANs", Sec. 3). With
-Eq. 2 alone, G can hide the input in a low-amplitude signal that F reads back (Chu et al. 2017,
-"CycleGAN, a Master of Steganography"); noise of that amplitude makes the hidden signal useless, so the
-cycle must go through the visible content. The noise touches only the cycle terms: the discriminators,
-the pools and the identity loss see the clean translations.
-
-Optional, off by default: snapping a translation into a colour-coded label domain to the nearest colour of
-its palette before the cycle back (`loss.cycle_palette_a` / `_b`, e.g. "facades"). Label maps are flat
-colours, so whatever G(x) holds besides palette colours is a channel where G can hide x for F without
-the discriminator minding; snapped, F can only reconstruct x from the labels G drew. The gradient passes
-the snap unchanged (straight-through), and like the noise it touches only the cycle terms. Not part of
-CycleGAN; on facades at 64x64 it did not make G's label maps follow the photos (docs/evaluation.md).
-
-Optional, off by default: differentiable augmentation of everything the discriminators see
-(`loss.diffaugment`, e.g. "translation,cutout"; Zhao et al. 2020, see `cyclegan.augment`), for datasets of
-a few hundred images where D otherwise memorises the real set. It changes D's inputs only, in both
-phases; the cycle and identity terms see the plain translations.
+Optional extras that are not part of the paper (DiffAugment, cycle noise, palette snapping, CyCADA's
+semantic loss) live in methods/extras.py and are composed in from the config; none is on by default.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
 
 from .. import losses as L
-from ..augment import diff_augment, parse_policy
-from ..content import Classifier, load_classifier
-from ..metrics.segmentation import PALETTES
-from .base import METHODS, Method, NetSpec
+from ..errors import UserError
+from .base import METHODS, Method, NetSpec, gan_weighted, halved_discriminator_loss, two_way_specs
+from .extras import CycleExtras, check_extras
 
 
-def _noisy(x: torch.Tensor, std: float) -> torch.Tensor:
-    """x + N(0, std^2) per element (the global RNG, which checkpoints save); x itself when std is 0."""
-    return x + std * torch.randn_like(x) if std > 0 else x
-
-
-def snap_to_palette(x: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
-    """Each pixel of x (B, C, H, W) replaced by its nearest colour of `palette` (K, C), both in x's units
-    (Euclidean, as `metrics.colors_to_labels`); the gradient is passed through unchanged (straight-through,
-    written snap(x) + (x - x.detach()) so that the value is the palette colour exactly, in any precision)."""
-    pal = palette.to(device=x.device, dtype=torch.float32)
-    dist = (x.detach().float().unsqueeze(1) - pal[None, :, :, None, None]).square().sum(2)  # (B, K, H, W)
-    snapped = pal[dist.argmin(1)].permute(0, 3, 1, 2).to(x.dtype)  # (B, C, H, W)
-    return snapped + (x - x.detach())
-
-
-def _palette_tensor(name: str) -> torch.Tensor | None:
-    """A named palette (uint8 RGB) in the networks' [-1, 1] units; None for "" (off)."""
-    if not name:
-        return None
-    return torch.from_numpy(PALETTES[name].astype("float32")) / 127.5 - 1
+def weighted(terms: dict[str, tuple[float, Callable[[], torch.Tensor]]]) -> dict[str, torch.Tensor]:
+    """{name: weight * term()} in order, for the terms of nonzero weight only: a zero weight costs no pass."""
+    return {name: weight * term() for name, (weight, term) in terms.items() if weight > 0}
 
 
 @METHODS.register("cyclegan")
@@ -72,90 +34,57 @@ class CycleGAN(Method):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self._classifier: Classifier | None = None
-        self._palettes = {d: _palette_tensor(getattr(cfg.loss, f"cycle_palette_{d}")) for d in ("a", "b")}
-        self._augment = parse_policy(cfg.loss.diffaugment)
+        self.extras = CycleExtras(cfg)
 
-    def seen_by_d(self, x: torch.Tensor) -> torch.Tensor:
-        """An image as the discriminators see it: through DiffAugment's transforms when `loss.diffaugment` is set."""
-        return diff_augment(x, self._augment)
-
-    def cycle_input(self, fake: torch.Tensor, domain: str) -> torch.Tensor:
-        """What the cycle back sees of a translation into `domain`: snapped to its palette (when set), then noisy."""
-        palette = self._palettes[domain]
-        return _noisy(fake if palette is None else snap_to_palette(fake, palette), self.cfg.loss.cycle_noise)
-
-    def semantic_classifier(self, device: torch.device) -> Classifier:
-        """The fixed classifier of the semantic loss, loaded once (on the training device), frozen, in eval mode."""
-        if self._classifier is None:
-            self._classifier = load_classifier(self.cfg.loss.semantic_classifier, device)
-            self._classifier.net.requires_grad_(False)
-        return self._classifier
+    @classmethod
+    def check(cls, cfg) -> None:
+        check_extras(cfg)
+        w, d = cfg.loss, cfg.data
+        if w.lambda_identity > 0 and (w.lambda_a > 0 or w.lambda_b > 0) and d.channels_a != d.channels_b:
+            raise UserError(f"loss.lambda_identity={w.lambda_identity} asks G_A to map a domain-B image to itself, "
+                            f"which needs as many channels in both domains (data.channels_a={d.channels_a}, "
+                            f"data.channels_b={d.channels_b}); set loss.lambda_identity=0")
 
     def specs(self) -> dict[str, NetSpec]:
-        m, d = self.cfg.model, self.cfg.data
-        g = dict(ngf=m.ngf, norm=m.norm, dropout=m.dropout)
-        dk = dict(ndf=m.ndf, norm=m.norm, n_layers=m.n_layers_d)
-        return {
-            "G_A": NetSpec("generator", m.generator, dict(in_ch=d.channels_a, out_ch=d.channels_b, **g)),
-            "G_B": NetSpec("generator", m.generator, dict(in_ch=d.channels_b, out_ch=d.channels_a, **g)),
-            "D_A": NetSpec("discriminator", m.discriminator, dict(in_ch=d.channels_b, **dk)),
-            "D_B": NetSpec("discriminator", m.discriminator, dict(in_ch=d.channels_a, **dk)),
-        }
+        return two_way_specs(self.cfg)
 
     def active_discriminators(self) -> tuple[str, ...]:
-        w = self.cfg.loss
-        return tuple(n for n, lam in (("D_A", w.lambda_gan_a), ("D_B", w.lambda_gan_b)) if lam > 0)
+        return gan_weighted(self.cfg.loss)
 
     def generator_loss(self, nets: nn.ModuleDict, batch: dict):
-        """Terms of Eq. 3 for G and F (D frozen by the caller), each already multiplied by its weight:
-        G_A/G_B = L_GAN (Eq. 1, generator side), cycle_A/cycle_B = lambda * Eq. 2's two halves,
-        idt_A/idt_B = lambda_identity * lambda * identity loss, sem_A/sem_B = lambda_semantic * semantic
-        consistency of G(x) and F(y) (CyCADA; only when loss.lambda_semantic > 0)."""
-        w, mode = self.cfg.loss, self.cfg.loss.gan_mode
-        real_a, real_b = batch["A"], batch["B"]  # (B, C, H, W) in [-1, 1]
-        terms: dict[str, torch.Tensor] = {}
-        fakes: dict[str, torch.Tensor] = {}
-        need_fake_b = w.lambda_gan_a > 0 or w.lambda_a > 0 or w.lambda_semantic > 0
-        need_fake_a = w.lambda_gan_b > 0 or w.lambda_b > 0 or w.lambda_semantic > 0
-        fake_b = nets["G_A"](real_a) if need_fake_b else None
-        fake_a = nets["G_B"](real_b) if need_fake_a else None
-        if w.lambda_gan_a > 0:
-            terms["G_A"] = w.lambda_gan_a * L.generator_gan_loss(nets["D_A"](self.seen_by_d(fake_b)), mode)
-            fakes["D_A"] = fake_b.detach()
-        if w.lambda_gan_b > 0:
-            terms["G_B"] = w.lambda_gan_b * L.generator_gan_loss(nets["D_B"](self.seen_by_d(fake_a)), mode)
-            fakes["D_B"] = fake_a.detach()
-        if w.lambda_a > 0:
-            terms["cycle_A"] = w.lambda_a * L.cycle_loss(nets["G_B"](self.cycle_input(fake_b, "b")), real_a)
-        if w.lambda_b > 0:
-            terms["cycle_B"] = w.lambda_b * L.cycle_loss(nets["G_A"](self.cycle_input(fake_a, "a")), real_b)
-        if w.lambda_identity > 0:
-            if w.lambda_b > 0:  # G_A should map a real B to itself
-                terms["idt_A"] = w.lambda_identity * w.lambda_b * L.identity_loss(nets["G_A"](real_b), real_b)
-            if w.lambda_a > 0:
-                terms["idt_B"] = w.lambda_identity * w.lambda_a * L.identity_loss(nets["G_B"](real_a), real_a)
-        if w.lambda_semantic > 0:
-            f = self.semantic_classifier(real_a.device)
-            with torch.no_grad():
-                source_a, source_b = f.logits(real_a), f.logits(real_b)
-            terms["sem_A"] = w.lambda_semantic * L.semantic_loss(f.logits(fake_b), source_a)
-            terms["sem_B"] = w.lambda_semantic * L.semantic_loss(f.logits(fake_a), source_b)
+        """Eq. 3 for G and F (D_X, D_Y frozen by the caller), each term weighted:
+
+            G_A     = L_GAN(G, D_Y, X, Y)                       Eq. 1, generator side (LSGAN: (D_Y(G(x)) - 1)^2)
+            G_B     = L_GAN(F, D_X, Y, X)
+            cycle_A = lambda_A * ||F(G(x)) - x||_1              Eq. 2, forward cycle
+            cycle_B = lambda_B * ||G(F(y)) - y||_1              Eq. 2, backward cycle
+            idt_A   = lambda_idt * lambda_B * ||G(y) - y||_1    identity loss (Sec. 5.2, painting <-> photo)
+            idt_B   = lambda_idt * lambda_A * ||F(x) - x||_1
+
+        A zero weight skips its term and every pass only it needs (the ablations, Sec. 5.1.4). The extras
+        (methods/extras.py) change what D and the cycle see and may add terms; with none set they are identities.
+        Returns the terms and the fakes for D_Y (key D_A) and D_X (D_B)."""
+        w, mode, ex = self.cfg.loss, self.cfg.loss.gan_mode, self.extras
+        G, F, D_Y, D_X = nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"]
+        x, y = batch["A"], batch["B"]  # (B, C, H, W) in [-1, 1]
+        fake_y = G(x) if w.lambda_gan_a > 0 or w.lambda_a > 0 or ex.needs_translations else None
+        fake_x = F(y) if w.lambda_gan_b > 0 or w.lambda_b > 0 or ex.needs_translations else None
+        terms = weighted({
+            "G_A": (w.lambda_gan_a, lambda: L.generator_gan_loss(D_Y(ex.d_view(fake_y)), mode)),
+            "G_B": (w.lambda_gan_b, lambda: L.generator_gan_loss(D_X(ex.d_view(fake_x)), mode)),
+            "cycle_A": (w.lambda_a, lambda: L.cycle_loss(F(ex.cycle_view(fake_y, "b")), x)),
+            "cycle_B": (w.lambda_b, lambda: L.cycle_loss(G(ex.cycle_view(fake_x, "a")), y)),
+            "idt_A": (w.lambda_identity * w.lambda_b, lambda: L.identity_loss(G(y), y)),
+            "idt_B": (w.lambda_identity * w.lambda_a, lambda: L.identity_loss(F(x), x)),
+        })
+        terms.update(ex.added_terms(x, y, fake_y, fake_x))
+        fakes = {d: fake.detach() for d, fake, lam in (("D_A", fake_y, w.lambda_gan_a), ("D_B", fake_x, w.lambda_gan_b))
+                 if lam > 0}
         return terms, fakes
 
     def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, torch.Tensor]):
-        """Eq. 1, discriminator side, halved: D_A separates real B from (pooled) G_A(A); D_B likewise
-        (both through DiffAugment when it is on, each image with its own random draw)."""
-        w, mode = self.cfg.loss, self.cfg.loss.gan_mode
-        terms = {}
-        for name, real in (("D_A", batch["B"]), ("D_B", batch["A"])):
-            if name not in fakes:
-                continue
-            d, real, fake = nets[name], self.seen_by_d(real), self.seen_by_d(fakes[name])
-            terms[name] = L.discriminator_gan_loss(d(real), d(fake), mode)
-            if mode == "wgangp":
-                terms[name + "_gp"] = L.gradient_penalty(d, real, fake, w.lambda_gp)
-        return terms
+        """Eq. 1, discriminator side, halved: D_A separates real B from (pooled) G_A(A); D_B likewise."""
+        return halved_discriminator_loss(nets, batch, fakes, self.cfg.loss, view=self.extras.d_view)
 
     def samples(self, nets: nn.ModuleDict, batch: dict):
         real_a, real_b = batch["A"], batch["B"]

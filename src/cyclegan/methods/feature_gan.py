@@ -5,7 +5,7 @@ computed on deep features of a fixed pretrained network rather than on pixels,
 
 (a "perceptual loss", Johnson et al. 2016). The paper's phi is VGG-16 relu4_2 (`loss.feature_net=vgg16`
 with `loss.feature_weights=PATH`); the offline default is the FID Inception network up to Mixed_5d (see
-`cyclegan.features` for how the two differ). phi is loaded on the first training step, kept out of the
+`cyclegan.nets.perceptual` for how the two differ). phi is loaded on the first training step, kept out of the
 checkpoints (it is fixed), and never needed for translation.
 """
 
@@ -14,7 +14,14 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
-from ..features import FEATURE_NETS, FeatureNet, InceptionFeatures, VGG16Features, create_feature_net, feature_distance
+from ..nets.perceptual import (
+    FEATURE_NETS,
+    FeatureNet,
+    InceptionFeatures,
+    VGG16Features,
+    create_feature_net,
+    feature_distance,
+)
 from .base import METHODS, NetSpec
 from .simgan import SimGAN
 

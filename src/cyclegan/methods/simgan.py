@@ -20,22 +20,27 @@ from torch import nn
 
 from .. import losses as L
 from ..errors import UserError
-from .base import METHODS, NetSpec
-from .cyclegan import CycleGAN
+from .base import METHODS, Method, NetSpec, gan_weighted, halved_discriminator_loss, two_way_specs
 
 
 @METHODS.register("simgan")
-class SimGAN(CycleGAN):
+class SimGAN(Method):
     """CycleGAN's networks and discriminator phase; generator phase = adversarial + lambda ||G(x) - x||_1."""
 
     name = "simgan"
+    generators = ("G_A", "G_B")
+    discriminators = ("D_A", "D_B")
+    directions = {"AtoB": "G_A", "BtoA": "G_B"}
 
     def specs(self) -> dict[str, NetSpec]:
         d = self.cfg.data
         if d.channels_a != d.channels_b:
             raise UserError(f"{self.name} compares G(x) with x, so both domains need the same number of channels "
                             f"(data.channels_a={d.channels_a}, data.channels_b={d.channels_b})")
-        return super().specs()
+        return two_way_specs(self.cfg)
+
+    def active_discriminators(self) -> tuple[str, ...]:
+        return gan_weighted(self.cfg.loss)
 
     def self_regularization(self, mapped: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         """||G(x) - x||_1, mean over pixels (SimGAN's psi is the identity)."""
@@ -57,6 +62,10 @@ class SimGAN(CycleGAN):
                 terms[f"reg_{suffix}"] = w.lambda_self_reg * self.self_regularization(fake, source)
             fakes[d] = fake.detach()
         return terms, fakes
+
+    def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, torch.Tensor]):
+        """SimGAN's D on refined (pooled) against real images: CycleGAN's halved Eq. 1, per direction."""
+        return halved_discriminator_loss(nets, batch, fakes, self.cfg.loss)
 
     def samples(self, nets: nn.ModuleDict, batch: dict):
         return [[batch["A"], nets["G_A"](batch["A"])], [batch["B"], nets["G_B"](batch["B"])]]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from . import latent  # noqa: F401,E402  (registers the latent-vector networks: cogan, latent, latent_encoder, joint)
 from .discriminators import DISCRIMINATORS, NLayerDiscriminator, PixelDiscriminator
 from .generators import GENERATORS, ResnetGenerator, UnetGenerator
 from .layers import INITS, NORMS, init_weights, norm_layer
-from . import latent  # noqa: F401,E402  (registers the latent-vector networks: cogan, latent, latent_encoder, joint)
 
 
 def create_generator(name: str, **kwargs) -> nn.Module:

@@ -162,14 +162,14 @@ class JointDiscriminator(nn.Module):
 
 
 @LATENT_NETS.register("cogan_generator")
-def cogan_generator(latent_dim: int = 100, out_ch_a: int = 3, out_ch_b: int = 3, size: int = 128, ngf: int = 64,
+def cogan_generator(latent_dim: int = 100, out_ch_a: int = 3, out_ch_b: int = 3, size: int = 128, ngf: int = 64, *,
                     norm: str = "batch", private: int = 2) -> CoupledGenerator:
     """CoGAN's tied generator pair (z -> x_A, x_B); the last `private` layers are per domain."""
     return CoupledGenerator(latent_dim, out_ch_a, out_ch_b, size, ngf, norm, private)
 
 
 @LATENT_NETS.register("cogan_discriminator")
-def cogan_discriminator(in_ch_a: int = 3, in_ch_b: int = 3, size: int = 128, ndf: int = 64, norm: str = "batch",
+def cogan_discriminator(in_ch_a: int = 3, in_ch_b: int = 3, size: int = 128, ndf: int = 64, *, norm: str = "batch",
                         private: int = 1) -> CoupledDiscriminator:
     """CoGAN's tied discriminator pair; the first `private` layers are per domain."""
     return CoupledDiscriminator(in_ch_a, in_ch_b, size, ndf, norm, private)

@@ -33,8 +33,9 @@ from ..config import Config
 from ..errors import UserError
 from ..evaluate import EVAL_METRICS, LOWER_IS_BETTER, EvalSetup, check_setup, evaluate_translators, test_folders
 from ..nets import size_multiple
+from ..runtime import unwrap
 from ..translate import Translator
-from .state import TrainState, unwrap
+from .state import TrainState
 
 BEST_NAME = "best.model.safetensors"
 
@@ -97,7 +98,7 @@ class EvaluationHook:
                             "(e.g. experiments/facades/train_segmenter.py)")
         # at the training crop size when training resizes (as the reference's test.py), else as stored
         size = cfg.data.crop_size if cfg.data.preprocess == "resize_and_crop" else 0
-        setup = EvalSetup(test_a, test_b, metrics=(t.eval_metric,), classifier_b=judge, segmenter=judge,
+        setup = EvalSetup(test_a=test_a, test_b=test_b, metrics=(t.eval_metric,), classifier_b=judge, segmenter=judge,
                           max_images=t.eval_images, batch_size=16, size=size)  # content reads the one, fcn the other
         from ..methods import create_method
 
@@ -152,7 +153,7 @@ class EvaluationHook:
         print(f"eval epoch {state.epoch}: {self.metric} {value:.4f}{mark}", flush=True)
 
     def _save_best(self, state: TrainState, run_dir: Path) -> None:
-        from .loop import model_meta
+        from .checkpointing import model_meta
 
         meta = {**model_meta(state), "best": dict(state.best)}
         ckpt.save_model(run_dir / "checkpoints" / BEST_NAME, state.inference_nets(), meta)

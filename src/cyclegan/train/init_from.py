@@ -19,29 +19,14 @@ from pathlib import Path
 from torch import nn
 
 from .. import checkpoint as ckpt
+from ..checkpoint import parse_init_from
 from ..config import Config
 from ..errors import UserError
 from ..reference import fit_state_dict, infer_generator, read_state_dict
+from ..runtime import unwrap
 
 _REFERENCE_NAME = re.compile(r"(?:.+_)?net_(\w+)\.pth$")  # the reference's <epoch>_net_<NET>.pth
 _SHAPE_FIELDS = ("generator", "discriminator", "n_layers_d", "ngf", "ndf", "norm", "dropout")
-
-
-def parse_init_from(spec: str, exist: bool = True) -> list[tuple[str | None, Path]]:
-    """"PATH,NET=PATH,..." -> [(None, PATH), (NET, PATH), ...]; with `exist`, the paths must exist."""
-    out = []
-    for item in (s.strip() for s in spec.split(",")):
-        if not item:
-            continue
-        net, sep, path = item.partition("=")
-        if not sep or Path(item).exists():  # a path may hold "=" itself (runs/lr=2e-4)
-            net, path = None, item
-        elif not net.isidentifier() or not path:
-            raise UserError(f"train.init_from: {item!r} is neither PATH nor NET=PATH (e.g. G_A=latest_net_G_A.pth)")
-        if exist and not Path(path).exists():
-            raise UserError(f"train.init_from: {path} not found")
-        out.append((net, Path(path)))
-    return out
 
 
 def load_initial_weights(nets: nn.ModuleDict, cfg: Config) -> dict[str, str]:
@@ -57,7 +42,7 @@ def load_initial_weights(nets: nn.ModuleDict, cfg: Config) -> dict[str, str]:
             raise UserError(f"train.init_from: {source} holds {', '.join(held)}, none of this run's networks "
                             f"({', '.join(nets)}); say which to load it into: NET={path}")
         for name, sd in usable.items():
-            _load_into(getattr(nets[name], "_orig_mod", nets[name]), sd, name, source, cfg, trained)
+            _load_into(unwrap(nets[name]), sd, name, source, cfg, trained)
             loaded[name] = str(source)
     return loaded
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
-from .state import TrainState, resolve_precision, update_ema
-
-AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from ..runtime import autocast, resolve_precision
+from .state import TrainState, update_ema
 
 GradReducer = Callable[[Iterable[nn.Parameter]], None]
 
@@ -19,13 +17,6 @@ def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
     for net in nets:
         for p in net.parameters():
             p.requires_grad_(flag)
-
-
-def _autocast(device_type: str, precision: str):
-    dtype = AUTOCAST[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type, dtype=dtype)
 
 
 def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list, scaler, reduce_grads: GradReducer | None) -> None:
@@ -58,7 +49,7 @@ def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None 
 
     set_requires_grad(discs, False)
     state.opt_g.zero_grad(set_to_none=True)
-    with _autocast(device_type, precision):
+    with autocast(device_type, precision):
         terms, fakes = method.generator_loss(nets, batch)
     loss_g = torch.stack([t.float() for t in terms.values()]).sum()
     _backward_step(loss_g, state.opt_g, [p for g in gens for p in g.parameters()], state.scaler, reduce_grads)
@@ -70,7 +61,7 @@ def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None 
     if state.opt_d is not None and fakes:
         state.opt_d.zero_grad(set_to_none=True)
         pooled = {name: state.pools[name].query(fake) for name, fake in fakes.items()}
-        with _autocast(device_type, precision):
+        with autocast(device_type, precision):
             d_terms = method.discriminator_loss(nets, batch, pooled)
         loss_d = torch.stack([t.float() for t in d_terms.values()]).sum()
         active = [p for n in fakes for p in nets[n].parameters()]

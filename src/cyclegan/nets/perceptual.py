@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UserError
+from ..errors import UserError
 
 FEATURE_NETS = ("inception", "vgg16")
 VGG16_RELU4_2 = 21  # torchvision vgg16().features[:21] ends with the ReLU after conv4_2
@@ -139,7 +139,7 @@ def load_vgg16_relu4_2(path: str | Path) -> VGG16Features:
 
 def load_inception_mixed_5d(path: str | Path | None = None) -> InceptionFeatures:
     """The FID Inception trunk up to Mixed_5d, from `path` or wherever the metrics find the FID weights."""
-    from .metrics.weights import load_fid_inception
+    from ..metrics.weights import load_fid_inception
 
     return InceptionFeatures(load_fid_inception(path or None)).eval().requires_grad_(False)
 

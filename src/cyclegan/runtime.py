@@ -1,0 +1,164 @@
+"""Where and how a run computes: device, CPU threads, precision, Adam kernel, compilation, memory format.
+
+A leaf of the package (it imports nothing of cyclegan but errors): training, translation, export and the
+benchmarks all choose their runtime here, so that the same names mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UserError(f"device {name!r}: cyclegan runs on cpu or cuda (auto picks a GPU if there is one)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"device {name!r}: only {torch.cuda.device_count()} GPU(s) visible (cuda:0 to "
+                        f"cuda:{torch.cuda.device_count() - 1}); CUDA_VISIBLE_DEVICES renumbers them from 0")
+    return dev
+
+
+
+@contextlib.contextmanager
+def process_settings(threads: int, device: torch.device):
+    """The process-wide switches a run needs, restored afterwards (train() is a library call too):
+    cuDNN's autotuner and the current device on a GPU, the CPU thread count."""
+    benchmark, n_threads = torch.backends.cudnn.benchmark, torch.get_num_threads()
+    current = torch.cuda.current_device() if device.type == "cuda" else None
+    try:
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.cuda.set_device(device)  # pinned-memory thread and new tensors default to the training GPU
+        if threads:
+            torch.set_num_threads(threads)
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+        torch.set_num_threads(n_threads)
+        if current is not None:
+            torch.cuda.set_device(current)
+
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The plain module under torch.compile (`_orig_mod`) and DDP-style (`module`) wrappers."""
+    net = getattr(net, "_orig_mod", net)
+    return getattr(net, "module", net)
+
+
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device_type: str, precision: str):
+    """torch.autocast to `precision` ("bf16", "fp16") on that device type; nothing for "fp32"."""
+    dtype = AUTOCAST[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
+
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+ADAM_IMPLS = ("auto", "fused", "foreach", "forloop")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@functools.lru_cache(maxsize=None)
+def resolve_precision(name: str, device_type: str, option: str = "train.precision") -> str:
+    """The autocast precision to run: `name` itself, or for "auto" bf16 where the device computes
+    it natively (CUDA with bf16 support; CPUs with AVX-512 BF16 or AMX), else fp32. `option` names
+    the setting in the error message."""
+    if name not in PRECISIONS:
+        raise UserError(f"{option}={name!r}: choose one of {', '.join(PRECISIONS)}")
+    if name != "auto":
+        return name
+    if device_type == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if device_type == "cpu":
+        try:
+            return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+        except (AttributeError, RuntimeError):
+            return "fp32"
+    return "fp32"
+
+
+def adam_options(impl: str, device: torch.device) -> dict:
+    """Keyword arguments selecting Adam's kernel. All give the same update up to rounding; `foreach`
+    (multi-tensor operations) is bit-identical to the reference's `forloop` and a little faster on
+    CPU (Adam is ~1.5% of a CPU step); `fused` (one kernel for the whole update) is the fastest on CUDA."""
+    if impl not in ADAM_IMPLS:
+        raise UserError(f"train.adam={impl!r}: choose one of {', '.join(ADAM_IMPLS)}")
+    if impl == "auto":
+        impl = "fused" if device.type == "cuda" else "foreach"
+    return {"fused": {"fused": True}, "foreach": {"foreach": True}, "forloop": {"foreach": False}}[impl]
+
+
+def compile_networks(nets: nn.ModuleDict, device: torch.device, mode: str = "default", backend: str = "inductor") -> nn.ModuleDict:
+    """Wrap each network in torch.compile (in place). The wrappers keep the parameters, so optimizers
+    built before or after see the same tensors, and `TrainState.state_dict` strips `_orig_mod.`.
+    Compilation happens at the first call of each network (minutes on a CPU; seconds on a GPU)."""
+    if mode not in COMPILE_MODES:
+        raise UserError(f"train.compile_mode={mode!r}: choose one of {', '.join(COMPILE_MODES)}")
+    if backend == "inductor" and device.type == "cpu" and not _have_cxx():
+        raise UserError("train.compile on CPU needs a C++ compiler (g++ or clang++ on PATH, or $CXX); "
+                        "install one or set train.compile=false")
+    options = {} if backend != "inductor" or mode == "default" else {"mode": mode}
+    for name in list(nets.keys()):
+        nets[name] = torch.compile(unwrap(nets[name]), backend=backend, **options)
+    return nets
+
+
+def _contiguous(grad: torch.Tensor) -> torch.Tensor:
+    return grad.contiguous()
+
+
+def _contiguous_grad_hook(module, inputs, output):
+    """Forward hook: the gradient that reaches this layer's output goes on in NCHW layout (a tensor
+    hook on the output sees the gradient before any in-place op that follows, e.g. ReLU(True))."""
+    if output.requires_grad:
+        output.register_hook(_contiguous)
+
+
+@functools.lru_cache(maxsize=None)
+def instance_norm_backward_is_wrong_for_channels_last_grads(device_type: str) -> bool:
+    """Probe a PyTorch bug (seen in 2.14 on CPU): instance norm of a contiguous batch-of-one input,
+    given a channels_last gradient (which the next channels_last convolution hands back), returns
+    a wrong input gradient, silently. Forward results are right, so only gradients show it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 3, 3, generator=g).to(device_type).requires_grad_()
+    grad = torch.randn(1, 4, 3, 3, generator=g).to(device_type)
+    (expected,) = torch.autograd.grad(nn.functional.instance_norm(x), x, grad)
+    (got,) = torch.autograd.grad(nn.functional.instance_norm(x), x, grad.contiguous(memory_format=torch.channels_last))
+    return not torch.allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def guard_channels_last(nets: nn.ModuleDict, device: torch.device) -> int:
+    """Where the instance-norm bug above is present, make every instance norm pass a contiguous
+    gradient back (one copy per layer in the backward pass). Returns the number of layers hooked."""
+    if not instance_norm_backward_is_wrong_for_channels_last_grads(device.type):
+        return 0
+    norms = [m for m in nets.modules() if isinstance(m, nn.modules.instancenorm._InstanceNorm)]
+    for m in norms:
+        m.register_forward_hook(_contiguous_grad_hook)
+    return len(norms)
+
+
+def _have_cxx() -> bool:
+    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "clang++", "c++") if c)
+
+
