@@ -46,7 +46,7 @@ def image_root(tmp_path: Path) -> Path:
 
 
 TINY = [  # on the CPU also where a GPU is present: only there is a resumed run bit-identical (docs/performance.md)
-    "train.device=cpu", "model.generator=resnet_6blocks", "model.ngf=4", "model.ndf=4",
+    "train.device=cpu", "train.precision=fp32", "model.generator=resnet_6blocks", "model.ngf=4", "model.ndf=4",
     "data.load_size=36", "data.crop_size=32", "data.workers=0",
     "optim.n_epochs=1", "optim.n_epochs_decay=1",
     "train.progress=false", "train.log_every=2", "train.sample_every=0", "train.save_every_epochs=1",

@@ -2,7 +2,8 @@
 baseline, must give the recorded losses and weights, bit for bit.
 
 The values in tests/golden/ were recorded before the package's redesign (issue 24); a refactoring that
-changes any number here changed behaviour. Bits depend on the CPU's kernels and torch's version: on the
+changes any number here changed behaviour. They pin the strict path (fp32, separate network calls); the fused
+calls of the default path are held to it by tests/methods/test_fused.py. Bits depend on the CPU's kernels and torch's version: on the
 machine kind that recorded them (same torch, same CPU flags) the check is exact; elsewhere losses must
 agree to 1e-4 relative and weights are not compared bit for bit.
 
@@ -25,7 +26,7 @@ from conftest import FACADES, HORSE2ZEBRA  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 COMMON = [
-    "train.device=cpu", "train.threads=1", "train.precision=fp32", "train.max_steps=20", "train.log_every=1",
+    "train.device=cpu", "train.threads=1", "train.precision=fp32", "train.fuse_passes=false", "train.max_steps=20", "train.log_every=1",
     "train.progress=false", "train.sample_every=0", "train.save_every_epochs=0", "data.workers=0",
     "data.max_images=4", "optim.n_epochs=2", "optim.n_epochs_decay=3", "train.seed=3",
 ]

@@ -79,22 +79,41 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 
 @functools.lru_cache(maxsize=None)
+def native_cpu_bf16() -> str | None:
+    """The CPU's native bfloat16 instructions ("AMX-BF16" or "AVX512-BF16"), or None where bf16 would be emulated
+    (several times slower than float32: AVX2-only or AVX-512 without BF16, ARM)."""
+    try:
+        caps = torch._C._cpu._get_cpu_capability()  # cpuinfo's flags, as torch sees them
+    except (AttributeError, RuntimeError):
+        return None
+    return "AMX-BF16" if caps.get("amx_bf16") else "AVX512-BF16" if caps.get("avx512_bf16") else None
+
+
+@functools.lru_cache(maxsize=None)
 def resolve_precision(name: str, device_type: str, option: str = "train.precision") -> str:
     """The autocast precision to run: `name` itself, or for "auto" bf16 where the device computes
-    it natively (CUDA with bf16 support; CPUs with AVX-512 BF16 or AMX), else fp32. `option` names
-    the setting in the error message."""
+    it natively (CUDA with bf16 support, sm_80 and later; CPUs with AMX-BF16 or AVX512-BF16), else fp32.
+    `option` names the setting in the error message."""
     if name not in PRECISIONS:
         raise UserError(f"{option}={name!r}: choose one of {', '.join(PRECISIONS)}")
     if name != "auto":
         return name
     if device_type == "cuda":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    if device_type == "cpu":
-        try:
-            return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-        except (AttributeError, RuntimeError):
-            return "fp32"
-    return "fp32"
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False) \
+            else "fp32"
+    return "bf16" if device_type == "cpu" and native_cpu_bf16() else "fp32"
+
+
+def precision_note(name: str, device: torch.device) -> str:
+    """One line on the precision a run uses and why, for the first lines of `cyclegan train`."""
+    chosen = resolve_precision(name, device.type)
+    if name != "auto":
+        return f"precision: {chosen}"
+    if chosen == "bf16":
+        why = f"CPU ({native_cpu_bf16()})" if device.type == "cpu" else torch.cuda.get_device_name(device)
+        return (f"precision: bf16 autocast (auto: native on this {why}); --precision fp32 for strict float32, "
+                "whose results do not depend on the machine")
+    return "precision: fp32 (auto: no native bfloat16 on this device)"
 
 
 def adam_options(impl: str, device: torch.device) -> dict:

@@ -19,6 +19,7 @@ from ..config import Config
 from ..nets import create_discriminator, create_generator, init_weights
 from ..registry import Registry
 from .extras import refuse_extras
+from .fused import real_and_fake
 
 Tensor = torch.Tensor
 Losses = dict[str, Tensor]
@@ -142,16 +143,17 @@ def _same(x: Tensor) -> Tensor:
 
 
 def halved_discriminator_loss(nets: nn.ModuleDict, batch: dict, fakes: dict[str, Tensor], loss_cfg, *,
-                              view: Callable[[Tensor], Tensor] = _same) -> Losses:
+                              view: Callable[[Tensor], Tensor] = _same, fused: bool = False) -> Losses:
     """Eq. 1, discriminator side, halved (the reference's choice, Sec. 4): D_A separates real B from the
     (pooled) fakes of B, D_B real A from fakes of A, each only when `fakes` has its key; both see images
-    through `view` (DiffAugment where on). With gan_mode wgangp, + the gradient penalty (D_A_gp, D_B_gp)."""
+    through `view` (DiffAugment where on). With gan_mode wgangp, + the gradient penalty (D_A_gp, D_B_gp).
+    `fused`: real and fake through D in one call (methods/fused.py; only where D's samples are independent)."""
     terms = {}
     for name, real in (("D_A", batch["B"]), ("D_B", batch["A"])):
         if name not in fakes:
             continue
         d, real, fake = nets[name], view(real), view(fakes[name])
-        terms[name] = L.discriminator_gan_loss(d(real), d(fake), loss_cfg.gan_mode)
+        terms[name] = L.discriminator_gan_loss(*real_and_fake(d, real, fake, fused=fused), loss_cfg.gan_mode)
         if loss_cfg.gan_mode == "wgangp":
             terms[name + "_gp"] = L.gradient_penalty(d, real, fake, loss_cfg.lambda_gp)
     return terms

@@ -16,6 +16,7 @@ from .. import losses as L
 from ..errors import UserError
 from .base import METHODS, Method, NetSpec, gan_weighted, halved_discriminator_loss, two_way_specs
 from .extras import CycleExtras, check_extras
+from .fused import SharedPass, samples_independent
 
 
 def weighted(terms: dict[str, tuple[float, Callable[[], torch.Tensor]]]) -> dict[str, torch.Tensor]:
@@ -35,6 +36,11 @@ class CycleGAN(Method):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.extras = CycleExtras(cfg)
+        m = cfg.model
+        # one call for G(x) and G(y), F(y) and F(x), D(real) and D(fake) (methods/fused.py); DiffAugment draws its
+        # random transforms per call, so with it on D keeps its two calls
+        self.fuse_g = cfg.train.fuse_passes and samples_independent(m.norm, m.dropout)
+        self.fuse_d = self.fuse_g and not cfg.loss.diffaugment
 
     @classmethod
     def check(cls, cfg) -> None:
@@ -67,6 +73,8 @@ class CycleGAN(Method):
         w, mode, ex = self.cfg.loss, self.cfg.loss.gan_mode, self.extras
         G, F, D_Y, D_X = nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"]
         x, y = batch["A"], batch["B"]  # (B, C, H, W) in [-1, 1]
+        if self.fuse_g and w.lambda_identity > 0 and w.lambda_a > 0 and w.lambda_b > 0:
+            G, F = SharedPass(G, x, y), SharedPass(F, y, x)  # G(x), G(y) in one call; F(y), F(x) in one
         fake_y = G(x) if w.lambda_gan_a > 0 or w.lambda_a > 0 or ex.needs_translations else None
         fake_x = F(y) if w.lambda_gan_b > 0 or w.lambda_b > 0 or ex.needs_translations else None
         terms = weighted({
@@ -84,7 +92,8 @@ class CycleGAN(Method):
 
     def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, torch.Tensor]):
         """Eq. 1, discriminator side, halved: D_A separates real B from (pooled) G_A(A); D_B likewise."""
-        return halved_discriminator_loss(nets, batch, fakes, self.cfg.loss, view=self.extras.d_view)
+        return halved_discriminator_loss(nets, batch, fakes, self.cfg.loss, view=self.extras.d_view,
+                                         fused=self.fuse_d)
 
     def samples(self, nets: nn.ModuleDict, batch: dict):
         real_a, real_b = batch["A"], batch["B"]

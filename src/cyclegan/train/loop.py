@@ -34,7 +34,7 @@ from ..distributed import (
 )
 from ..errors import UserError
 from ..methods import validate
-from ..runtime import process_settings, resolve_device, resolve_precision
+from ..runtime import precision_note, process_settings, resolve_device, resolve_precision
 from ..schedule import lr_factor, plateau_update
 from .checkpointing import load_resume, save_checkpoint
 from .datasets import build_dataset
@@ -87,7 +87,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, *, rank: int =
     if device.type == "cuda" and device.index is None:  # under torchrun, DistContext made cuda:LOCAL_RANK current
         device = torch.device("cuda", torch.cuda.current_device())
     validate(cfg)
-    if device.type == "cpu" and resolve_precision(cfg.train.precision, "cpu") == "fp16":
+    if rank == 0:
+        print(precision_note(cfg.train.precision, device), flush=True)
+    cfg.train.precision = resolve_precision(cfg.train.precision, device.type)  # config.json records the choice
+    if device.type == "cpu" and cfg.train.precision == "fp16":
         warnings.warn("train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "
                       "fp32; bf16 (or auto) is the fast precision on CPUs")
     with process_settings(cfg.train.threads, device):
