@@ -23,10 +23,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import print_table, write_json  # noqa: E402
-from train_step import make_config, random_batch, variant_overrides  # noqa: E402
+from common import print_table, write_json
+from train_step import make_config, random_batch, variant_overrides
 
-from cyclegan.train import create_state, train_step  # noqa: E402
+from cyclegan.train import create_state, train_step
 
 # operator name (substring) -> family; the first match wins, so the specific names come first
 FAMILIES = (
