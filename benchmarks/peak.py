@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import torch
+
+CPU = torch.device("cpu")
 from torch.utils.flop_counter import FlopCounterMode
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
@@ -38,7 +40,7 @@ def bf16_kind(flags: list[str]) -> str:
     return "AVX512-BF16 (no AMX)" if "avx512_bf16" in flags else "no native bf16"
 
 
-def conv_peak(*, channels: int = 256, size: int = 64, reps: int = 5, device: torch.device = torch.device("cpu")) -> dict:
+def conv_peak(*, channels: int = 256, size: int = 64, reps: int = 5, device: torch.device = CPU) -> dict:
     """GFLOP/s of a 3x3 convolution (channels -> channels, size x size, batch 1) in each layout/dtype, best of
     `reps` after one warm-up call, interleaved (each rep runs the three in turn)."""
     flops = 2 * channels * channels * 9 * size * size

@@ -18,9 +18,11 @@ from types import SimpleNamespace
 
 import torch
 
+CPU = torch.device("cpu")
+
 
 def reference_options(*, generator: str, ngf: int = 64, ndf: int = 64, identity: bool = True,
-                      device: torch.device = torch.device("cpu")) -> SimpleNamespace:
+                      device: torch.device = CPU) -> SimpleNamespace:
     """The reference's training defaults (its options/train_options.py and base_options.py)."""
     return SimpleNamespace(
         isTrain=True, checkpoints_dir=tempfile.gettempdir(), name="benchmark", device=device, preprocess="resize_and_crop",
@@ -34,7 +36,7 @@ class ReferenceStep:
     """The reference's CycleGANModel on `device`, seeded, its networks initialised as its `setup` does."""
 
     def __init__(self, root: str | Path, *, generator: str, ngf: int = 64, ndf: int = 64, identity: bool = True,
-                 device: torch.device = torch.device("cpu"), seed: int = 0):
+                 device: torch.device = CPU, seed: int = 0):
         root = Path(root).resolve()
         if not (root / "models" / "cycle_gan_model.py").is_file():
             raise SystemExit(f"--reference {root}: models/cycle_gan_model.py not found (use ../shared/reference/upstream-2a7afba)")
