@@ -7,6 +7,12 @@ families (convolution forward/backward, instance norm, reflection padding, trans
 layout conversions, element-wise, losses, optimizer), so two variants can be compared side by side:
 
     python benchmarks/profile_step.py --size 128 --generator resnet_6blocks --variants bf16 bf16+cl --threads 1
+    python benchmarks/profile_step.py --variants stock+bf16+foreach stock+bf16+cl+foreach bf16 bf16+cl --steps 2
+
+The token `stock` profiles the networks as they were before nets/layout.py: PyTorch's own InstanceNorm2d
+and ReflectionPad2d classes swapped back in (with train/state.py's channels_last guard hooks, which then
+apply), for a before/after comparison in one process. Variants are profiled in turn, one step each per
+round (`--steps` rounds), so a load change on a shared machine hits them alike.
 
 `--json FILE` writes the per-family and per-operator totals (milliseconds per step).
 """
@@ -20,12 +26,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table, write_json
 from train_step import make_config, random_batch, variant_overrides
 
+from cyclegan.nets import layout
 from cyclegan.train import create_state, train_step
 
 # operator name (substring) -> family; the first match wins, so the specific names come first
@@ -53,23 +61,49 @@ def family(name: str) -> str:
     return next((f for key, f in FAMILIES if key.lower() in low), "other")
 
 
-def profile_variant(spec: str, args, device: torch.device) -> dict:
-    cfg = make_config(args, variant_overrides(spec, device))
+def use_stock_layers(nets: nn.Module) -> int:
+    """Turn nets/layout.py's layers back into PyTorch's own classes (same attributes, stock forward)."""
+    n = 0
+    for m in nets.modules():
+        for ours, stock in ((layout.InstanceNorm2d, nn.InstanceNorm2d), (layout.ReflectionPad2d, nn.ReflectionPad2d)):
+            if type(m) is ours:
+                m.__class__ = stock
+                n += 1
+    return n
+
+
+def build(spec: str, args, device: torch.device):
+    tokens = spec.split("+")
+    cfg = make_config(args, variant_overrides("+".join(t for t in tokens if t != "stock"), device))
     state = create_state(cfg, device)
+    if "stock" in tokens:
+        use_stock_layers(state.nets)
     batch = random_batch(args, device, cfg.train.channels_last)
     for _ in range(args.warmup):
         train_step(state, batch)
-    t = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
-        for _ in range(args.steps):
-            train_step(state, batch)
-    wall = (time.perf_counter() - t) / args.steps
-    ops = {e.key: e.self_cpu_time_total / 1e3 / args.steps for e in prof.key_averages()}
-    fams: dict[str, float] = defaultdict(float)
-    for name, ms in ops.items():
-        fams[family(name)] += ms
-    return {"variant": spec, "wall_ms_per_step": wall * 1e3, "families_ms": dict(fams),
-            "ops_ms": dict(sorted(ops.items(), key=lambda kv: -kv[1])[: args.top])}
+    return state, batch
+
+
+def profile_variants(specs: list[str], args, device: torch.device) -> list[dict]:
+    built = {s: build(s, args, device) for s in specs}
+    ops = {s: defaultdict(float) for s in specs}
+    wall = {s: 0.0 for s in specs}
+    for _ in range(args.steps):
+        for spec, (state, batch) in built.items():
+            t = time.perf_counter()
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+                train_step(state, batch)
+            wall[spec] += (time.perf_counter() - t) / args.steps
+            for e in prof.key_averages():
+                ops[spec][e.key] += e.self_cpu_time_total / 1e3 / args.steps
+    results = []
+    for spec in specs:
+        fams: dict[str, float] = defaultdict(float)
+        for name, ms in ops[spec].items():
+            fams[family(name)] += ms
+        results.append({"variant": spec, "wall_ms_per_step": wall[spec] * 1e3, "families_ms": dict(fams),
+                        "ops_ms": dict(sorted(ops[spec].items(), key=lambda kv: -kv[1])[: args.top])})
+    return results
 
 
 def main(argv=None) -> dict:
@@ -82,7 +116,7 @@ def main(argv=None) -> dict:
     p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--variants", nargs="+", default=["bf16", "bf16+cl"])
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--steps", type=int, default=1, help="profiled steps per variant")
+    p.add_argument("--steps", type=int, default=1, help="profiled steps per variant (rounds)")
     p.add_argument("--top", type=int, default=25, help="operators listed per variant")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json")
@@ -91,7 +125,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     args.device = "cpu"
     device = torch.device("cpu")
-    results = [profile_variant(s, args, device) for s in args.variants]
+    results = profile_variants(args.variants, args, device)
     names = sorted({f for r in results for f in r["families_ms"]}, key=lambda f: -results[0]["families_ms"].get(f, 0))
     rows = [{"family": f, **{r["variant"]: r["families_ms"].get(f, 0.0) for r in results}} for f in names]
     rows.append({"family": "step wall time (profiled)", **{r["variant"]: r["wall_ms_per_step"] for r in results}})
