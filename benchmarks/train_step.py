@@ -13,12 +13,22 @@ first step doubles as the fidelity check: loss terms and per-network gradients a
     python benchmarks/train_step.py --size 128 --generator resnet_6blocks --precision bf16
     python benchmarks/train_step.py --size 256 --generator resnet_9blocks --variants fp32+foreach bf16 bf16+compile
     python benchmarks/train_step.py --size 64 --variants bf16 --curves 200 --data ../shared/data/horse2zebra
+    python benchmarks/train_step.py --reference ../shared/reference/upstream-2a7afba --threads 1
+
+With `--reference DIR` (the reference implementation, ../shared/reference/README.md) a `reference` row
+times the reference's own training step (its CycleGANModel.optimize_parameters) in the same rounds, every
+row gets its ratio to it, and the machine's measured peak (a large 3x3 convolution in float32, bfloat16
+and bfloat16 channels_last; benchmarks/peak.py) is printed with each row's fraction of it (FLOPs of one
+step counted by torch's FlopCounterMode, divided by its time). Without --size/--generator/--setups it
+runs both paper setups, 128/resnet_6blocks and 256/resnet_9blocks, and without --variants it measures
+`default` (the trainer exactly as `cyclegan train` runs it with no flags: whatever the defaults are
+today), `bf16` and `bf16+cl`.
 
 Variant specs are tokens joined by "+": a precision (fp32 | bf16 | fp16 | auto), `cl` (channels_last),
 `compile` (torch.compile, inductor), an Adam kernel (forloop | foreach | fused; default: the trainer's
 `auto`), `ema` (moving average of the generators, optim.ema_decay=0.999), `default` (the trainer's own
-defaults). Without --variants, one variant is built from
---precision / --channels-last / --compile.
+defaults, no precision/layout/compile/Adam overrides at all). Without --variants, one variant is built
+from --precision / --channels-last / --compile.
 """
 
 from __future__ import annotations
@@ -33,12 +43,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MB, PeakMemory, machine, print_table, summarize, sync, tensor_bytes, write_json  # noqa: E402
+from peak import bf16_kind, conv_peak, count_flops, isa_flags  # noqa: E402
+from reference_step import ReferenceStep  # noqa: E402
 
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.train import create_state, train_step  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
-from cyclegan.train.loop import resolve_device  # noqa: E402
-from cyclegan.train.state import resolve_precision  # noqa: E402
+from cyclegan.runtime import resolve_device, resolve_precision  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 ADAMS = ("forloop", "foreach", "fused")
@@ -117,12 +128,47 @@ class Variant:
         self.precision = resolve_precision(self.cfg.train.precision, device.type)
         if self.state.scaler is not None:  # fp16: a first step at PyTorch's initial scale (2^16) can overflow
             self.state.scaler = torch.amp.GradScaler(device.type, init_scale=2.0**8)  # and be skipped: no fidelity
-        self.batch = random_batch(args, device, self.cfg.train.channels_last)
+        self.batch = random_batch(args, device, self.state.channels_last)
         self.times: list[float] = []
         self.round_means: list[float] = []
         self.first_step = self.extra_peak = 0.0
         self.first_terms: dict[str, float] = {}
         self.first_grads: dict[str, torch.Tensor] = {}
+
+    def step(self) -> dict:
+        return train_step(self.state, self.batch)
+
+    def describe(self) -> dict:
+        t = self.cfg.train
+        return {"precision": self.precision, "channels_last": self.state.channels_last, "compile": t.compile,
+                "adam": self.state.opt_g.param_groups[0].get("fused") and "fused"
+                or ("foreach" if self.state.opt_g.param_groups[0].get("foreach") else "forloop")}
+
+    def memory_bytes(self) -> int:
+        return state_bytes(self.state)
+
+
+class ReferenceVariant(Variant):
+    """The reference implementation's own training step (benchmarks/reference_step.py), same batch."""
+
+    def __init__(self, args, device: torch.device):
+        self.name = "reference"
+        self.ref = ReferenceStep(args.reference, generator=args.generator, ngf=args.ngf, ndf=args.ndf,
+                                 identity=args.identity, device=device)
+        self.batch = random_batch(args, device, False)
+        self.times, self.round_means = [], []
+        self.first_step = self.extra_peak = 0.0
+        self.first_terms, self.first_grads = {}, {}
+        self.precision = "fp32"
+
+    def step(self) -> dict:
+        return self.ref(self.batch)
+
+    def describe(self) -> dict:
+        return {"precision": "fp32", "channels_last": False, "compile": False, "adam": "forloop (reference)"}
+
+    def memory_bytes(self) -> int:
+        return tensor_bytes(self.ref.tensors())
 
 
 def time_steps(v: Variant, n: int, device: torch.device) -> list[float]:
@@ -130,7 +176,7 @@ def time_steps(v: Variant, n: int, device: torch.device) -> list[float]:
     for _ in range(n):
         sync(device)
         t = time.perf_counter()
-        train_step(v.state, v.batch)
+        v.step()
         sync(device)
         out.append(time.perf_counter() - t)
     return out
@@ -162,15 +208,21 @@ def fidelity_floors(args, device: torch.device, plain: Variant) -> dict:
 
 def run_timing(args, device: torch.device, specs: list[str]) -> list[Variant]:
     variants = [Variant("plain", plain_overrides(device), args, device)]
+    if args.reference:
+        variants.append(ReferenceVariant(args, device))
     variants += [Variant(s, variant_overrides(s, device), args, device) for s in specs]
     for v in variants:
         print(f"warming up {v.name} ...", flush=True)
         t = time.perf_counter()
-        terms = train_step(v.state, v.batch)  # the fidelity step: same weights, same batch for all
+        if v is variants[0]:  # the plain step's work, in FLOPs (the same arithmetic every variant does)
+            args.step_flops, terms = count_flops(v.step)
+        else:
+            terms = v.step()  # the fidelity step: same weights, same batch for all
         sync(device)
         v.first_step = time.perf_counter() - t
-        v.first_terms = {k: float(x) for k, x in terms.items()}
-        v.first_grads = grads_of(v.state)
+        if not isinstance(v, ReferenceVariant):
+            v.first_terms = {k: float(x) for k, x in terms.items()}
+            v.first_grads = grads_of(v.state)
         time_steps(v, max(0, args.warmup - 1), device)
     if args.floors:
         variants[0].floors = fidelity_floors(args, device, variants[0])
@@ -187,47 +239,67 @@ def run_timing(args, device: torch.device, specs: list[str]) -> list[Variant]:
     return variants
 
 
-def report(args, device: torch.device, variants: list[Variant], info: dict) -> dict:
+def report(args, device: torch.device, variants: list[Variant], info: dict, peak: dict | None = None) -> dict:
     plain = variants[0]
     base = statistics.median(plain.times)
+    ref = next((v for v in variants if isinstance(v, ReferenceVariant)), None)
+    flops = getattr(args, "step_flops", 0)
     rows = []
     for v in variants:
         s = summarize(v.times)
         paired = statistics.median(p / q for p, q in zip(plain.round_means, v.round_means))
         row = {
-            "variant": v.name, "precision": v.precision, "channels_last": v.cfg.train.channels_last,
-            "compile": v.cfg.train.compile, "adam": v.cfg.train.adam,
+            "variant": v.name, "size": args.size, "generator": args.generator, **v.describe(),
             "s_per_iter_median": s["median"], "s_per_iter_min": s["min"], "s_per_iter_max": s["max"], "n": s["n"],
             "images_per_s": args.batch_size / s["median"], "speedup": base / s["median"], "speedup_paired": paired,
-            "first_step_s": v.first_step, "peak_mb": (state_bytes(v.state) + v.extra_peak) / MB,
-            "state_mb": state_bytes(v.state) / MB, "step_extra_mb": v.extra_peak / MB,
+            "first_step_s": v.first_step, "peak_mb": (v.memory_bytes() + v.extra_peak) / MB,
+            "state_mb": v.memory_bytes() / MB, "step_extra_mb": v.extra_peak / MB,
+            "step_tflop": flops / 1e12, "achieved_gflops": flops / s["median"] / 1e9,
         }
-        if v is not plain:
-            row["loss_rel_err_max"] = max(rel(v.first_terms[k], plain.first_terms[k]) for k in plain.first_terms)
-            row["grad_rel_err"] = {k: rel(v.first_grads[k], plain.first_grads[k]) for k in plain.first_grads}
-            row["grad_cosine_min"] = min(float(torch.nn.functional.cosine_similarity(v.first_grads[k].double(), g.double(), 0))
-                                         for k, g in plain.first_grads.items())
-            row["grad_rel_err_max"] = max(row["grad_rel_err"].values())
+        if ref is not None:
+            row["vs_reference"] = statistics.median(ref.times) / s["median"]
+            row["vs_reference_paired"] = statistics.median(r / q for r, q in zip(ref.round_means, v.round_means))
+        if peak:
+            row["fraction_of_peak"] = row["achieved_gflops"] / peak["best_gflops"]
+            own = peak["fp32_gflops"] if v.precision == "fp32" else max(peak["bf16_gflops"], peak["bf16_channels_last_gflops"])
+            row["fraction_of_precision_peak"] = row["achieved_gflops"] / own
+        if v is plain or isinstance(v, ReferenceVariant):
+            rows.append(row)
+            continue
+        row["loss_rel_err_max"] = max(rel(v.first_terms[k], plain.first_terms[k]) for k in plain.first_terms)
+        row["grad_rel_err"] = {k: rel(v.first_grads[k], plain.first_grads[k]) for k in plain.first_grads}
+        row["grad_cosine_min"] = min(float(torch.nn.functional.cosine_similarity(v.first_grads[k].double(), g.double(), 0))
+                                     for k, g in plain.first_grads.items())
+        row["grad_rel_err_max"] = max(row["grad_rel_err"].values())
         rows.append(row)
     print()
     print(f"{args.generator} {args.size}x{args.size}, batch {args.batch_size}, identity {'on' if args.identity else 'off'}, "
           f"device {info['device']} ({info.get('gpu') or info['cpu']}), {info['threads']} threads, "
           f"load average {info['load_average'][0]:.1f} at start" if info.get("load_average") else "")
-    print_table(rows, [("variant", "variant"), ("s_per_iter_median", "s/it med"), ("s_per_iter_min", "min"), ("s_per_iter_max", "max"),
-                       ("images_per_s", "img/s"), ("speedup", "speedup"), ("speedup_paired", "paired"),
-                       ("peak_mb", "peak MB"), ("first_step_s", "1st step s")])
+    columns = [("variant", "variant"), ("precision", "prec"), ("s_per_iter_median", "s/it med"), ("s_per_iter_min", "min"),
+               ("s_per_iter_max", "max"), ("images_per_s", "img/s"), ("speedup", "vs plain"), ("speedup_paired", "paired")]
+    if ref is not None:
+        columns += [("vs_reference", "vs ref"), ("vs_reference_paired", "paired")]
+    if peak:
+        columns += [("fraction_of_peak", "of peak"), ("fraction_of_precision_peak", "of prec. peak")]
+    print_table(rows, columns + [("peak_mb", "peak MB"), ("first_step_s", "1st step s")])
+    if flops:
+        print(f"one step = {flops / 1e9:.1f} GFLOP (FlopCounterMode, plain step)"
+              + (f"; at the machine's peak ({peak['best_gflops']:.0f} GFLOP/s) {flops / peak['best_gflops'] / 1e9:.2f} s/iter"
+                 + (f", {statistics.median(ref.times) * peak['best_gflops'] * 1e9 / flops:.1f}x the reference" if ref else "")
+                 if peak else ""))
     print()
     print("fidelity (first step, same weights and batch as plain): relative errors of loss terms and gradients")
     floors = getattr(plain, "floors", {})
-    print_table(rows[1:] + [{"variant": k, "precision": "fp32", **v} for k, v in floors.items()],
+    print_table([r for r in rows[1:] if r["variant"] != "reference"] + [{"variant": k, "precision": "fp32", **v} for k, v in floors.items()],
                 [("variant", "variant"), ("precision", "precision"), ("loss_rel_err_max", "loss max"),
                  ("grad_rel_err_max", "grad max"), ("grad_cosine_min", "grad cos min")])
     if floors:
         print("(the last rows are the plain path itself under tiny input perturbations: the conditioning floor)")
     print(f"memory: {getattr(plain, 'memory_method', '')}; peak = training state + the step's high-water above it")
     return {"config": {k: getattr(args, k) for k in ("size", "generator", "batch_size", "ngf", "ndf", "identity",
-                                                     "iters", "rounds", "warmup", "threads")},
-            "machine": info, "results": rows, "fidelity_floors": floors}
+                                                     "iters", "rounds", "warmup", "threads", "reference")},
+            "machine": info, "peak": peak, "step_flops": flops, "results": rows, "fidelity_floors": floors}
 
 
 # ---- 200-step loss curves on real data ----------------------------------------------------------
@@ -271,7 +343,7 @@ def run_curves(args, device: torch.device, specs: list[str]) -> dict:
     for i, batch in enumerate(batches):
         for name, state in states.items():
             b = {k: v.to(device) for k, v in batch.items()}
-            if runs[name].train.channels_last:
+            if state.channels_last:
                 b = {k: v.contiguous(memory_format=torch.channels_last) for k, v in b.items()}
             t = time.perf_counter()
             terms = train_step(state, b)
@@ -331,8 +403,15 @@ def compare_curves(losses: dict[str, list[dict]], specs: list[str], window: int)
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=128, help="image side (default 128)")
-    p.add_argument("--generator", default="resnet_6blocks", help="generator name (default resnet_6blocks)")
+    p.add_argument("--size", type=int, help="image side (default 128)")
+    p.add_argument("--generator", help="generator name (default resnet_6blocks)")
+    p.add_argument("--setups", nargs="+", metavar="SIZE/GENERATOR",
+                   help="several setups in one run, e.g. 128/resnet_6blocks 256/resnet_9blocks (default: --size/--generator; "
+                        "with --reference and neither given, both of these)")
+    p.add_argument("--reference", help="folder of the reference implementation (e.g. ../shared/reference/upstream-2a7afba): "
+                                       "time its own training step as row 'reference', and the machine's peak")
+    p.add_argument("--peak", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure the machine's convolution peak (default: on with --reference)")
     p.add_argument("--ngf", type=int, default=64)
     p.add_argument("--ndf", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=1)
@@ -355,6 +434,15 @@ def main(argv=None) -> dict:
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "horse2zebra"),
                    help="folder with trainA/ and trainB/ for --curves")
     args = p.parse_args(argv)
+    if args.setups:
+        setups = [_setup(x, p) for x in args.setups]
+    elif args.reference and args.size is None and args.generator is None:
+        setups = [(128, "resnet_6blocks"), (256, "resnet_9blocks")]
+    else:
+        setups = [(args.size or 128, args.generator or "resnet_6blocks")]
+    args.size, args.generator = setups[0]
+    if args.reference and not args.variants:
+        args.variants = ["default", "bf16", "bf16+cl"]
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -367,11 +455,26 @@ def main(argv=None) -> dict:
     args.device = str(device)
     specs = args.variants or ["+".join([args.precision] + (["cl"] if args.channels_last else []) + (["compile"] if args.compile else []))]
     info = machine(device)
+    info["isa"] = isa_flags()
+    info["bf16"] = bf16_kind(info["isa"]) if device.type == "cpu" else info.get("gpu")
+    print(f"machine: {info.get('gpu') or info['cpu']}; ISA: {' '.join(info['isa']) or 'unknown'} ({info['bf16']}); "
+          f"torch {info['torch']}, {info['threads']} threads, load average {info['load_average'][0]:.1f}", flush=True)
     out: dict = {}
+    peak = None
+    if (args.peak if args.peak is not None else bool(args.reference)) and not args.curves_only:
+        peak = conv_peak(device=device)
+        print(f"peak ({peak['shape']}): float32 {peak['fp32_gflops']:.0f}, bfloat16 {peak['bf16_gflops']:.0f}, "
+              f"bfloat16 channels_last {peak['bf16_channels_last_gflops']:.0f} GFLOP/s", flush=True)
     if not args.curves_only:
-        variants = run_timing(args, device, specs)
-        info["load_average_end"] = machine(device)["load_average"]
-        out = report(args, device, variants, info)
+        reports = []
+        for size, generator in setups:
+            args.size, args.generator = size, generator
+            print(f"\n== {generator} {size}x{size} ==", flush=True)
+            variants = run_timing(args, device, specs)
+            info["load_average_end"] = machine(device)["load_average"]
+            reports.append(report(args, device, variants, dict(info), peak))
+        out = reports[0] if len(reports) == 1 else {"machine": info, "peak": peak, "setups": reports}
+        out["results"] = [r for rep_ in reports for r in rep_["results"]]  # every row, with its size and generator
     if args.curves:
         if not (Path(args.data) / "trainA").is_dir():
             raise SystemExit(f"--curves needs real data: {args.data}/trainA not found (use --data)")
@@ -379,6 +482,13 @@ def main(argv=None) -> dict:
     out.setdefault("machine", info)
     write_json(args.json, out)
     return out
+
+
+def _setup(text: str, parser) -> tuple[int, str]:
+    size, _, generator = text.partition("/")
+    if not size.isdigit() or not generator:
+        parser.error(f"--setups {text!r}: write SIZE/GENERATOR, e.g. 256/resnet_9blocks")
+    return int(size), generator
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ from cyclegan import checkpoint as ckpt  # noqa: E402
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.methods import create_method  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
-from cyclegan.train.loop import model_meta, resolve_device  # noqa: E402
-from cyclegan.train.step import AUTOCAST  # noqa: E402
+from cyclegan.runtime import AUTOCAST, resolve_device  # noqa: E402
+from cyclegan.train.checkpointing import model_meta  # noqa: E402
 from cyclegan.translate import load_translator  # noqa: E402
 
 

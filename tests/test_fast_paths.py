@@ -189,7 +189,10 @@ def test_foreach_adam_is_bit_identical_to_forloop_and_fused_within_rounding():
 
 def test_adam_defaults_by_device():
     assert adam_options("auto", torch.device("cpu")) == {"foreach": True}
+    assert adam_options("auto", torch.device("cpu"), "bf16") == {"fused": True}  # 3-4x less time than foreach
     assert adam_options("auto", torch.device("cuda")) == {"fused": True}
+    cfg = build_config([], [], TINY + ["train.precision=bf16"])
+    assert create_state(cfg, torch.device("cpu")).opt_g.param_groups[0]["fused"]
     with pytest.raises(UserError, match="train.adam"):
         adam_options("fast", torch.device("cpu"))
 
@@ -215,11 +218,12 @@ def test_compile_without_a_cxx_compiler_is_a_clear_error(monkeypatch):
         create_state(cfg, torch.device("cpu"))
 
 
-def test_resume_is_bit_identical_with_fast_paths(tmp_path):
-    """bf16 + channels_last + foreach Adam: stop after 2 steps, save, load into a fresh state, and
-    the third step equals the uninterrupted run's bit for bit."""
-    overrides = TINY + ["train.precision=bf16", "train.channels_last=true", "train.adam=foreach", "loss.pool_size=2"]
-    batches = [make_batch(channels_last=True, seed=s) for s in range(3)]
+@pytest.mark.parametrize("adam,n", [("foreach", 2), ("auto", 1)])  # auto: fused with bf16 on CPU; 1: pool keeps, no copy
+def test_resume_is_bit_identical_with_fast_paths(tmp_path, adam, n):
+    """bf16 + channels_last + foreach or fused Adam: stop after 2 steps, save, load into a fresh state,
+    and the third step equals the uninterrupted run's bit for bit."""
+    overrides = TINY + ["train.precision=bf16", "train.channels_last=true", f"train.adam={adam}", "loss.pool_size=2"]
+    batches = [make_batch(channels_last=True, seed=s, n=n) for s in range(3)]
     straight = create_state(build_config([], [], overrides), torch.device("cpu"))
     for b in batches[:2]:
         train_step(straight, b)

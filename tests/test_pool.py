@@ -50,3 +50,30 @@ def test_pool_answers_in_the_dtype_asked():
     assert all(o.dtype == torch.float32 for o in outs)
     stored = [o for o in outs if o.abs().sum() > 0]
     assert stored and torch.equal(stored[0], torch.full((1, 1, 2, 2), 1 / 3).bfloat16().float())
+
+
+def test_pool_keeps_a_batch_of_one_without_copying():
+    """Batch 1 (the paper's): stored and returned as the very tensors given (no copy), values unchanged."""
+    pool = ImagePool(2, seed=0)
+    given = [torch.full((1, 3, 4, 4), float(v)) for v in range(40)]
+    outs = [pool.query(x) for x in given]
+    assert outs[0].data_ptr() == given[0].data_ptr() and outs[1].data_ptr() == given[1].data_ptr()
+    ptrs = {x.data_ptr(): v for v, x in enumerate(given)}
+    assert all(im.data_ptr() in ptrs for im in pool.images)
+    swapped = [(v, o) for v, o in enumerate(outs) if o.data_ptr() != given[v].data_ptr()]
+    assert swapped  # history returned: a stored earlier tensor itself, with its value
+    assert all(o.data_ptr() in ptrs and ptrs[o.data_ptr()] < v and o[0, 0, 0, 0].item() == ptrs[o.data_ptr()]
+               for v, o in swapped)
+
+
+def test_pool_copies_when_asked_or_for_larger_batches():
+    pool = ImagePool(4, seed=0, copy=True)
+    x = torch.ones(1, 3, 4, 4)
+    pool.query(x)
+    x.zero_()  # as CUDA graphs overwrite last step's outputs
+    assert pool.images[0].sum() == 48
+    pool = ImagePool(4, seed=0)
+    x = torch.ones(2, 3, 4, 4)
+    pool.query(x)
+    x.zero_()
+    assert all(im.sum() == 48 and im.untyped_storage().nbytes() == 48 * 4 for im in pool.images)

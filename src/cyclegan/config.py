@@ -103,7 +103,8 @@ class TrainConfig:
     precision: str = "auto"             # auto (bf16 where the hardware computes it natively, else fp32; the choice is
                                         # recorded in config.json) | fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler, CUDA)
     fuse_passes: bool = True            # one network call for passes whose samples do not interact (methods/fused.py)
-    channels_last: bool = False         # NHWC memory format
+    channels_last: str = "auto"         # NHWC memory format: auto (where it pays: bf16 on AMX CPUs, bf16/fp16 on CUDA;
+                                        # recorded in config.json as true/false) | true | false
     compile: bool = False               # torch.compile the networks
     compile_mode: str = "default"       # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
     adam: str = "auto"                  # Adam kernel: auto (fused on CUDA, foreach on CPU) | fused | foreach | forloop
@@ -143,6 +144,8 @@ SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 def _coerce(value, typ, where: str):
     """Convert a string or JSON value to the field's type, or fail naming the field."""
     typ = {"int": int, "float": float, "bool": bool, "str": str}.get(typ, typ) if isinstance(typ, str) else typ
+    if isinstance(value, bool) and typ is str:  # a setting that became a choice (train.channels_last: false -> "false")
+        return "true" if value else "false"
     if isinstance(value, str) and typ is not str:
         text = value.strip()
         if typ is bool:

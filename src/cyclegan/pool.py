@@ -14,29 +14,37 @@ class ImagePool:
     restored exactly (`state_dict` / `load_state_dict`). size 0 disables the pool.
     """
 
-    def __init__(self, size: int = 50, seed: int = 0):
+    def __init__(self, size: int = 50, seed: int = 0, copy: bool = False):
         self.size = size
+        self.copy = copy  # store copies even of a batch of one (inputs whose memory is reused: CUDA graphs)
         self.images: list[torch.Tensor] = []
         self.generator = torch.Generator().manual_seed(seed)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, C, H, W) -> (B, C, H, W), each row either itself or a stored older image, in the
-        dtype of `images` (a run resumed at another precision gets its stored bf16 fakes as float32)."""
+        dtype of `images` (a run resumed at another precision gets its stored bf16 fakes as float32).
+
+        No copies for a batch of one (the paper's setting): the pool keeps the (detached) tensor it is
+        given, and hands a stored one back as it is, since stored tensors are only ever replaced, never
+        written to; the caller must not modify `images` in place afterwards (a generator's output, which
+        autograd saved for backward, cannot be; CUDA graphs' outputs are, hence `copy`). Rows of a larger
+        batch are stored as copies, so that one kept row does not hold its whole batch in memory."""
         if self.size == 0:
             return images
+        images = images.detach()
+        rows = [images] if images.shape[0] == 1 and not self.copy else [im.unsqueeze(0).clone() for im in images]
         out = []
-        for image in images.detach():
-            image = image.unsqueeze(0)
+        for row, image in enumerate(rows):
             if len(self.images) < self.size:
-                self.images.append(image.clone())
+                self.images.append(image)
                 out.append(image)
-            elif torch.rand((), generator=self.generator).item() > 0.5:
+            elif torch.rand((), generator=self.generator).item() > 0.5:  # a CPU generator: no device sync
                 i = int(torch.randint(0, self.size, (), generator=self.generator))
-                out.append(self.images[i].to(images.dtype, copy=True))
-                self.images[i] = image.clone()
+                out.append(self.images[i].to(images.dtype))
+                self.images[i] = image
             else:
                 out.append(image)
-        return torch.cat(out, 0)
+        return out[0] if len(out) == 1 else torch.cat(out, 0)
 
     def state_dict(self) -> dict:
         return {

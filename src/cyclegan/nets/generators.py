@@ -11,6 +11,7 @@ from torch import nn
 
 from ..registry import Registry
 from .layers import conv_bias, norm_layer
+from .layout import ReflectionPad2d  # pads in the input's dtype under autocast
 
 GENERATORS: Registry[nn.Module] = Registry("generator")
 
@@ -21,10 +22,10 @@ class ResnetBlock(nn.Module):
     def __init__(self, dim: int, norm: str = "instance", dropout: bool = False):
         super().__init__()
         Norm, bias = norm_layer(norm), conv_bias(norm)
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), Norm(dim), nn.ReLU(True)]
+        layers = [ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), Norm(dim), nn.ReLU(True)]
         if dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), Norm(dim)]
+        layers += [ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), Norm(dim)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,7 @@ class ResnetGenerator(nn.Module):
     def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9, norm: str = "instance", dropout: bool = False):
         super().__init__()
         Norm, bias = norm_layer(norm), conv_bias(norm)
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7, bias=bias), Norm(ngf), nn.ReLU(True)]
+        layers = [ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7, bias=bias), Norm(ngf), nn.ReLU(True)]
         for i in range(2):  # two stride-2 downsamplings
             c = ngf * 2**i
             layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), Norm(2 * c), nn.ReLU(True)]
@@ -50,7 +51,7 @@ class ResnetGenerator(nn.Module):
         for i in range(2):  # two fractionally-strided upsamplings
             c = ngf * 2 ** (2 - i)
             layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias), Norm(c // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
+        layers += [ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

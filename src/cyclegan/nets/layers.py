@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .layout import InstanceNorm2d
 
 NORMS = ("instance", "batch", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
@@ -17,10 +18,10 @@ def norm_layer(name: str):
     """Return a constructor `f(num_channels) -> nn.Module` for the named normalisation.
 
     `instance` is InstanceNorm2d(affine=False, track_running_stats=False) as in the reference, so it
-    holds no parameters; `batch` is BatchNorm2d(affine=True, track_running_stats=True).
+    holds no parameters (our subclass, which keeps channels_last inputs in channels_last: nets/layout.py); `batch` is BatchNorm2d(affine=True, track_running_stats=True).
     """
     if name == "instance":
-        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+        return functools.partial(InstanceNorm2d, affine=False, track_running_stats=False)
     if name == "batch":
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if name == "none":

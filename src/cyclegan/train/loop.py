@@ -34,7 +34,7 @@ from ..distributed import (
 )
 from ..errors import UserError
 from ..methods import validate
-from ..runtime import precision_note, process_settings, resolve_device, resolve_precision
+from ..runtime import precision_note, process_settings, resolve_channels_last, resolve_device, resolve_precision
 from ..schedule import lr_factor, plateau_update
 from .checkpointing import load_resume, save_checkpoint
 from .datasets import build_dataset
@@ -87,9 +87,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, *, rank: int =
     if device.type == "cuda" and device.index is None:  # under torchrun, DistContext made cuda:LOCAL_RANK current
         device = torch.device("cuda", torch.cuda.current_device())
     validate(cfg)
+    note = precision_note(cfg.train.precision, device)
+    cfg.train.precision = resolve_precision(cfg.train.precision, device.type)  # config.json records the choices
+    channels_last = resolve_channels_last(cfg.train.channels_last, device.type, cfg.train.precision)
+    cfg.train.channels_last = "true" if channels_last else "false"
     if rank == 0:
-        print(precision_note(cfg.train.precision, device), flush=True)
-    cfg.train.precision = resolve_precision(cfg.train.precision, device.type)  # config.json records the choice
+        print(note + ("; channels_last memory format" if channels_last else ""), flush=True)
     if device.type == "cpu" and cfg.train.precision == "fp16":
         warnings.warn("train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "
                       "fp32; bf16 (or auto) is the fast precision on CPUs")
@@ -175,7 +178,7 @@ class _Loop:
                                  pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                                  prefetch_factor=4 if workers else None,
                                  generator=torch.Generator().manual_seed(cfg.train.seed))
-        self.sample_batch = _sample_batch(dataset, device, channels_last=cfg.train.channels_last)
+        self.sample_batch = _sample_batch(dataset, device, channels_last=state.channels_last)
         self.steps_per_epoch = len(self.sampler)
         self.last_save = time.time()
 
@@ -224,7 +227,7 @@ class _Loop:
         n_sum, self.n_epoch, t_log = 0, 0, time.time()
         for batch in self.loader:
             state.skipped_images += int(batch["skipped"].sum())
-            batch = {k: _to_device(v, self.device, channels_last=cfg.train.channels_last)
+            batch = {k: _to_device(v, self.device, channels_last=state.channels_last)
                      for k, v in batch.items() if k in ("A", "B")}
             terms = train_step(state, batch, self.reduce_grads)
             state.batch_in_epoch += 1

@@ -13,7 +13,8 @@ from ..distributed import rank_seed
 from ..errors import UserError
 from ..methods import Method, create_method
 from ..pool import ImagePool
-from ..runtime import adam_options, compile_networks, guard_channels_last, resolve_precision, unwrap
+from ..runtime import (adam_options, compile_networks, guard_channels_last, resolve_channels_last, resolve_precision,
+                       unwrap)
 from .init_from import load_initial_weights
 
 
@@ -34,6 +35,7 @@ class TrainState:
     best: dict = field(default_factory=dict)  # {"metric", "value", "epoch", "step"} of the best evaluation
     ema: nn.ModuleDict | None = None  # moving averages of the inference networks (optim.ema_decay > 0)
     initialised: dict = field(default_factory=dict)  # {network: file} of the weights train.init_from loaded
+    channels_last: bool = False   # the networks and batches are NHWC (train.channels_last, resolved)
 
     @property
     def device(self) -> torch.device:
@@ -193,17 +195,21 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0, init_from: bo
     if rank:
         torch.manual_seed(rank_seed(cfg.train.seed, rank, "torch"))
     precision = resolve_precision(cfg.train.precision, device.type)
-    if cfg.train.channels_last:
+    channels_last = resolve_channels_last(cfg.train.channels_last, device.type, precision)
+    if channels_last:
         nets = nets.to(memory_format=torch.channels_last)
         guard_channels_last(nets, device)
     o = cfg.optim
-    adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), **adam_options(cfg.train.adam, device))
+    adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), **adam_options(cfg.train.adam, device, precision))
     opt_g = torch.optim.Adam(_params(nets, method.generators), **adam)
     active = method.active_discriminators()
     opt_d = torch.optim.Adam(_params(nets, active), **adam) if active else None
-    pools = {name: ImagePool(cfg.loss.pool_size, seed=rank_seed(cfg.train.seed * 1000 + i, rank, "pool")) for i, name in enumerate(active)}
+    graphs = cfg.train.compile and device.type == "cuda"  # CUDA graphs may overwrite last step's fakes: pool copies
+    pools = {name: ImagePool(cfg.loss.pool_size, seed=rank_seed(cfg.train.seed * 1000 + i, rank, "pool"), copy=graphs)
+             for i, name in enumerate(active)}
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     ema = make_ema(nets, method.inference_nets()) if o.ema_decay > 0 else None
     if cfg.train.compile:
         nets = compile_networks(nets, device, cfg.train.compile_mode)
-    return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler, ema=ema, initialised=initialised)
+    return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler, ema=ema, initialised=initialised,
+                      channels_last=channels_last)

@@ -1,0 +1,45 @@
+"""runtime: native bf16 detection and the memory format chosen per device, precision and CPU kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cyclegan import runtime
+from cyclegan.errors import UserError
+from cyclegan.runtime import native_cpu_bf16, resolve_channels_last
+
+
+@pytest.mark.parametrize("kind,precision,expected", [
+    ("AMX-BF16", "bf16", True), ("AMX-BF16", "fp32", False), ("AVX512-BF16", "bf16", False), (None, "bf16", False),
+    ("AMX-BF16", "fp16", False),  # no fp16 path measured on CPUs
+])
+def test_cpu_channels_last_by_kind(monkeypatch, kind, precision, expected):
+    monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: kind)
+    assert resolve_channels_last("auto", "cpu", precision) is expected
+
+
+def test_cuda_low_precision_is_channels_last_and_explicit_settings_win():
+    assert resolve_channels_last("auto", "cuda", "bf16") and resolve_channels_last("auto", "cuda", "fp16")
+    assert not resolve_channels_last("auto", "cuda", "fp32")
+    assert resolve_channels_last("true", "cpu", "fp32") and not resolve_channels_last("false", "cuda", "bf16")
+    with pytest.raises(UserError, match="train.channels_last='yes'"):
+        resolve_channels_last("yes", "cpu", "fp32")
+
+
+def test_cpu_kind_agrees_with_the_cpu_flags():
+    flags = ""
+    try:
+        flags = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo")
+    expected = "AMX-BF16" if " amx_bf16" in flags else "AVX512-BF16" if " avx512_bf16" in flags else None
+    assert native_cpu_bf16() == expected
+
+
+def test_old_configs_with_a_boolean_channels_last_still_load():
+    from cyclegan.config import Config
+
+    assert Config.from_dict({"train": {"channels_last": True}}).train.channels_last == "true"
+    assert Config.from_dict({"train": {"channels_last": False}}).train.channels_last == "false"
