@@ -84,3 +84,20 @@ def test_real_and_fake_in_one_call_or_two():
                                                    ("batch", False, False), ("instance", True, False)])
 def test_which_networks_can_fuse(norm, dropout, expected):
     assert samples_independent(norm, dropout) is expected
+
+
+def test_fused_calls_are_fewer(image_root):
+    from cyclegan.methods import create_method
+
+    cfg = build_config([], [], TINY + [f"data.root={image_root}", "loss.lambda_identity=0.5"])
+    method = create_method(cfg)
+    torch.manual_seed(0)
+    nets = method.build_networks()
+    calls = {k: 0 for k in nets}
+    for k, net in nets.items():
+        net.register_forward_hook(lambda *_, k=k: calls.__setitem__(k, calls[k] + 1))
+    batch = {k: torch.rand(1, 3, 32, 32) * 2 - 1 for k in ("A", "B")}
+    _, fakes = method.generator_loss(nets, batch)
+    method.discriminator_loss(nets, batch, fakes)
+    # G: [x, y] once, then the cycle pass; D: the generator phase, then [real, fake] once
+    assert calls == {"G_A": 2, "G_B": 2, "D_A": 2, "D_B": 2}
