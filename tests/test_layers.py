@@ -121,3 +121,19 @@ def test_the_checker_finds_cycles_and_upward_imports():
 def test_every_import_names_a_module_of_the_package():
     missing = [f"{m} imports {d}" for m, deps in graph().items() for d in sorted(deps) if not is_module(d)]
     assert missing == []
+
+
+def test_modules_are_small_and_public_functions_take_few_positional_arguments():
+    """No module over 400 lines; no public function with more than 5 positional parameters (keyword-only past
+    those: STYLE.md)."""
+    long, wide = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            long.append(f"{module_name(path)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+                names = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+                if len(names) > 5:
+                    wide.append(f"{module_name(path)}.{node.name}({', '.join(names)})")
+    assert long == [] and wide == []
