@@ -254,13 +254,13 @@ PRESETS: dict[str, dict[str, object]] = {
     "cogan": {"model.method": "cogan", "model.norm": "batch", "model.latent_dim": 100, "loss.gan_mode": "vanilla",
               "loss.pool_size": 0, "train.batch_size": 64},
     "bigan": {"model.method": "bigan"},
+    "bigan_latent": {"model.method": "bigan_latent", "model.norm": "batch", "model.latent_dim": 100,
+                     "loss.gan_mode": "vanilla", "loss.pool_size": 0, "train.batch_size": 64},
     # CUT and FastCUT (Park et al. 2020) with their reference's defaults: no pool, Xavier init (docs/cut.md).
     "cut": {"model.method": "cut", "loss.lambda_nce": 1.0, "loss.nce_idt": True, "loss.flip_equivariance": False,
             "loss.pool_size": 0, "model.init": "xavier", "optim.n_epochs": 200, "optim.n_epochs_decay": 200},
     "fastcut": {"model.method": "fastcut", "loss.lambda_nce": 10.0, "loss.nce_idt": False, "loss.flip_equivariance": True,
                 "loss.pool_size": 0, "model.init": "xavier", "optim.n_epochs": 150, "optim.n_epochs_decay": 50},
-    "bigan_latent": {"model.method": "bigan_latent", "model.norm": "batch", "model.latent_dim": 100,
-                     "loss.gan_mode": "vanilla", "loss.pool_size": 0, "train.batch_size": 64},
 }
 
 

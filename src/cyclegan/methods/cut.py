@@ -55,7 +55,7 @@ def check_config(cfg: Config) -> None:
         gen = create_generator(m.generator, in_ch=d.channels_a, out_ch=d.channels_b, ngf=m.ngf, norm=m.norm)
     try:
         depth = len(layer_stack(gen))
-    except ValueError:
+    except TypeError:
         raise UserError(f"{name} reads features from a ResNet generator's layers; model.generator={m.generator} is not "
                         "one (use resnet_9blocks or resnet_6blocks)") from None
     if layers[-1] >= depth:

@@ -15,7 +15,7 @@ how far the pass goes.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -25,11 +25,11 @@ from .generators import ResnetGenerator
 
 def layer_stack(net: nn.Module) -> nn.Sequential:
     """The `model` Sequential of a ResNet generator, under any torch.compile (`_orig_mod`) or DDP (`module`)
-    wrapper. Raises ValueError for other networks (a U-Net's layers are nested, not a stack)."""
+    wrapper. Raises TypeError for other networks (a U-Net's layers are nested, not a stack)."""
     net = getattr(net, "_orig_mod", net)
     net = getattr(net, "module", net)
     if not isinstance(net, ResnetGenerator):
-        raise ValueError(f"layer features need a ResNet generator, not {type(net).__name__}")
+        raise TypeError(f"layer features need a ResNet generator, not {type(net).__name__}")
     return net.model
 
 

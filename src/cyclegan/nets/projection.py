@@ -11,7 +11,7 @@ the random initial weights are drawn differs, which no distribution of a run dep
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
