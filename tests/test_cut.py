@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
+import time
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import flat_tensors
+import torch.multiprocessing as mp
+from conftest import TINY, flat_tensors
 from PIL import Image
 
 from cyclegan.checkpoint import load_model, load_tree
 from cyclegan.cli import main as cli
 from cyclegan.config import build_config, validate
+from cyclegan.distributed import DistContext
 from cyclegan.errors import UserError
 from cyclegan.export import export_onnx
 from cyclegan.losses import generator_gan_loss
@@ -244,3 +250,51 @@ def test_settings_are_checked_with_one_line_errors():
                            (["loss.lambda_nce=0", "loss.lambda_gan_a=0"], "nothing to train")):
         with pytest.raises(UserError, match=message):
             validate(build_config(["quick"] if "model.method=fastcut" in extra else ["cut"], [], extra))
+
+
+# --- two processes (Gloo on the CPU), as tests/test_distributed.py ---------------------------------
+
+def _ddp_worker(rank: int, world: int, port: int, tmp: str, data: str) -> None:
+    torch.set_num_threads(1)
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    tmp = Path(tmp)
+    base = [*TINY, f"data.root={data}", "model.nce_mlp_nc=16", "loss.nce_patches=32", "train.batch_size=2"]
+    with DistContext.from_env("cpu") as dist:
+        kw = dict(rank=dist.rank, world_size=dist.world_size, reduce_grads=dist.reduce_grads)
+        full = train(build_config(["fastcut"], [], base + ["train.max_steps=4"]), tmp / "full", **kw)
+        train(build_config(["fastcut"], [], base + ["train.max_steps=2"]), tmp / "part", **kw)
+        resumed = train(build_config(["fastcut"], [], base + ["train.max_steps=4"]), tmp / "part", resume=True, **kw)
+        for name, result in (("full", full), ("resumed", resumed)):
+            torch.save({k: v.clone() for k, v in result.state.nets.state_dict().items()}, tmp / f"{name}_rank{rank}.pt")
+
+
+def test_two_processes_agree_and_resume_bit_identically(image_root, tmp_path):
+    """FastCUT (flip coins and patch positions from each rank's own streams) under 2 Gloo processes: the ranks
+    end with the same G, H and D, and a resumed run equals the straight one, every rank's RNG included."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    method = "spawn" if torch.cuda.is_initialized() else "fork"
+    ctx = mp.start_processes(_ddp_worker, args=(2, port, str(tmp_path), str(image_root)), nprocs=2, join=False,
+                             start_method=method)
+    deadline = time.monotonic() + 120
+    try:
+        while not ctx.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                pytest.fail("2 ranks did not finish within 120 s")
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+    weights = {(run, r): torch.load(tmp_path / f"{run}_rank{r}.pt") for run in ("full", "resumed") for r in (0, 1)}
+    assert any(k.startswith("H.mlp_4.") for k in weights["full", 0])
+    for k, w in weights["full", 0].items():
+        assert all(torch.equal(w, other[k]) for other in weights.values()), k
+    a, _ = load_tree(tmp_path / "full" / "checkpoints" / "latest.state.safetensors")
+    b, _ = load_tree(tmp_path / "part" / "checkpoints" / "latest.state.safetensors")
+    assert set(a["ranks"]) == {"1"} and not torch.equal(a["rng"]["cpu"], a["ranks"]["1"]["rng"]["cpu"])
+    ta, tb = dict(flat_tensors(a)), dict(flat_tensors(b))
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
