@@ -187,6 +187,21 @@ def test_a_step_trains_g_and_heads_in_one_phase_and_d_in_the_other(preset, monke
     assert all(s["step"].item() == 1 for s in state.opt_d.state.values())
 
 
+def test_fast_paths_give_the_same_step():
+    """bf16 autocast and channels_last (the trainer's fast paths) run CUT's step to the fp32 terms' values."""
+    results = []
+    for extra in ([], ["train.precision=bf16", "train.channels_last=true"]):
+        state = create_state(build_config(["cut"], [], SMALL + extra), torch.device("cpu"))
+        g = torch.Generator().manual_seed(0)
+        batch = {k: torch.rand(1, 3, 32, 32, generator=g) * 2 - 1 for k in "AB"}
+        torch.manual_seed(5)
+        results.append(train_step(state, batch))
+    fp32, fast = results
+    assert fp32.keys() == fast.keys() == {"G_GAN", "NCE", "NCE_Y", "D"}
+    for k in fp32:
+        torch.testing.assert_close(fast[k], fp32[k], rtol=2e-2, atol=1e-3, msg=k)
+
+
 @pytest.mark.parametrize("preset", ["cut", "fastcut"])
 def test_resume_is_bit_identical_heads_included(preset, image_root, tiny_overrides, tmp_path):
     base = [*tiny_overrides, f"data.root={image_root}", "model.nce_mlp_nc=16", "loss.nce_patches=32"]
