@@ -313,3 +313,34 @@ def test_two_processes_agree_and_resume_bit_identically(image_root, tmp_path):
     assert ta.keys() == tb.keys()
     for k in ta:
         assert torch.equal(ta[k], tb[k]), k
+
+
+@pytest.mark.parametrize("smoke", [False, True])
+@pytest.mark.parametrize("task", ["h2z", "mnist"])
+def test_experiment_script_gives_each_method_a_valid_config(task, smoke, tmp_path):
+    """experiments/cut/run.py's training commands, parsed as `cyclegan train` parses them: valid for all three
+    methods, the same shared settings for each, and each method's own preset."""
+    import argparse
+    import importlib.util
+
+    from cyclegan.commands import train as train_command
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "cut" / "run.py"
+    spec = importlib.util.spec_from_file_location("cut_experiment", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    settings = script.task_settings(task, smoke)
+    parser = argparse.ArgumentParser()
+    train_command.add_parser(parser.add_subparsers())
+    configs = {}
+    for method in script.METHODS:
+        cmd = script.train_cmd(method, tmp_path, tmp_path / method, settings["sets"], 1, "--max-steps", "5")
+        assert cmd[1:4] == ["-m", "cyclegan", "train"]
+        configs[method] = validate(train_command.config_from_args(parser.parse_args(cmd[3:])))
+    assert [c.model.method for c in configs.values()] == list(script.METHODS)
+    assert configs["fastcut"].loss.lambda_nce == 10 and configs["cut"].loss.nce_idt and configs["cyclegan"].loss.pool_size == 50
+    for section in ("data", "train"):
+        assert len({json.dumps(getattr(c, section).__dict__ | {"root": ""}, sort_keys=True) for c in configs.values()}) == 1
+    assert len({(c.model.generator, c.model.ngf, c.model.ndf, c.model.norm) for c in configs.values()}) == 1
+    c = configs["cut"]
+    assert (c.data.crop_size, c.train.max_steps, c.train.threads) == (settings["size"] if task == "h2z" else 32, 5, 1)
