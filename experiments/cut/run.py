@@ -17,8 +17,8 @@ run really took is reported next to the budget. Peak memory is the training proc
 (one process: data.workers=0; on a GPU use torch.cuda.max_memory_allocated instead). One thread per run
 (OMP_NUM_THREADS=1, train.threads=1) unless --threads says otherwise; runs go one after another.
 
-Nothing here changes with the outcome: the protocol is fixed before the numbers exist. Finished runs and
-evaluations are reused; pass a new --work for a new measurement.
+Nothing here changes with the outcome: the protocol is fixed before the numbers exist. Finished runs
+(train.json) and evaluations (run/eval/metrics.json) are reused; pass a new --work for a new measurement.
 
     python experiments/cut/run.py --h2z ../shared/data/horse2zebra --mnist ../shared/data/mnist_usps \\
         --work /tmp/cut_compare --budget-min 180                     # the comparison (hours)
@@ -88,38 +88,41 @@ def seconds_per_iter(run: Path, skip: int) -> float:
 
 def run_method(task: str, method: str, data: Path, work: Path, args, settings: dict) -> dict:
     out = work / task / method
-    result_file = out / "result.json"
-    if result_file.is_file():
-        return json.loads(result_file.read_text())
-    sets = settings["sets"]
-    calib = out / "calibrate"
-    if not (calib / "log.jsonl").is_file():
-        sh(train_cmd(method, data, calib, sets, args.threads, "--max-steps", str(args.calibrate)), out / "calibrate.log")
-    spi = seconds_per_iter(calib, skip=min(10, args.calibrate // 2))
-    steps = max(2, int(args.budget_min * 60 / spi))
-    epochs = max(2, math.ceil(steps / settings["epoch_steps"]))
-    schedule = [f"optim.n_epochs={epochs // 2}", f"optim.n_epochs_decay={epochs - epochs // 2}"]
-    wall, peak = sh(train_cmd(method, data, out / "run", sets + schedule, args.threads, "--max-steps", str(steps)),
-                    out / "train.log")
-    result = {"method": method, "task": task, "budget_s": args.budget_min * 60, "steps": steps,
-              "calibrated_s_per_iter": spi, "s_per_iter": seconds_per_iter(out / "run", skip=10), "train_wall_s": wall,
-              "peak_rss_mib": peak, "epochs": epochs}
+    train_file = out / "train.json"
+    if not train_file.is_file():
+        sets = settings["sets"]
+        calib = out / "calibrate"
+        if not (calib / "log.jsonl").is_file():
+            sh(train_cmd(method, data, calib, sets, args.threads, "--max-steps", str(args.calibrate)),
+               out / "calibrate.log")
+        spi = seconds_per_iter(calib, skip=min(10, args.calibrate // 2))
+        steps = max(2, int(args.budget_min * 60 / spi))
+        epochs = max(2, math.ceil(steps / settings["epoch_steps"]))
+        schedule = [f"optim.n_epochs={epochs // 2}", f"optim.n_epochs_decay={epochs - epochs // 2}"]
+        wall, peak = sh(train_cmd(method, data, out / "run", sets + schedule, args.threads, "--max-steps", str(steps)),
+                        out / "train.log")
+        record = {"method": method, "task": task, "budget_s": args.budget_min * 60, "steps": steps,
+                  "calibrated_s_per_iter": spi, "s_per_iter": seconds_per_iter(out / "run", skip=10),
+                  "train_wall_s": wall, "peak_rss_mib": peak, "epochs": epochs}
+        train_file.write_text(json.dumps(record, indent=2) + "\n")
+    result = json.loads(train_file.read_text())
     result.update(evaluate(task, out / "run", work, args, settings))
-    result_file.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
 def evaluate(task: str, run: Path, work: Path, args, settings: dict) -> dict:
+    """The run's final model scored on the test split, one direction (AtoB); an earlier evaluation is reused."""
     ev = run / "eval"
     if task == "h2z":
         cmd = ["--data", str(args.h2z), "--metrics", "fid,kid", "--size", str(settings["size"])]
     else:
         cmd = ["--data", str(work / "mnist" / "data"), "--metrics", "content",
                "--classifier-b", str(work / "mnist" / "usps_cnn.safetensors")]
-    sh([sys.executable, "-m", "cyclegan", "evaluate", str(run), *cmd, "--direction", "AtoB", "--out", str(ev)],
-       run.parent / "eval.log")
+    if not (ev / "metrics.json").is_file():
+        sh([sys.executable, "-m", "cyclegan", "evaluate", str(run), *cmd, "--direction", "AtoB", "--out", str(ev)],
+           run.parent / "eval.log")
     values = json.loads((ev / "metrics.json").read_text())["metrics"]["AtoB"]
-    keep = ("fid", "kid", "kid_std") if task == "h2z" else ("content", "content_untranslated")
+    keep = ("fid", "kid", "kid_std") if task == "h2z" else ("content_acc", "content_untranslated")
     return {k: values.get(k) for k in keep}
 
 
@@ -158,7 +161,7 @@ def table(results: list[dict]) -> str:
     for r in results:
         fid = f"{r['fid']:.1f}" if r.get("fid") is not None else ""
         kid = f"{1000 * r['kid']:.1f} +- {1000 * (r.get('kid_std') or 0):.1f}" if r.get("kid") is not None else ""
-        acc = f"{100 * r['content']:.1f}%" if r.get("content") is not None else ""
+        acc = f"{100 * r['content_acc']:.1f}%" if r.get("content_acc") is not None else ""
         lines.append(f"| {r['task']} | {r['method']} | {r['steps']} | {r['s_per_iter']:.3f} | {r['train_wall_s']:.0f} | "
                      f"{r['peak_rss_mib']} | {fid} | {kid} | {acc} |")
     return "\n".join(lines)
