@@ -130,7 +130,8 @@ class CUT(Method):
         """Eq. 3 averaged over the layers: keys' positions sampled anew, the queries' taken at the same places."""
         w = self.cfg.loss
         images = keys[0].shape[0]
-        z, ids = head(keys, w.nce_patches)
+        with torch.no_grad():  # the keys get no gradient (patch_nce_loss detaches them): no graph for them
+            z, ids = head(keys, w.nce_patches)
         z_hat, _ = head(queries, w.nce_patches, ids)
         losses = [patch_nce_loss(q, k, images=images, temperature=w.nce_temperature) for q, k in zip(z_hat, z)]
         return torch.stack(losses).mean()
