@@ -39,7 +39,8 @@ SMALL = ["model.ngf=4", "model.ndf=4", "model.nce_mlp_nc=16", "loss.nce_patches=
 
 def _direct_nce(q: torch.Tensor, k: torch.Tensor, images: int, tau: float) -> tuple[float, torch.Tensor]:
     """Eq. 2 averaged over queries, and its gradient in q, written out: for query i with p = softmax over
-    (q_i.k_i, q_i.k_j for j != i of its image) / tau, loss_i = -log p_pos and dloss_i/dq_i = (sum_j p_j k_j - k_i) / tau."""
+    (q_i.k_i, q_i.k_j for j != i of its image) / tau, loss_i = -log p_pos and
+    dloss_i/dq_i = (sum_j p_j k_j - k_i) / tau."""
     q, k = q.double(), k.double()
     n = q.shape[0]
     per = n // images
@@ -229,11 +230,13 @@ def test_resume_is_bit_identical_heads_included(preset, image_root, tiny_overrid
 
 
 def test_translate_and_export_from_a_cut_checkpoint(image_root, tiny_overrides, tmp_path, capsys):
-    cfg = build_config(["cut"], [], [*tiny_overrides, f"data.root={image_root}", "train.max_steps=2", "loss.nce_patches=16"])
+    extra = [f"data.root={image_root}", "train.max_steps=2", "loss.nce_patches=16"]
+    cfg = build_config(["cut"], [], [*tiny_overrides, *extra])
     train(cfg, tmp_path / "run")
     run = tmp_path / "run"
     # translate at the input's own size (40x36, not a multiple of 4), the CLI and the API
-    assert cli(["translate", "-c", str(run), str(image_root / "testA"), "--out", str(tmp_path / "out"), "--no-gallery"]) == 0
+    out = tmp_path / "out"
+    assert cli(["translate", "-c", str(run), str(image_root / "testA"), "--out", str(out), "--no-gallery"]) == 0
     outs = sorted((tmp_path / "out").glob("*.png"))
     assert len(outs) == 3 and all(Image.open(p).size == (40, 36) for p in outs)
     t = load_translator(run, device="cpu")
@@ -262,7 +265,8 @@ def test_list_shows_the_methods_and_presets(capsys):
 def test_settings_are_checked_with_one_line_errors():
     assert validate(build_config(["fastcut"], [], [])).model.method == "fastcut"
     for extra, message in ((["model.method=fastcut"], "add the preset"), (["model.generator=unet_128"], "not one"),
-                           (["data.channels_a=1"], "same number of channels"),(["model.nce_layers=0,4,40"], "layers 0 to"), (["model.nce_layers=4,0"], "ascending"),
+                           (["data.channels_a=1"], "same number of channels"),
+                           (["model.nce_layers=0,4,40"], "layers 0 to"), (["model.nce_layers=4,0"], "ascending"),
                            (["loss.nce_temperature=0"], "positive"), (["loss.nce_patches=0"], "at least 1"),
                            (["loss.lambda_nce=0", "loss.lambda_gan_a=0"], "nothing to train")):
         with pytest.raises(UserError, match=message):
@@ -340,9 +344,11 @@ def test_experiment_script_gives_each_method_a_valid_config(task, smoke, tmp_pat
         assert cmd[1:4] == ["-m", "cyclegan", "train"]
         configs[method] = validate(train_command.config_from_args(parser.parse_args(cmd[3:])))
     assert [c.model.method for c in configs.values()] == list(script.METHODS)
-    assert configs["fastcut"].loss.lambda_nce == 10 and configs["cut"].loss.nce_idt and configs["cyclegan"].loss.pool_size == 50
+    assert configs["fastcut"].loss.lambda_nce == 10 and configs["cut"].loss.nce_idt
+    assert configs["cyclegan"].loss.pool_size == 50 and configs["cut"].loss.pool_size == 0
     for section in ("data", "train"):
-        assert len({json.dumps(getattr(c, section).__dict__ | {"root": ""}, sort_keys=True) for c in configs.values()}) == 1
+        shared = {json.dumps(getattr(c, section).__dict__ | {"root": ""}, sort_keys=True) for c in configs.values()}
+        assert len(shared) == 1, section
     assert len({(c.model.generator, c.model.ngf, c.model.ndf, c.model.norm) for c in configs.values()}) == 1
     c = configs["cut"]
     assert (c.data.crop_size, c.train.max_steps, c.train.threads) == (settings["size"] if task == "h2z" else 32, 5, 1)

@@ -162,7 +162,8 @@ def table(results: list[dict]) -> str:
         fid = f"{r['fid']:.1f}" if r.get("fid") is not None else ""
         kid = f"{1000 * r['kid']:.1f} +- {1000 * (r.get('kid_std') or 0):.1f}" if r.get("kid") is not None else ""
         acc = f"{100 * r['content_acc']:.1f}%" if r.get("content_acc") is not None else ""
-        lines.append(f"| {r['task']} | {r['method']} | {r['steps']} | {r['s_per_iter']:.3f} | {r['train_wall_s']:.0f} | "
+        lines.append(f"| {r['task']} | {r['method']} | {r['steps']} | {r['s_per_iter']:.3f} | "
+                     f"{r['train_wall_s']:.0f} | "
                      f"{r['peak_rss_mib']} | {fid} | {kid} | {acc} |")
     return "\n".join(lines)
 

@@ -48,7 +48,7 @@ class ModelConfig:
     latent_dim: int = 100               # CoGAN / latent BiGAN: size of the noise / latent vector z
     latent_steps: int = 200             # CoGAN translation: Adam steps of the search for z with G_X(z) ~ x
     latent_lr: float = 0.05             # CoGAN translation: learning rate of that search
-    nce_layers: str = "0,4,8,12,16"     # CUT/FastCUT: generator layers whose outputs PatchNCE compares (indices into its model)
+    nce_layers: str = "0,4,8,12,16"     # CUT/FastCUT: generator layers (indices into its model) PatchNCE compares
     nce_mlp_nc: int = 256               # CUT/FastCUT: units of each 2-layer projection head H_l
 
 
@@ -259,8 +259,9 @@ PRESETS: dict[str, dict[str, object]] = {
     # CUT and FastCUT (Park et al. 2020) with their reference's defaults: no pool, Xavier init (docs/cut.md).
     "cut": {"model.method": "cut", "loss.lambda_nce": 1.0, "loss.nce_idt": True, "loss.flip_equivariance": False,
             "loss.pool_size": 0, "model.init": "xavier", "optim.n_epochs": 200, "optim.n_epochs_decay": 200},
-    "fastcut": {"model.method": "fastcut", "loss.lambda_nce": 10.0, "loss.nce_idt": False, "loss.flip_equivariance": True,
-                "loss.pool_size": 0, "model.init": "xavier", "optim.n_epochs": 150, "optim.n_epochs_decay": 50},
+    "fastcut": {"model.method": "fastcut", "loss.lambda_nce": 10.0, "loss.nce_idt": False,
+                "loss.flip_equivariance": True, "loss.pool_size": 0, "model.init": "xavier", "optim.n_epochs": 150,
+                "optim.n_epochs_decay": 50},
 }
 
 

@@ -66,7 +66,8 @@ def check_config(cfg: Config) -> None:
     if not w.nce_temperature > 0:
         raise UserError(f"loss.nce_temperature must be positive, got {w.nce_temperature}")
     if w.lambda_nce < 0 or w.lambda_gan_a < 0:
-        raise UserError(f"loss.lambda_nce and loss.lambda_gan_a must be 0 or more, got {w.lambda_nce}, {w.lambda_gan_a}")
+        raise UserError(f"loss.lambda_nce and loss.lambda_gan_a must be 0 or more, got {w.lambda_nce}, "
+                        f"{w.lambda_gan_a}")
     if w.lambda_nce == 0 and w.lambda_gan_a == 0:
         raise UserError(f"{name} needs loss.lambda_nce > 0 or loss.lambda_gan_a > 0 (both are 0: nothing to train)")
     if name == "fastcut" and (w.nce_idt or not w.flip_equivariance):
@@ -97,7 +98,8 @@ class CUT(Method):
     def _generator_spec(self) -> NetSpec:
         m, d = self.cfg.model, self.cfg.data
         ch_in, ch_out = (d.channels_a, d.channels_b) if self.source == "A" else (d.channels_b, d.channels_a)
-        return NetSpec("generator", m.generator, dict(in_ch=ch_in, out_ch=ch_out, ngf=m.ngf, norm=m.norm, dropout=m.dropout))
+        kwargs = dict(in_ch=ch_in, out_ch=ch_out, ngf=m.ngf, norm=m.norm, dropout=m.dropout)
+        return NetSpec("generator", m.generator, kwargs)
 
     def head_channels(self) -> list[int]:
         """Channels of G's chosen layers, from a shape-only pass of G (what the reference's lazily built

@@ -4,9 +4,9 @@ map, project each sampled feature vector with a 2-layer MLP, and L2-normalise it
 The reference (`PatchSampleF`, option `netF mlp_sample`) creates the MLPs lazily, on the first batch, with
 in-channels read off the features it is given. Here the heads are built with the networks, from the channel
 counts those layers are known to output (`nets.encoder.layer_channels`, a shape-only pass): the modules, their
-attribute names (`mlp_0.0.weight`, ...: the reference's netF files load as they are) and the initialisation
-(the method's `model.init`, like the reference's `init_net` on them) are the same; only the order in which
-the random initial weights are drawn differs, which no distribution of a run depends on.
+attribute names (`mlp_0.0.weight`, ...: the reference netF's keys; loading its files is not tested) and the
+initialisation (the method's `model.init`, like the reference's `init_net` on them) are the same; only the
+order in which the random initial weights are drawn differs, which no distribution of a run depends on.
 """
 
 from __future__ import annotations
