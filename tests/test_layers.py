@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cyclegan"
 # as there is no cycle.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("leaves", ("errors", "registry", "config", "runtime", "progress")),
-    ("core", ("nets", "losses", "pool", "schedule", "data", "metrics", "checkpoint", "augment", "content",
+    ("core", ("nets", "losses", "patchnce", "pool", "schedule", "data", "metrics", "checkpoint", "augment", "content",
               "segmenter", "tiled", "reference", "distributed", "demo")),
     ("methods", ("methods",)),
     ("inference", ("translate",)),

@@ -48,6 +48,8 @@ class ModelConfig:
     latent_dim: int = 100               # CoGAN / latent BiGAN: size of the noise / latent vector z
     latent_steps: int = 200             # CoGAN translation: Adam steps of the search for z with G_X(z) ~ x
     latent_lr: float = 0.05             # CoGAN translation: learning rate of that search
+    nce_layers: str = "0,4,8,12,16"     # CUT/FastCUT: generator layers (indices into its model) PatchNCE compares
+    nce_mlp_nc: int = 256               # CUT/FastCUT: units of each 2-layer projection head H_l
 
 
 @dataclass
@@ -72,6 +74,11 @@ class LossConfig:
     cycle_palette_b: str = ""           # cyclegan: the same for G(x), when domain B is colour-coded label maps
     diffaugment: str = ""               # cyclegan: DiffAugment on the discriminators' inputs, real and fake (Zhao et al. 2020):
                                         # comma-separated from color, translation, cutout; "" = off, the paper
+    lambda_nce: float = 1.0             # CUT/FastCUT: weight of PatchNCE (CUT Eq. 5, lambda_X; FastCUT's preset: 10)
+    nce_idt: bool = True                # CUT: also PatchNCE between y and G(y) (lambda_Y = lambda_X); FastCUT: off
+    nce_patches: int = 256              # CUT/FastCUT: patches sampled per layer and image
+    nce_temperature: float = 0.07       # CUT/FastCUT: tau of PatchNCE (CUT Eq. 2)
+    flip_equivariance: bool = False     # FastCUT: flip G's input at random and ask for flipped features (CUT Sec. 4)
 
 
 @dataclass
@@ -254,6 +261,12 @@ PRESETS: dict[str, dict[str, object]] = {
     "bigan": {"model.method": "bigan"},
     "bigan_latent": {"model.method": "bigan_latent", "model.norm": "batch", "model.latent_dim": 100,
                      "loss.gan_mode": "vanilla", "loss.pool_size": 0, "train.batch_size": 64},
+    # CUT and FastCUT (Park et al. 2020) with their reference's defaults: no pool, Xavier init (docs/cut.md).
+    "cut": {"model.method": "cut", "loss.lambda_nce": 1.0, "loss.nce_idt": True, "loss.flip_equivariance": False,
+            "loss.pool_size": 0, "model.init": "xavier", "optim.n_epochs": 200, "optim.n_epochs_decay": 200},
+    "fastcut": {"model.method": "fastcut", "loss.lambda_nce": 10.0, "loss.nce_idt": False,
+                "loss.flip_equivariance": True, "loss.pool_size": 0, "model.init": "xavier", "optim.n_epochs": 150,
+                "optim.n_epochs_decay": 50},
 }
 
 

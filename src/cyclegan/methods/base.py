@@ -29,14 +29,16 @@ Losses = dict[str, Tensor]
 class NetSpec:
     """Enough to rebuild one network without any training config: its kind, registry name, kwargs."""
 
-    kind: str  # "generator" | "discriminator" | "latent"
+    kind: str  # "generator" | "discriminator" | "latent" | "projection"
     name: str
     kwargs: dict = field(default_factory=dict)
 
     def build(self) -> nn.Module:
         from ..nets.latent import LATENT_NETS
+        from ..nets.projection import PROJECTIONS
 
-        create = {"generator": create_generator, "discriminator": create_discriminator, "latent": LATENT_NETS.create}[self.kind]
+        create = {"generator": create_generator, "discriminator": create_discriminator, "latent": LATENT_NETS.create,
+                  "projection": PROJECTIONS.create}[self.kind]
         return create(self.name, **self.kwargs)
 
     def to_dict(self) -> dict:
