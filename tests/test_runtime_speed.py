@@ -36,3 +36,25 @@ def test_cpu_kind_agrees_with_the_cpu_flags():
         pytest.skip("no /proc/cpuinfo")
     expected = "amx" if " amx_tile" in flags else "avx512_bf16" if " avx512_bf16" in flags else "none"
     assert cpu_bf16_kind() == expected
+
+
+def test_compile_only_for_long_runs_in_bf16_on_cpu():
+    from cyclegan.runtime_speed import COMPILE_MIN_STEPS, compile_recommended
+
+    assert not compile_recommended(device="cpu", precision="bf16", steps=COMPILE_MIN_STEPS)
+    assert compile_recommended(device="cpu", precision="bf16", steps=COMPILE_MIN_STEPS + 1)
+    assert not compile_recommended(device="cpu", precision="fp32", steps=10**6)
+    assert compile_recommended(device="cuda", precision="fp32", steps=10**6)
+    assert not compile_recommended(device="cuda", precision="bf16", steps=100)
+
+
+def test_persistent_compile_cache_respects_the_users_choice(tmp_path):
+    from cyclegan.runtime_speed import persistent_compile_cache
+
+    env = {"TORCHINDUCTOR_CACHE_DIR": "/mine"}
+    assert persistent_compile_cache(env, root=tmp_path) == "/mine" and env["TORCHINDUCTOR_CACHE_DIR"] == "/mine"
+    env = {}
+    folder = persistent_compile_cache(env, root=tmp_path)
+    assert folder == str(tmp_path / "cyclegan" / "torchinductor") == env["TORCHINDUCTOR_CACHE_DIR"]
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    assert persistent_compile_cache(env) == str(tmp_path / "xdg" / "cyclegan" / "torchinductor")

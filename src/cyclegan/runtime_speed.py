@@ -9,6 +9,8 @@ reproduce them).
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 
 import torch
 
@@ -43,3 +45,34 @@ def recommended_memory_format(device: torch.device | str, precision: str) -> tor
     if device.type == "cpu" and precision == "bf16" and cpu_bf16_kind() == "amx":
         return torch.channels_last
     return torch.contiguous_format
+
+
+# Steps a run needs before torch.compile pays for its first step (benchmarks/compile_cost.py, docs/performance.md,
+# Intel AMX machine, one thread, empty inductor cache): at 128/resnet_6blocks bf16 + channels_last the first
+# compiled step cost 253 s more than a steady one and each later step gained 0.23 s (1.12x): even after 1100 steps.
+# With the cache filled by an earlier run the cost fell to 38 s (28 steps). Twice the cold figure, for margin.
+COMPILE_MIN_STEPS = 2000
+
+
+def compile_recommended(*, device: torch.device | str, precision: str, steps: int) -> bool:
+    """Whether `train.compile` should default to on for a run of `steps` optimisation steps at a resolved
+    precision: only when the run is long enough to win back a cold compilation (COMPILE_MIN_STEPS), and on the
+    CPU only in bfloat16, where compiled steps were measured faster on both CPU kinds (float32: 0.99-1.08x,
+    within noise of eager). The caller also needs a C++ compiler on the CPU (train/state.py checks), and keeps
+    compilation off where the user's time to a first result matters more (the demo, tests)."""
+    device = torch.device(device)
+    if steps <= COMPILE_MIN_STEPS:
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
+
+
+def persistent_compile_cache(env: dict, *, root: str | os.PathLike | None = None) -> str:
+    """Point inductor's cache (compiled kernels, FX graphs, AOTAutograd graphs) at a folder that outlives the
+    machine's /tmp, unless the user chose one (TORCHINDUCTOR_CACHE_DIR): a second run of the same model
+    then compiles in a sixth of the time. Call before the first compilation, with `os.environ`; returns the folder."""
+    if env.get("TORCHINDUCTOR_CACHE_DIR"):
+        return env["TORCHINDUCTOR_CACHE_DIR"]
+    base = Path(root) if root is not None else Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = str(base / "cyclegan" / "torchinductor")
+    env["TORCHINDUCTOR_CACHE_DIR"] = folder
+    return folder
