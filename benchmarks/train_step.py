@@ -100,6 +100,13 @@ def random_batch(args, device: torch.device, channels_last: bool) -> dict:
     return batch
 
 
+def nets_channels_last(nets) -> bool:
+    """Whether the trainer put the networks in NHWC (read from the weights, so that a `default` variant
+    reports what the defaults chose, whatever the config field says)."""
+    w = next((p for p in nets.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] > 1), None)
+    return w is not None and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last)
+
+
 def state_bytes(state) -> int:
     """Parameters, gradients, optimizer moments and pooled images of one training state."""
     tensors = [t for p in state.nets.parameters() for t in (p, p.grad)]
@@ -129,7 +136,7 @@ class Variant:
         self.precision = resolve_precision(self.cfg.train.precision, device.type)
         if self.state.scaler is not None:  # fp16: a first step at PyTorch's initial scale (2^16) can overflow
             self.state.scaler = torch.amp.GradScaler(device.type, init_scale=2.0**8)  # and be skipped: no fidelity
-        self.batch = random_batch(args, device, self.cfg.train.channels_last)
+        self.batch = random_batch(args, device, nets_channels_last(self.state.nets))  # as the trainer resolved it
         self.times: list[float] = []
         self.round_means: list[float] = []
         self.first_step = self.extra_peak = 0.0
@@ -141,7 +148,7 @@ class Variant:
 
     def describe(self) -> dict:
         t = self.cfg.train
-        return {"precision": self.precision, "channels_last": t.channels_last, "compile": t.compile,
+        return {"precision": self.precision, "channels_last": nets_channels_last(self.state.nets), "compile": t.compile,
                 "adam": self.state.opt_g.param_groups[0].get("fused") and "fused"
                 or ("foreach" if self.state.opt_g.param_groups[0].get("foreach") else "forloop")}
 
