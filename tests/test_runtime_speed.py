@@ -41,11 +41,12 @@ def test_cpu_kind_agrees_with_the_cpu_flags():
 def test_compile_only_for_long_runs_in_bf16_on_cpu():
     from cyclegan.runtime_speed import COMPILE_MIN_STEPS, compile_recommended
 
-    assert not compile_recommended(device="cpu", precision="bf16", steps=COMPILE_MIN_STEPS)
-    assert compile_recommended(device="cpu", precision="bf16", steps=COMPILE_MIN_STEPS + 1)
-    assert not compile_recommended(device="cpu", precision="fp32", steps=10**6)
-    assert compile_recommended(device="cuda", precision="fp32", steps=10**6)
-    assert not compile_recommended(device="cuda", precision="bf16", steps=100)
+    assert not compile_recommended(device="cpu", precision="bf16", steps=COMPILE_MIN_STEPS, crop_size=128)
+    assert compile_recommended(device="cpu", precision="bf16", steps=COMPILE_MIN_STEPS + 1, crop_size=128)
+    assert not compile_recommended(device="cpu", precision="bf16", steps=10**6, crop_size=256)  # measured 0.99-1.01x
+    assert not compile_recommended(device="cpu", precision="fp32", steps=10**6, crop_size=128)
+    assert compile_recommended(device="cuda", precision="fp32", steps=10**6, crop_size=256)
+    assert not compile_recommended(device="cuda", precision="bf16", steps=100, crop_size=256)
 
 
 def test_persistent_compile_cache_respects_the_users_choice(tmp_path):

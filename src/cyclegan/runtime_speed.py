@@ -52,24 +52,31 @@ def recommended_memory_format(device: torch.device | str, precision: str) -> tor
 # compiled step cost 253 s more than a steady one and each later step gained 0.23 s (1.12x): even after 1100 steps.
 # With the cache filled by an earlier run the cost fell to 38 s (28 steps). Twice the cold figure, for margin.
 COMPILE_MIN_STEPS = 2000
+# Largest crop where compiled bf16 CPU steps were measured faster: 1.12-1.37x at 128; at 256 0.99-1.01x (the
+# eager channels_last step is then all oneDNN convolutions, which compiled code calls just the same).
+COMPILE_MAX_CPU_CROP = 128
 
 
-def compile_recommended(*, device: torch.device | str, precision: str, steps: int) -> bool:
-    """Whether `train.compile` should default to on for a run of `steps` optimisation steps at a resolved
-    precision: only when the run is long enough to win back a cold compilation (COMPILE_MIN_STEPS), and on the
-    CPU only in bfloat16, where compiled steps were measured faster on both CPU kinds (float32: 0.99-1.08x,
-    within noise of eager). The caller also needs a C++ compiler on the CPU (train/state.py checks), and keeps
-    compilation off where the user's time to a first result matters more (the demo, tests)."""
+def compile_recommended(*, device: torch.device | str, precision: str, steps: int, crop_size: int) -> bool:
+    """Whether `train.compile` should default to on for a run of `steps` optimisation steps on crops of
+    `crop_size` at a resolved precision: only when the run is long enough to win back a cold compilation
+    (COMPILE_MIN_STEPS), and on the CPU only in bfloat16 at crops up to COMPILE_MAX_CPU_CROP, where compiled
+    steps were measured faster (float32: 0.82-1.08x, within noise of eager; bf16 at 256: 0.99-1.01x). On
+    CUDA not yet measured: the step-count rule alone. The caller also needs a C++ compiler on the CPU
+    (train/state.py checks), and keeps compilation off in the demo and the tests."""
     device = torch.device(device)
     if steps <= COMPILE_MIN_STEPS:
         return False
-    return device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and precision == "bf16" and crop_size <= COMPILE_MAX_CPU_CROP
 
 
 def persistent_compile_cache(env: dict, *, root: str | os.PathLike | None = None) -> str:
     """Point inductor's cache (compiled kernels, FX graphs, AOTAutograd graphs) at a folder that outlives the
     machine's /tmp, unless the user chose one (TORCHINDUCTOR_CACHE_DIR): a second run of the same model
-    then compiles in a sixth of the time. Call before the first compilation, with `os.environ`; returns the folder."""
+    then compiles in a sixth (128) to a tenth (256) of the time. Call before the first compilation, with
+    `os.environ`; returns the folder."""
     if env.get("TORCHINDUCTOR_CACHE_DIR"):
         return env["TORCHINDUCTOR_CACHE_DIR"]
     base = Path(root) if root is not None else Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
