@@ -76,7 +76,8 @@ def run_once(args, setup: str, variant: str, cache_dir: str, label: str) -> dict
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result.update(cache=label, process_s=time.perf_counter() - t)
     print(f"{setup} {variant} {label:4s}: first step {result['first_step_s']:.1f}s, eager {result['eager_s']:.3f}s, "
-          f"compiled {result['compiled_s']:.3f}s ({result['speedup']:.2f}x), compile cost {result['compile_cost_s']:.1f}s, "
+          f"compiled {result['compiled_s']:.3f}s ({result['speedup']:.2f}x), "
+          f"compile cost {result['compile_cost_s']:.1f}s, "
           f"break-even {result['break_even_steps'] and round(result['break_even_steps'])} steps", flush=True)
     return result
 
@@ -84,7 +85,8 @@ def run_once(args, setup: str, variant: str, cache_dir: str, label: str) -> dict
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--setups", nargs="+", default=["128/resnet_6blocks"], metavar="SIZE/GENERATOR")
-    p.add_argument("--variants", nargs="+", default=["bf16+cl", "fp32"], help="eager variants; each is also run +compile")
+    p.add_argument("--variants", nargs="+", default=["bf16+cl", "fp32"],
+                   help="eager variants; each is also run +compile")
     p.add_argument("--rounds", type=int, default=3, help="eager/compiled step pairs per process")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-warm", dest="warm", action="store_false", help="skip the second (warm-cache) process")

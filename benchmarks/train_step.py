@@ -99,6 +99,13 @@ def random_batch(args, device: torch.device, channels_last: bool) -> dict:
     return batch
 
 
+def nets_channels_last(nets) -> bool:
+    """Whether the trainer put the networks in NHWC (read from the weights, so that a `default` variant
+    reports what the defaults chose, whatever the config field says)."""
+    w = next((p for p in nets.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] > 1), None)
+    return w is not None and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last)
+
+
 def state_bytes(state) -> int:
     """Parameters, gradients, optimizer moments and pooled images of one training state."""
     tensors = [t for p in state.nets.parameters() for t in (p, p.grad)]
@@ -261,7 +268,8 @@ def report(args, device: torch.device, variants: list[Variant], info: dict, peak
             row["vs_reference_paired"] = statistics.median(r / q for r, q in zip(ref.round_means, v.round_means))
         if peak:
             row["fraction_of_peak"] = row["achieved_gflops"] / peak["best_gflops"]
-            own = peak["fp32_gflops"] if v.precision == "fp32" else max(peak["bf16_gflops"], peak["bf16_channels_last_gflops"])
+            bf16 = max(peak["bf16_gflops"], peak["bf16_channels_last_gflops"])
+            own = peak["fp32_gflops"] if v.precision == "fp32" else bf16
             row["fraction_of_precision_peak"] = row["achieved_gflops"] / own
         if v is plain or isinstance(v, ReferenceVariant):
             rows.append(row)
@@ -276,8 +284,9 @@ def report(args, device: torch.device, variants: list[Variant], info: dict, peak
     print(f"{args.generator} {args.size}x{args.size}, batch {args.batch_size}, identity {'on' if args.identity else 'off'}, "
           f"device {info['device']} ({info.get('gpu') or info['cpu']}), {info['threads']} threads, "
           f"load average {info['load_average'][0]:.1f} at start" if info.get("load_average") else "")
-    columns = [("variant", "variant"), ("precision", "prec"), ("s_per_iter_median", "s/it med"), ("s_per_iter_min", "min"),
-               ("s_per_iter_max", "max"), ("images_per_s", "img/s"), ("speedup", "vs plain"), ("speedup_paired", "paired")]
+    columns = [("variant", "variant"), ("precision", "prec"), ("s_per_iter_median", "s/it med"),
+               ("s_per_iter_min", "min"), ("s_per_iter_max", "max"), ("images_per_s", "img/s"),
+               ("speedup", "vs plain"), ("speedup_paired", "paired")]
     if ref is not None:
         columns += [("vs_reference", "vs ref"), ("vs_reference_paired", "paired")]
     if peak:
@@ -285,13 +294,16 @@ def report(args, device: torch.device, variants: list[Variant], info: dict, peak
     print_table(rows, columns + [("peak_mb", "peak MB"), ("first_step_s", "1st step s")])
     if flops:
         print(f"one step = {flops / 1e9:.1f} GFLOP (FlopCounterMode, plain step)"
-              + (f"; at the machine's peak ({peak['best_gflops']:.0f} GFLOP/s) {flops / peak['best_gflops'] / 1e9:.2f} s/iter"
-                 + (f", {statistics.median(ref.times) * peak['best_gflops'] * 1e9 / flops:.1f}x the reference" if ref else "")
+              + (f"; at the machine's peak ({peak['best_gflops']:.0f} GFLOP/s) "
+                 f"{flops / peak['best_gflops'] / 1e9:.2f} s/iter"
+                 + (f", {statistics.median(ref.times) * peak['best_gflops'] * 1e9 / flops:.1f}x the reference"
+                    if ref else "")
                  if peak else ""))
     print()
     print("fidelity (first step, same weights and batch as plain): relative errors of loss terms and gradients")
     floors = getattr(plain, "floors", {})
-    print_table([r for r in rows[1:] if r["variant"] != "reference"] + [{"variant": k, "precision": "fp32", **v} for k, v in floors.items()],
+    print_table([r for r in rows[1:] if r["variant"] != "reference"]
+                + [{"variant": k, "precision": "fp32", **v} for k, v in floors.items()],
                 [("variant", "variant"), ("precision", "precision"), ("loss_rel_err_max", "loss max"),
                  ("grad_rel_err_max", "grad max"), ("grad_cosine_min", "grad cos min")])
     if floors:
@@ -406,10 +418,11 @@ def main(argv=None) -> dict:
     p.add_argument("--size", type=int, help="image side (default 128)")
     p.add_argument("--generator", help="generator name (default resnet_6blocks)")
     p.add_argument("--setups", nargs="+", metavar="SIZE/GENERATOR",
-                   help="several setups in one run, e.g. 128/resnet_6blocks 256/resnet_9blocks (default: --size/--generator; "
-                        "with --reference and neither given, both of these)")
-    p.add_argument("--reference", help="folder of the reference implementation (e.g. ../shared/reference/upstream-2a7afba): "
-                                       "time its own training step as row 'reference', and the machine's peak")
+                   help="several setups in one run, e.g. 128/resnet_6blocks 256/resnet_9blocks "
+                        "(default: --size/--generator; with --reference and neither given, both of these)")
+    p.add_argument("--reference", help="folder of the reference implementation (e.g. "
+                                       "../shared/reference/upstream-2a7afba): time its own training step as row "
+                                       "'reference', and the machine's peak")
     p.add_argument("--peak", action=argparse.BooleanOptionalAction, default=None,
                    help="measure the machine's convolution peak (default: on with --reference)")
     p.add_argument("--ngf", type=int, default=64)

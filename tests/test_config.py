@@ -17,13 +17,13 @@ def test_defaults_are_the_papers():
 
 
 def test_overrides_are_typed():
-    c = build_config(["quick"], [], ["model.ngf=32", "loss.lambda_a=5", "train.compile=yes"])
-    assert c.model.ngf == 32 and c.loss.lambda_a == 5.0 and isinstance(c.loss.lambda_a, float) and c.train.compile is True
+    c = build_config(["quick"], [], ["model.ngf=32", "loss.lambda_a=5", "data.flip=no"])
+    assert c.model.ngf == 32 and c.loss.lambda_a == 5.0 and isinstance(c.loss.lambda_a, float) and c.data.flip is False
 
 
 @pytest.mark.parametrize("override,match", [
     ("model.ngf=abc", "model.ngf: expected int"), ("model.nfg=3", "unknown config key 'model.nfg'"),
-    ("modle.ngf=3", "unknown config key"), ("ngf", "section.field=value"), ("train.compile=maybe", "true/false"),
+    ("modle.ngf=3", "unknown config key"), ("ngf", "section.field=value"), ("data.flip=maybe", "true/false"),
 ])
 def test_bad_overrides_name_the_field(override, match):
     with pytest.raises(UserError, match=match):
@@ -106,3 +106,11 @@ def test_crop_sizes_the_networks_cannot_take_are_refused(overrides, match):
         check_crop_size(build_config(["quick"], [], overrides))
     check_crop_size(build_config(["quick"], [], overrides + ["data.preprocess=none"]))  # translation-like: padded
     check_crop_size(build_config(["quick"], [], ["data.crop_size=24", "data.load_size=28"]))
+
+
+def test_choice_settings_name_their_choices():
+    from cyclegan.methods import validate
+
+    for key in ("train.compile", "train.channels_last", "train.precision"):
+        with pytest.raises(UserError, match=f"{key}='maybe' is not one of: auto"):
+            validate(build_config([], [], [f"{key}=maybe"]))

@@ -218,7 +218,7 @@ def test_compile_without_a_cxx_compiler_is_a_clear_error(monkeypatch):
         create_state(cfg, torch.device("cpu"))
 
 
-@pytest.mark.parametrize("adam,n", [("foreach", 2), ("auto", 1)])  # auto: fused with bf16 on CPU; 1: pool keeps, no copy
+@pytest.mark.parametrize("adam,n", [("foreach", 2), ("auto", 1)])  # auto: fused in bf16 on CPU; n=1: the pool keeps
 def test_resume_is_bit_identical_with_fast_paths(tmp_path, adam, n):
     """bf16 + channels_last + foreach or fused Adam: stop after 2 steps, save, load into a fresh state,
     and the third step equals the uninterrupted run's bit for bit."""

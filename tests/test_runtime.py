@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from cyclegan import runtime
 from cyclegan.errors import UserError
@@ -43,3 +44,27 @@ def test_old_configs_with_a_boolean_channels_last_still_load():
 
     assert Config.from_dict({"train": {"channels_last": True}}).train.channels_last == "true"
     assert Config.from_dict({"train": {"channels_last": False}}).train.channels_last == "false"
+
+
+def test_compile_auto_only_for_long_runs_where_it_pays(monkeypatch):
+    from cyclegan.runtime import COMPILE_MIN_STEPS, resolve_compile
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(runtime, "have_cxx", lambda: True)
+    long, short = COMPILE_MIN_STEPS + 1, COMPILE_MIN_STEPS
+    assert resolve_compile("auto", device=cpu, precision="bf16", steps=long, crop_size=128)
+    assert not resolve_compile("auto", device=cpu, precision="bf16", steps=short, crop_size=128)  # the demo, tests
+    assert not resolve_compile("auto", device=cpu, precision="fp32", steps=long, crop_size=128)  # no gain measured
+    assert not resolve_compile("auto", device=cpu, precision="bf16", steps=long, crop_size=256)  # 0.99-1.01x
+    assert resolve_compile("auto", device=cuda, precision="bf16", steps=long, crop_size=256)
+    assert resolve_compile("true", device=cpu, precision="fp32", steps=1, crop_size=32)
+    monkeypatch.setattr(runtime, "have_cxx", lambda: False)
+    assert not resolve_compile("auto", device=cpu, precision="bf16", steps=long, crop_size=128)
+
+
+def test_compile_cache_outlives_tmp_unless_chosen(tmp_path):
+    from cyclegan.runtime import persistent_compile_cache
+
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    assert persistent_compile_cache(env) == str(tmp_path / "cyclegan" / "torchinductor") == env["TORCHINDUCTOR_CACHE_DIR"]
+    assert persistent_compile_cache({"TORCHINDUCTOR_CACHE_DIR": "/x"}) == "/x"

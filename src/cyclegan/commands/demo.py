@@ -42,7 +42,8 @@ def run(args) -> int:
     run_dir = out / "run"
     print(f"1/3 data: {data} (synthetic day/night scenes, {args.images} per domain)")
     cfg = build_config(["quick"], [], [f"data.root={data}", f"optim.n_epochs={args.epochs}", f"optim.n_epochs_decay={args.epochs}",
-                                       f"train.device={args.device}", f"train.threads={args.threads}", "train.sample_every=0"])
+                                       f"train.device={args.device}", f"train.threads={args.threads}", "train.sample_every=0",
+                                       "train.compile=false"])  # minutes of compiling would double the demo
     state_file = run_dir / "checkpoints" / "latest.state.safetensors"
     resume = state_file.is_file()
     start = ckpt.read_meta(state_file).get("step", 0) if resume else 0

@@ -45,7 +45,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (train.device)")
     p.add_argument("--threads", type=int, help="CPU threads (train.threads; default: one per core). On a shared or busy machine 1 is often faster")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], help="autocast precision (train.precision; auto: bf16 where native)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast precision (train.precision; default auto: bf16 where the hardware has it natively, else fp32; "
+                        "fp32 for strict float32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
     return p
 

@@ -9,7 +9,7 @@ from ..data.transforms import PREPROCESS
 from ..errors import UserError
 from ..losses import GAN_MODES
 from ..nets import DISCRIMINATORS, GENERATORS, INITS, NORMS
-from ..runtime import ADAM_IMPLS, CHANNELS_LAST, COMPILE_MODES, PRECISIONS
+from ..runtime import ADAM_IMPLS, CHANNELS_LAST, COMPILE, COMPILE_MODES, PRECISIONS
 from ..schedule import POLICIES
 from .base import METHODS
 
@@ -39,6 +39,7 @@ def _check_names(cfg: Config) -> None:
         "data.preprocess": (cfg.data.preprocess, PREPROCESS), "optim.lr_policy": (cfg.optim.lr_policy, POLICIES),
         "train.precision": (cfg.train.precision, PRECISIONS), "data.direction": (cfg.data.direction, ("AtoB", "BtoA")),
         "train.adam": (cfg.train.adam, ADAM_IMPLS), "train.channels_last": (cfg.train.channels_last, CHANNELS_LAST), "train.compile_mode": (cfg.train.compile_mode, COMPILE_MODES),
+        "train.compile": (cfg.train.compile, COMPILE),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -18,7 +18,8 @@ def norm_layer(name: str):
     """Return a constructor `f(num_channels) -> nn.Module` for the named normalisation.
 
     `instance` is InstanceNorm2d(affine=False, track_running_stats=False) as in the reference, so it
-    holds no parameters (our subclass, which keeps channels_last inputs in channels_last: nets/layout.py); `batch` is BatchNorm2d(affine=True, track_running_stats=True).
+    holds no parameters (our subclass, which keeps channels_last inputs in channels_last: nets/layout.py);
+    `batch` is BatchNorm2d(affine=True, track_running_stats=True).
     """
     if name == "instance":
         return functools.partial(InstanceNorm2d, affine=False, track_running_stats=False)

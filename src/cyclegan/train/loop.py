@@ -34,7 +34,8 @@ from ..distributed import (
 )
 from ..errors import UserError
 from ..methods import validate
-from ..runtime import precision_note, process_settings, resolve_channels_last, resolve_device, resolve_precision
+from ..runtime import (COMPILE_MIN_STEPS, persistent_compile_cache, precision_note, process_settings,
+                       resolve_channels_last, resolve_compile, resolve_device, resolve_precision)
 from ..schedule import lr_factor, plateau_update
 from .checkpointing import load_resume, save_checkpoint
 from .datasets import build_dataset
@@ -99,6 +100,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, *, rank: int =
     with process_settings(cfg.train.threads, device):
         dataset = build_dataset(cfg)
         check_crop_size(cfg)
+        _resolve_compile(cfg, device=device, steps=_planned_steps(cfg, len(dataset), world_size), verbose=rank == 0)
         state = create_state(cfg, device, rank, init_from=tree is None)
         if rank == 0 and state.initialised:
             print(describe(state.initialised, state.nets), flush=True)
@@ -118,6 +120,26 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, *, rank: int =
                      reduce_grads=reduce_grads, hooks=hooks)
         stopped_early, interrupted = loop.run()
     return TrainResult(state, run_dir, stopped_early, time.time() - t0, interrupted)
+
+
+def _planned_steps(cfg: Config, images: int, world_size: int) -> int:
+    per_epoch = -(-images // (cfg.train.batch_size * world_size))
+    steps = (cfg.optim.n_epochs + cfg.optim.n_epochs_decay) * per_epoch
+    return min(steps, cfg.train.max_steps) if cfg.train.max_steps else steps
+
+
+def _resolve_compile(cfg: Config, *, device: torch.device, steps: int, verbose: bool) -> None:
+    """train.compile "auto" -> "true"/"false" for this run (config.json records it); say so when it compiles."""
+    auto = cfg.train.compile == "auto"
+    on = resolve_compile(cfg.train.compile, device=device, precision=cfg.train.precision, steps=steps,
+                         crop_size=cfg.data.crop_size)
+    cfg.train.compile = "true" if on else "false"
+    if on:
+        cache = persistent_compile_cache(os.environ)
+        if verbose:
+            why = f"auto: {steps} steps, more than {COMPILE_MIN_STEPS}" if auto else "as asked"
+            print(f"compile: torch.compile ({why}); the first step compiles for minutes; kernels cached in {cache}; "
+                  "--set train.compile=false to skip", flush=True)
 
 
 def _read_resume(cfg: Config, run_dir: Path) -> tuple[dict, bool, list[str]]:

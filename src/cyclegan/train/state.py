@@ -204,12 +204,12 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0, init_from: bo
     opt_g = torch.optim.Adam(_params(nets, method.generators), **adam)
     active = method.active_discriminators()
     opt_d = torch.optim.Adam(_params(nets, active), **adam) if active else None
-    graphs = cfg.train.compile and device.type == "cuda"  # CUDA graphs may overwrite last step's fakes: pool copies
+    graphs = cfg.train.compile == "true" and device.type == "cuda"  # CUDA graphs may overwrite last step's fakes: pool copies
     pools = {name: ImagePool(cfg.loss.pool_size, seed=rank_seed(cfg.train.seed * 1000 + i, rank, "pool"), copy=graphs)
              for i, name in enumerate(active)}
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     ema = make_ema(nets, method.inference_nets()) if o.ema_decay > 0 else None
-    if cfg.train.compile:
+    if cfg.train.compile == "true":  # "auto" is resolved by train(); a bare create_state does not compile
         nets = compile_networks(nets, device, cfg.train.compile_mode)
     return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler, ema=ema, initialised=initialised,
                       channels_last=channels_last)

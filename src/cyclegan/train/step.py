@@ -42,7 +42,7 @@ def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None 
     method, nets = state.method, state.nets
     device_type = batch["A"].device.type
     precision = resolve_precision(state.cfg.train.precision, device_type)
-    if state.cfg.train.compile and device_type == "cuda":
+    if state.cfg.train.compile == "true" and device_type == "cuda":
         torch.compiler.cudagraph_mark_step_begin()  # CUDA-graph outputs of the last step may be reused
     gens = [nets[n] for n in method.generators]
     discs = [nets[n] for n in method.discriminators]
