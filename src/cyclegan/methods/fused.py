@@ -39,8 +39,9 @@ class SharedPass:
 
 
 def real_and_fake(d: nn.Module, real: Tensor, fake: Tensor, *, fused: bool) -> tuple[Tensor, Tensor]:
-    """(d(real), d(fake)), in one call when `fused`."""
-    if not fused:
+    """(d(real), d(fake)), in one call when `fused` and both are of one size (with preprocess=none the pool may
+    hand back fakes of another size)."""
+    if not fused or real.shape[1:] != fake.shape[1:]:
         return d(real), d(fake)
     out_real, out_fake = d(torch.cat([real, fake])).split([len(real), len(fake)])
     return out_real, out_fake
