@@ -31,6 +31,7 @@ from . import checkpoint as ckpt
 from .data.files import ImageReadError, find_images, read_image
 from .errors import UserError
 from .metrics.segmentation import PALETTES as SEG_PALETTES
+from .plots import add_curves, run_of
 from .translate import Translator, load_translator, save_image, seeded, write_gallery
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -686,6 +687,7 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
     (out_dir / "metrics.md").write_text(f"{_summary_line(report)}\n\n{table}\n{_content_tables(details)}{note_lines}")
     if gallery:
         _write_index(out_dir / "index.html", report, galleries)
+        add_curves(out_dir / "index.html", None if single else run_of(path))  # the run's curves (cyclegan.plots)
     return report
 
 

@@ -123,6 +123,7 @@ def saved_config(run_dir: Path) -> Config:
 def run(args) -> int:
     from ..distributed import DistContext
     from ..train import train
+    from ..plots import write_run_page
     from ..train.loop import resolve_device
 
     cfg = config_from_args(args)
@@ -161,6 +162,7 @@ def run(args) -> int:
         print(f"{how} at step {s.step} ({where}) in {result.seconds / 60:.1f} min"
               + (f"; {s.skipped_images} reads of corrupt images skipped" if s.skipped_images else ""))
         print(f"checkpoint: {run_dir / 'checkpoints' / 'latest.model.safetensors'}")
+        print(f"results page: {write_run_page(run_dir)}")  # samples and curves (cyclegan.plots)
         if result.stopped_early:
             launcher = "torchrun <the same options> -m cyclegan" if dist.world_size > 1 else "cyclegan"
             print(f"continue with: {launcher} train --resume {run_dir}")
