@@ -115,12 +115,20 @@ class TrainConfig:
 
 
 @dataclass
+class LogConfig:
+    wandb: bool = False                 # also log scalars and sample grids to Weights & Biases (pip install wandb)
+    wandb_project: str = "cyclegan"     # W&B project
+    wandb_run: str = ""                 # W&B run name (default: the run directory's name)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)  # where scalars go besides log.jsonl and TensorBoard
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -280,6 +288,7 @@ def validate(cfg: Config) -> Config:
     from .methods import METHODS
     from .nets import DISCRIMINATORS, GENERATORS, INITS, NORMS
     from .schedule import POLICIES
+    from .train.sinks import check_log
     from .train.state import ADAM_IMPLS, COMPILE_MODES, PRECISIONS
 
     choices = {
@@ -365,4 +374,5 @@ def validate(cfg: Config) -> Config:
             raise UserError(f"loss.semantic_classifier {cfg.loss.semantic_classifier} not found")
     if cfg.data.preprocess in ("resize_and_crop", "scale_width_and_crop") and cfg.data.load_size < cfg.data.crop_size:
         raise UserError(f"data.load_size ({cfg.data.load_size}) is smaller than data.crop_size ({cfg.data.crop_size})")
+    check_log(cfg.log)  # log.* (W&B)
     return cfg

@@ -25,6 +25,7 @@ from ..schedule import lr_factor, plateau_update
 from .datasets import build_dataset
 from .init_from import describe
 from .samples import save_sample_grid
+from .sinks import with_sinks
 from .state import TrainState, check_crop_size, create_state, resolve_precision
 from .step import train_step
 
@@ -185,7 +186,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
 NEUTRAL_ON_RESUME = {f"train.{k}" for k in ("max_steps", "log_every", "sample_every", "save_every_epochs",
                                             "checkpoint_minutes", "progress", "eval_every_epochs", "eval_metric",
                                             "eval_images", "eval_classifier", "eval_root")} | \
-                    {f"data.{k}" for k in ("root", "dir_a", "dir_b", "workers")}
+                    {f"data.{k}" for k in ("root", "dir_a", "dir_b", "workers")} | \
+                    {f"log.{k}" for k in ("wandb", "wandb_project", "wandb_run")}
 
 
 def changed_settings(before: Config, after: Config) -> list[str]:
@@ -254,7 +256,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
                         persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
                         generator=torch.Generator().manual_seed(cfg.train.seed))
     sample_batch = _sample_batch(dataset, device, cfg.train.channels_last)
-    logger = _Logger(run_dir, is_main)
+    logger = with_sinks(_Logger(run_dir, is_main), cfg, run_dir, enabled=is_main)  # + wall time, W&B (sinks.py)
     stop = _StopFlag()
     stopped_early = False
     last_save = time.time()
