@@ -72,7 +72,8 @@ def test_load_takes_a_reference_pth_and_says_what_is_wrong(run, tmp_path):
     from cyclegan.nets import create_generator
 
     torch.manual_seed(0)
-    torch.save(create_generator("resnet_6blocks", in_ch=3, out_ch=3, ngf=4).state_dict(), tmp_path / "latest_net_G_B.pth")
+    generator = create_generator("resnet_6blocks", in_ch=3, out_ch=3, ngf=4)
+    torch.save(generator.state_dict(), tmp_path / "latest_net_G_B.pth")
     ref = cyclegan.load(tmp_path / "latest_net_G_B.pth", device="cpu")
     assert ref.directions == ("BtoA",)
     assert ref.translate(np.zeros((10, 12, 3), np.uint8), direction="BtoA").shape == (10, 12, 3)

@@ -76,7 +76,9 @@ def test_the_page_translates_a_horse_and_explains_a_bad_file(server, tmp_path):
             const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
             const d = ctx.getImageData(0, 0, c.width, c.height).data;
             let sum = 0, sq = 0, n = 0;
-            for (let i = 0; i < d.length; i += 4) { for (let k = 0; k < 3; k++) { sum += d[i + k]; sq += d[i + k] ** 2; n++; } }
+            for (let i = 0; i < d.length; i += 4) {
+                for (let k = 0; k < 3; k++) { sum += d[i + k]; sq += d[i + k] ** 2; n++; }
+            }
             const mean = sum / n;
             return {w: img.naturalWidth, h: img.naturalHeight, std: Math.sqrt(sq / n - mean * mean),
                     download: document.getElementById('download').getAttribute('download'),
@@ -97,7 +99,8 @@ def test_the_page_translates_a_horse_and_explains_a_bad_file(server, tmp_path):
 def test_http_answers(server):
     url, service = server
     rng = np.random.default_rng(0)
-    status, kind, body = _post(url + "translate?direction=BtoA", _png(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)))
+    photo = _png(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    status, kind, body = _post(url + "translate?direction=BtoA", photo)
     assert (status, kind) == (200, "image/png") and Image.open(io.BytesIO(body)).size == (53, 37)
     grey = rng.integers(0, 256, (20, 24), dtype=np.uint8)
     assert Image.open(io.BytesIO(_post(url + "translate", _png(grey))[2])).size == (24, 20)  # converted as files are

@@ -32,7 +32,8 @@ class Model:
             return ("BtoA",) if self.path.stem.endswith("G_B") else ("AtoB",)
         from .checkpoint import read_meta, resolve_checkpoint
 
-        return tuple(d for d in DIRECTIONS if d in read_meta(resolve_checkpoint(self.path, "model")).get("directions", {}))
+        recorded = read_meta(resolve_checkpoint(self.path, "model")).get("directions", {})
+        return tuple(d for d in DIRECTIONS if d in recorded)
 
     def translator(self, direction: str = "AtoB") -> Translator:
         """The Translator of one direction (tensors in, tensors out; cyclegan.translate)."""
@@ -49,7 +50,8 @@ class Model:
         t = self.translator(direction)
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim not in (2, 3):
-                raise UserError(f"translate: expected a uint8 (H, W) or (H, W, C) array, got {image.dtype} {image.shape}")
+                raise UserError(f"translate: expected a uint8 (H, W) or (H, W, C) array, got {image.dtype} "
+                                f"{image.shape}")
             with seeded(0, t.device):
                 out = np.asarray(t.image(Image.fromarray(image)))
             return out  # (H, W) for one output channel, else (H, W, C)
@@ -60,7 +62,8 @@ class Model:
             except OSError as e:
                 raise UserError(f"{image}: not a readable image ({e})") from None
         if not isinstance(image, Image.Image):
-            raise UserError(f"translate: expected a PIL image, a file path or a uint8 array, got {type(image).__name__}")
+            raise UserError(f"translate: expected a PIL image, a file path or a uint8 array, not a "
+                            f"{type(image).__name__}")
         with seeded(0, t.device):  # networks in train mode (dropout): the same output every call
             return t.image(image)
 

@@ -48,8 +48,9 @@ def package_model(source: str | Path, out: str | Path, *, license: str = "other"
     tree = {k: tree[k] for k in meta["specs"]}  # the inference networks only (a resume state holds all of them)
     run = run_directory(path)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(p.name not in (WEIGHTS, CONFIG, CARD, SAMPLES) for p in out.iterdir())):
-        raise UserError(f"--out {out} exists and holds other files; give a new folder (or one a package was written to)")
+    ours = (WEIGHTS, CONFIG, CARD, SAMPLES)
+    if out.exists() and (not out.is_dir() or any(p.name not in ours for p in out.iterdir())):
+        raise UserError(f"--out {out} exists and holds other files; give a new folder (or an earlier package's)")
     out.mkdir(parents=True, exist_ok=True)
     ckpt.save_tree(out / WEIGHTS, tree, {"format": ckpt.FORMAT_MODEL, **meta})
     info = describe(meta, run, path)
@@ -127,7 +128,8 @@ def evaluations(run: Path, meta: dict, checkpoint: Path) -> list[dict]:
                    + (f" --size {report['size']}" if report.get("size") else ""))
         found.append({"source": f"{report_file.parent.relative_to(run).as_posix()}/metrics.json",
                       "command": command, "images": report.get("images"),
-                      "values": {d: {k: v for k, v in vals.items() if k in FIGURE_KEYS} for d, vals in report["metrics"].items()}})
+                      "values": {d: {k: v for k, v in vals.items() if k in FIGURE_KEYS}
+                                 for d, vals in report["metrics"].items()}})
     from .plots import metric_series, read_log
 
     live = metric_series([r for r in read_log(run / "log.jsonl") if r["step"] <= meta["step"]])
@@ -139,7 +141,8 @@ def evaluations(run: Path, meta: dict, checkpoint: Path) -> list[dict]:
                 values.setdefault(d, {})[name] = vals[-1]
         found.append({"source": "log.jsonl (in-training evaluation)", "images": cfg["eval_images"], "values": values,
                       "command": f"cyclegan train ... --set train.eval_every_epochs={cfg['eval_every_epochs']} "
-                                 f"--set train.eval_metric={cfg['eval_metric']} --set train.eval_images={cfg['eval_images']}",
+                                 f"--set train.eval_metric={cfg['eval_metric']} "
+                                 f"--set train.eval_images={cfg['eval_images']}",
                       "step": max(s for by in live.values() for steps, _ in by.values() for s in steps)})
     return found
 
@@ -182,13 +185,15 @@ def copy_run_samples(run: Path | None, target: Path) -> Path | None:
 
 
 def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.4f}" if isinstance(v, float) and abs(v) < 100 else f"{v:.2f}" if isinstance(v, float) else str(v)
+    if not isinstance(v, float):
+        return "-" if v is None else str(v)
+    return f"{v:.4f}" if abs(v) < 100 else f"{v:.2f}"
 
 
 def model_card(meta: dict, info: dict, *, license: str, name: str, samples: bool) -> str:
     """README.md: the hub's YAML metadata block, then what the model is and how to use it."""
     cfg = meta["config"]
-    m = cfg["model"]
+    m, loss, optim, data_cfg = cfg["model"], cfg["loss"], cfg["optim"], cfg["data"]
     specs = meta["specs"]
     nets = ", ".join(f"{k}: {s['name']}" for k, s in specs.items())
     directions = ", ".join(f"{d} ({net})" for d, net in meta["directions"].items())
@@ -212,6 +217,9 @@ def model_card(meta: dict, info: dict, *, license: str, name: str, samples: bool
     figures_text = "\n".join(figures) if figures else ("No evaluation figures: the run was not evaluated at this step "
                                                       "(`cyclegan evaluate RUN` writes RUN/eval/latest/metrics.json, "
                                                       "which a new package reports).")
+    samples_text = ("![test images and their translations](samples.png)\n\nLeft: a test image (128x128 centre "
+                    "crop); right: its translation by this model." if samples
+                    else "No test images were available to translate when this package was made.")
     tags = ["cyclegan", "image-to-image", "pytorch", "unpaired-image-translation", m["method"]]
     front = ["---", f"license: {license}", "library_name: cyclegan", "pipeline_tag: image-to-image", "tags:"]
     front += [f"- {t}" for t in dict.fromkeys(tags)] + ["---", ""]
@@ -221,9 +229,11 @@ A **{meta['method']}** model trained with [cyclegan](https://pypi.org/project/cy
 
 ## Model
 
-- Method: `{meta['method']}` (loss `{cfg['loss']['gan_mode']}`, cycle weights lambda_A {cfg['loss']['lambda_a']}, lambda_B {cfg['loss']['lambda_b']}, identity {cfg['loss']['lambda_identity']})
+- Method: `{meta['method']}` (loss `{loss['gan_mode']}`, cycle weights lambda_A {loss['lambda_a']}, \
+lambda_B {loss['lambda_b']}, identity {loss['lambda_identity']})
 - Networks: {nets}; generator width ngf {m['ngf']}, normalisation `{m['norm']}`, dropout {str(m['dropout']).lower()}
-- Images: domain A {cfg['data']['channels_a']} channel(s), domain B {cfg['data']['channels_b']} channel(s), in [-1, 1]; any size (padded to the generator's size multiple and cropped back)
+- Images: domain A {data_cfg['channels_a']} channel(s), domain B {data_cfg['channels_b']} channel(s), in [-1, 1]; \
+any size (padded to the generator's size multiple and cropped back)
 
 ## Training data
 
@@ -233,7 +243,9 @@ A **{meta['method']}** model trained with [cyclegan](https://pypi.org/project/cy
 
 ## Training
 
-{length}; Adam lr {cfg['optim']['lr']}, betas ({cfg['optim']['beta1']}, {cfg['optim']['beta2']}), `{cfg['optim']['lr_policy']}` schedule over {cfg['optim']['n_epochs']} + {cfg['optim']['n_epochs_decay']} epochs, seed {cfg['train']['seed']}. The whole configuration is in `config.json` (`config`).
+{length}; Adam lr {optim['lr']}, betas ({optim['beta1']}, {optim['beta2']}), `{optim['lr_policy']}` schedule \
+over {optim['n_epochs']} + {optim['n_epochs_decay']} epochs, seed {cfg['train']['seed']}. The whole configuration \
+is in `config.json` (`config`).
 
 ## Evaluation
 
@@ -241,7 +253,7 @@ A **{meta['method']}** model trained with [cyclegan](https://pypi.org/project/cy
 
 ## Samples
 
-{'![test images and their translations](samples.png)' + chr(10) + chr(10) + 'Left: test image (128x128 centre crop); right: its translation by this model.' if samples else 'No test images were available to translate when this package was made.'}
+{samples_text}
 
 ## How to use
 

@@ -66,7 +66,8 @@ class Service:
             try:
                 out = t.image(image)
             except (RuntimeError, MemoryError) as e:  # out of memory on a huge photo: say so, keep serving
-                raise UserError(f"could not translate this {image.width}x{image.height} image: {first_line(e)}") from None
+                raise UserError(f"could not translate this {image.width}x{image.height} image: "
+                                f"{first_line(e)}") from None
         buf = io.BytesIO()
         out.save(buf, format="PNG")
         return buf.getvalue()
@@ -184,7 +185,9 @@ $("direction").addEventListener("change", translate);
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); choose(e.dataTransfer.files[0]); });
+drop.addEventListener("drop", (e) => {
+  e.preventDefault(); drop.classList.remove("over"); choose(e.dataTransfer.files[0]);
+});
 </script>
 </body></html>
 """
@@ -220,7 +223,8 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 7860, 
         import starlette  # noqa: F401
         import uvicorn
     except ImportError:
-        raise UserError("cyclegan serve needs its web server: pip install 'cyclegan[serve]' (starlette, uvicorn)") from None
+        raise UserError("cyclegan serve needs its web server: pip install 'cyclegan[serve]' (starlette, "
+                        "uvicorn)") from None
     app = create_app(Service(model_path, device=device))
     print(f"serving {model_path} on http://{host}:{port} (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
