@@ -20,13 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from conftest import TINY, write_images
-    from cyclegan.config import build_config
+
     import cyclegan
+    from cyclegan.config import build_config
 
     tmp = tmp_path_factory.mktemp("load")
     for folder, n, seed in (("trainA", 3, 1), ("trainB", 3, 2)):
         write_images(tmp / "data" / folder, n, seed=seed)
-    cyclegan.train(build_config([], [], TINY + [f"data.root={tmp / 'data'}", "train.max_steps=2"]), tmp / "run")
+    overrides = TINY + [f"data.root={tmp / 'data'}", "train.max_steps=2", "train.threads=1"]
+    cyclegan.train(build_config([], [], overrides), tmp / "run")
     return tmp / "run"
 
 

@@ -43,11 +43,11 @@ def packaged(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("package")
     root = tmp / "h2z"
-    for folder, n, seed in (("trainA", 6, 1), ("trainB", 5, 2), ("testA", 3, 3), ("testB", 2, 4)):
+    for folder, n, seed in (("trainA", 25, 1), ("trainB", 20, 2), ("testA", 3, 3), ("testB", 2, 4)):
         write_images(root / folder, n, seed=seed)
     cfg = build_config([], [], [o for o in TINY if not o.startswith("optim.")] + [
-        f"data.root={root}", "optim.n_epochs=20", "optim.n_epochs_decay=20", "train.max_steps=200",
-        "train.log_every=10", "train.save_every_epochs=0", "train.eval_every_epochs=10", "train.eval_metric=cycle"])
+        f"data.root={root}", "optim.n_epochs=4", "optim.n_epochs_decay=4", "train.max_steps=200", "train.threads=1",
+        "train.log_every=10", "train.save_every_epochs=0", "train.eval_every_epochs=4", "train.eval_metric=cycle"])
     run = tmp / "run"
     train(cfg, run, hooks=EvaluationHook.from_config(cfg))
     assert main(["evaluate", str(run), "--metrics", "cycle", "--quiet", "--device", "cpu"]) == 0
@@ -80,10 +80,10 @@ def test_the_model_card_names_the_data_steps_and_figures_of_the_run(packaged):
     card = (pkg / "README.md").read_text()
     config = json.loads((pkg / "config.json").read_text())
     assert config["step"] == 200 and config["directions"] == {"AtoB": "G_A", "BtoA": "G_B"}
-    assert config["training"]["data"]["train A"] == {"folder": "h2z/trainA", "images": 6}
-    assert "| train A | `h2z/trainA` | 6 |" in card and "| train B | `h2z/trainB` | 5 |" in card
+    assert config["training"]["data"]["train A"] == {"folder": "h2z/trainA", "images": 25}
+    assert "| train A | `h2z/trainA` | 25 |" in card and "| train B | `h2z/trainB` | 20 |" in card
     assert "| test A | `h2z/testA` | 3 |" in card
-    assert "200 steps (33 full epochs)" in card  # 6 images per epoch
+    assert config["epoch"] == 7 and "200 steps (7 full epochs)" in card  # 25 steps an epoch; stopped in the 8th
     wall = [json.loads(line).get("wall_s") for line in (run / "log.jsonl").read_text().splitlines()]
     wall = [w for w in wall if w is not None][-1]
     assert config["training"]["wall_seconds"] == round(wall, 1) and f"{wall / 60:.1f} minutes of training" in card
@@ -93,7 +93,7 @@ def test_the_model_card_names_the_data_steps_and_figures_of_the_run(packaged):
         assert f"{report['metrics'][d]['cycle_l1']:.4f}" in card
     assert f"Command: `cyclegan evaluate {report['checkpoint']} --test-a" in card and "--metrics cycle`" in card
     live = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if "eval/cycle" in line][-1]
-    assert live["step"] == 180  # epochs 10, 20, 30 -> steps 60, 120, 180
+    assert live["step"] == 100  # after epoch 4; the run stops at step 200, inside epoch 8, before its evaluation
     assert f"| cycle_l1 | {live['eval/AtoB/cycle_l1']:.4f} | {live['eval/BtoA/cycle_l1']:.4f} |" in card
     assert "train.eval_metric=cycle" in card
 

@@ -10,10 +10,10 @@ import urllib.request
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from browser import chromium_page
 from conftest import HORSE2ZEBRA, needs_horse2zebra
+from PIL import Image
+
 from cyclegan.cli import build_parser, main
 from cyclegan.errors import UserError
 
@@ -25,13 +25,15 @@ pytest.importorskip("uvicorn", reason="cyclegan serve needs pip install 'cyclega
 def model(tmp_path_factory):
     """A tiny CycleGAN run (3 steps): enough for a translation that is not blank."""
     from conftest import TINY, write_images
+
     from cyclegan.config import build_config
     from cyclegan.train import train
 
     tmp = tmp_path_factory.mktemp("serve")
     for folder, n, seed in (("trainA", 3, 1), ("trainB", 3, 2)):
         write_images(tmp / "data" / folder, n, seed=seed)
-    train(build_config([], [], TINY + [f"data.root={tmp / 'data'}", "train.max_steps=3"]), tmp / "run")
+    overrides = TINY + [f"data.root={tmp / 'data'}", "train.max_steps=3", "train.threads=1"]
+    train(build_config([], [], overrides), tmp / "run")
     return tmp / "run"
 
 

@@ -217,6 +217,8 @@ def model_card(meta: dict, info: dict, *, license: str, name: str, samples: bool
     figures_text = "\n".join(figures) if figures else ("No evaluation figures: the run was not evaluated at this step "
                                                       "(`cyclegan evaluate RUN` writes RUN/eval/latest/metrics.json, "
                                                       "which a new package reports).")
+    weights = (f", cycle weights lambda_A {loss['lambda_a']}, lambda_B {loss['lambda_b']}, identity "
+               f"{loss['lambda_identity']}" if meta["method"] == "cyclegan" else "")
     samples_text = ("![test images and their translations](samples.png)\n\nLeft: a test image (128x128 centre "
                     "crop); right: its translation by this model." if samples
                     else "No test images were available to translate when this package was made.")
@@ -229,8 +231,7 @@ A **{meta['method']}** model trained with [cyclegan](https://pypi.org/project/cy
 
 ## Model
 
-- Method: `{meta['method']}` (loss `{loss['gan_mode']}`, cycle weights lambda_A {loss['lambda_a']}, \
-lambda_B {loss['lambda_b']}, identity {loss['lambda_identity']})
+- Method: `{meta['method']}` (GAN loss `{loss['gan_mode']}`{weights})
 - Networks: {nets}; generator width ngf {m['ngf']}, normalisation `{m['norm']}`, dropout {str(m['dropout']).lower()}
 - Images: domain A {data_cfg['channels_a']} channel(s), domain B {data_cfg['channels_b']} channel(s), in [-1, 1]; \
 any size (padded to the generator's size multiple and cropped back)
