@@ -37,6 +37,7 @@ print(out.size, out.mode)
 def packaged(tmp_path_factory):
     """A 200-step tiny run (evaluated during training and by `cyclegan evaluate`), packaged with --license mit."""
     from conftest import TINY, write_images
+
     from cyclegan.config import build_config
     from cyclegan.train import train
     from cyclegan.train.evaluation import EvaluationHook
@@ -50,7 +51,7 @@ def packaged(tmp_path_factory):
         "train.log_every=10", "train.save_every_epochs=0", "train.eval_every_epochs=4", "train.eval_metric=cycle"])
     run = tmp / "run"
     train(cfg, run, hooks=EvaluationHook.from_config(cfg))
-    assert main(["evaluate", str(run), "--metrics", "cycle", "--quiet", "--device", "cpu"]) == 0
+    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "cycle", "--quiet", "--device", "cpu"]) == 0
     out = tmp / "pkg"
     assert main(["package", str(run), "--out", str(out), "--license", "mit", "--samples", "2"]) == 0
     return run, out
