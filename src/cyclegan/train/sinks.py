@@ -54,7 +54,11 @@ class Sinks:
         self.wandb = self.wandb_run = None
         self.read_to = self.log_file.stat().st_size if enabled and self.log_file.is_file() else 0
         if enabled and cfg.log.wandb:
-            self.wandb, self.wandb_run = open_wandb(cfg.log, cfg.to_dict(), self.run_dir)
+            try:
+                self.wandb, self.wandb_run = open_wandb(cfg.log, cfg.to_dict(), self.run_dir)
+            except BaseException:
+                logger.close()  # the loop's files are open already
+                raise
 
     def log(self, step: int, record: dict) -> None:
         if self.enabled:
