@@ -12,7 +12,7 @@ from cyclegan import plots
 
 RECORDS = [
     {"step": 2, "epoch": 0.2, "lr": 2e-4, "it_per_s": 3.0, "G_A": 1.0, "D_A": 0.5},
-    {"step": 4, "epoch": 0.4, "lr": 2e-4, "it_per_s": 3.0, "G_A": 0.5, "D_A": 0.25, "time/wall_s": 1.5},
+    {"step": 4, "epoch": 0.4, "lr": 2e-4, "it_per_s": 3.0, "G_A": 0.5, "D_A": 0.25, "wall_s": 1.5},
     {"step": 4, "eval/AtoB/cycle_l1": 0.3, "eval/BtoA/cycle_l1": 0.4, "eval/cycle": 0.35, "eval/epoch": 1},
     {"step": 5, "epoch_end": 1, "epoch/G_A": 0.7},
     {"step": 8, "eval/AtoB/cycle_l1": 0.2, "eval/BtoA/cycle_l1": float("nan"), "eval/cycle": 0.2, "eval/epoch": 2},

@@ -13,7 +13,7 @@ import math
 import os
 from pathlib import Path
 
-NOT_LOSSES = ("step", "epoch", "lr", "it_per_s", "time/wall_s")  # the loop's loss lines also carry these
+NOT_LOSSES = ("step", "epoch", "lr", "it_per_s", "wall_s")  # the loop's loss lines also carry these
 
 
 def read_log(path: str | Path) -> list[dict]:
