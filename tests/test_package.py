@@ -154,3 +154,10 @@ def test_push_uploads_the_folder_with_the_hubs_client(packaged, monkeypatch, cap
     assert push(pkg, "me/h2z", private=True) == "https://huggingface.co/me/h2z"
     assert calls == [("create", "me/h2z", True, True),
                      ("upload", "me/h2z", ["README.md", "config.json", "model.safetensors", "samples.png"])]
+
+
+def test_the_evaluation_page_shows_the_runs_curves(packaged):
+    run, _ = packaged
+    page = (run / "eval" / "latest" / "index.html").read_text()
+    assert '<img src="../../plots/losses.png"' in page and '<img src="../../plots/metrics.png"' in page
+    assert (run / "plots" / "metrics.png").is_file()  # the run evaluated during training (cycle, every 4 epochs)
