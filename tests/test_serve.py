@@ -130,3 +130,33 @@ def test_the_command_binds_to_this_machine_and_needs_its_extra(model, monkeypatc
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     assert main(["serve", "-c", str(model)]) == 2
     assert "pip install 'cyclegan[serve]'" in capsys.readouterr().err
+
+
+def test_cyclegan_serve_runs_the_page_on_127_0_0_1(model, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import time
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = Path(__file__).resolve().parents[1] / "src"
+    proc = subprocess.Popen([sys.executable, "-m", "cyclegan", "serve", "-c", str(model), "--port", str(port),
+                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"})
+    try:
+        deadline, page = time.time() + 240, None
+        while page is None and time.time() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+                    page = r.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None, proc.stdout.read() if proc.poll() is not None else "no answer"
+        assert '<input type="file" id="file" accept="image/*">' in page and "step 3" in page
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert f"serving {model} on http://127.0.0.1:{port}" in out
