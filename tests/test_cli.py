@@ -27,11 +27,11 @@ def trained_run(tmp_path_factory):
 def test_help_works_as_a_program():
     out = subprocess.run([sys.executable, "-m", "cyclegan", "--help"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    for command in ("train", "translate", "evaluate", "fid", "export", "demo", "list"):
+    for command in ("train", "translate", "evaluate", "fid", "export", "package", "serve", "demo", "list"):
         assert command in out.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "translate", "evaluate", "fid", "export", "demo", "list"])
+@pytest.mark.parametrize("command", ["train", "translate", "evaluate", "fid", "export", "package", "serve", "demo", "list"])
 def test_help_of_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])

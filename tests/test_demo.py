@@ -19,6 +19,8 @@ def test_demo_trains_translates_and_writes_a_results_page(tmp_path, capsys):
     assert f"results page: {out / 'index.html'}" in printed
     page = (out / "index.html").read_text()
     assert 'href="translations/AtoB/index.html"' in page and "<img" in page
+    assert '<img src="run/plots/losses.png"' in page  # the loss curves (cyclegan.plots)
+    assert (out / "run" / "plots" / "losses.png").stat().st_size > 5000
     assert len(list((out / "translations" / "AtoB").glob("*.png"))) == 16
     assert json.loads((out / "run" / "config.json").read_text())["train"]["threads"] == 1
     # the same command again resumes the finished run (nothing to do); other settings need --fresh

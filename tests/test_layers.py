@@ -16,10 +16,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cyclegan"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("leaves", ("errors", "registry", "config", "runtime", "progress")),
     ("core", ("nets", "losses", "patchnce", "pool", "schedule", "data", "metrics", "checkpoint", "augment", "content",
-              "segmenter", "tiled", "reference", "distributed", "demo")),
+              "segmenter", "tiled", "reference", "distributed", "demo", "plots")),
     ("methods", ("methods",)),
     ("inference", ("translate",)),
-    ("app", ("export", "evaluate", "package", "serve", "study")),
+    ("app", ("api", "export", "evaluate", "package", "serve", "study", "paired_eval")),
     ("train", ("train",)),
     ("top", ("cli", "commands", "__main__", "")),  # "": the package's own __init__ (the public API)
 ]

@@ -154,13 +154,16 @@ def load_model(path: str | Path, device="cpu") -> tuple[dict, dict]:
 
 
 def resolve_checkpoint(path: str | Path, kind: str = "model") -> Path:
-    """A run directory -> its latest checkpoint of that kind; a file -> itself."""
+    """A run directory -> its latest checkpoint of that kind; a package folder (cyclegan.package) -> its
+    model.safetensors; a file -> itself."""
     path = Path(path)
     if path.is_dir():
-        for candidate in (path / "checkpoints" / f"latest.{kind}.safetensors", path / f"latest.{kind}.safetensors"):
+        package = (path / "model.safetensors",) if kind == "model" else ()
+        for candidate in (path / "checkpoints" / f"latest.{kind}.safetensors", path / f"latest.{kind}.safetensors", *package):
             if candidate.is_file():
                 return candidate
-        raise UserError(f"{path}: no checkpoints/latest.{kind}.safetensors in this folder; is it a run directory of `cyclegan train`?")
+        raise UserError(f"{path}: no checkpoints/latest.{kind}.safetensors in this folder; is it a run directory of "
+                        "`cyclegan train` (or a package folder of `cyclegan package`)?")
     if not path.exists():
         raise UserError(f"checkpoint {path} not found")
     return path

@@ -22,6 +22,8 @@ COMMANDS = [
     "cyclegan.commands.evaluate",
     "cyclegan.metrics.cli_fid",
     "cyclegan.commands.export",
+    "cyclegan.commands.package",
+    "cyclegan.commands.serve",
     "cyclegan.commands.demo",
     "cyclegan.commands.listing",
 ]

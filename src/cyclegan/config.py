@@ -127,12 +127,20 @@ class TrainConfig:
 
 
 @dataclass
+class LogConfig:
+    wandb: bool = False                 # also log scalars and sample grids to Weights & Biases (pip install wandb)
+    wandb_project: str = "cyclegan"     # W&B project
+    wandb_run: str = ""                 # W&B run name (default: the run directory's name)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)  # where scalars go besides log.jsonl and TensorBoard
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import checkpoint as ckpt
 from ..errors import UserError
+from ..plots import add_curves
 
 
 def add_parser(sub):
@@ -117,3 +118,4 @@ Checkpoint: <code>{html.escape(str(run_dir / 'checkpoints' / 'latest.model.safet
 <p>Loss curves: <code>tensorboard --logdir {html.escape(str(run_dir / 'tensorboard'))}</code> or {html.escape(str(run_dir / 'log.jsonl'))}.</p>
 </body></html>
 """)
+    add_curves(out / "index.html", run_dir)  # loss curves (PNG, cyclegan.plots)

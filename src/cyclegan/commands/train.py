@@ -127,6 +127,7 @@ def run(args) -> int:
     from ..distributed import DistContext
     from ..runtime import resolve_device
     from ..train import train
+    from ..plots import write_run_page
 
     cfg = config_from_args(args)
     if args.resume:
@@ -164,6 +165,7 @@ def run(args) -> int:
         print(f"{how} at step {s.step} ({where}) in {result.seconds / 60:.1f} min"
               + (f"; {s.skipped_images} reads of corrupt images skipped" if s.skipped_images else ""))
         print(f"checkpoint: {run_dir / 'checkpoints' / 'latest.model.safetensors'}")
+        print(f"results page: {write_run_page(run_dir)}")  # samples and curves (cyclegan.plots)
         if result.stopped_early:
             launcher = "torchrun <the same options> -m cyclegan" if dist.world_size > 1 else "cyclegan"
             print(f"continue with: {launcher} train --resume {run_dir}")

@@ -28,6 +28,7 @@ from .. import checkpoint as ckpt
 from ..data.files import ImageReadError, read_image
 from ..errors import UserError
 from ..translate import Translator, load_translator, save_image, seeded, write_gallery
+from ..plots import add_curves, run_of
 from .report import content_tables, markdown_table, summary_line, write_index
 from .scorers import InceptionScorer, Scorer, build_scorers
 from .setup import DIRECTIONS, HEADLINE, OPPOSITE, EvalSetup, check_setup
@@ -229,6 +230,7 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, *, t
     (out_dir / "metrics.md").write_text(f"{summary_line(report)}\n\n{table}\n{content_tables(details)}{note_lines}")
     if gallery:
         write_index(out_dir / "index.html", report, galleries)
+        add_curves(out_dir / "index.html", None if single else run_of(path))  # the run's curves (cyclegan.plots)
     return report
 
 

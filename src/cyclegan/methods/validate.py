@@ -26,6 +26,8 @@ def validate(cfg: Config) -> Config:
         parse_init_from(cfg.train.init_from, exist=False)  # the files are read (and looked for) when a run starts
     if cfg.data.preprocess in ("resize_and_crop", "scale_width_and_crop") and cfg.data.load_size < cfg.data.crop_size:
         raise UserError(f"data.load_size ({cfg.data.load_size}) is smaller than data.crop_size ({cfg.data.crop_size})")
+    if cfg.log.wandb and not cfg.log.wandb_project.strip():
+        raise UserError("log.wandb=true needs a project: --set log.wandb_project=NAME")
     METHODS.get(cfg.model.method).check(cfg)
     return cfg
 

@@ -61,7 +61,8 @@ class TrainResult:
 NEUTRAL_ON_RESUME = {f"train.{k}" for k in ("max_steps", "log_every", "sample_every", "save_every_epochs",
                                             "checkpoint_minutes", "progress", "eval_every_epochs", "eval_metric",
                                             "eval_images", "eval_classifier", "eval_root")} | \
-                    {f"data.{k}" for k in ("root", "dir_a", "dir_b", "workers")}
+                    {f"data.{k}" for k in ("root", "dir_a", "dir_b", "workers")} | \
+                    {f"log.{k}" for k in ("wandb", "wandb_project", "wandb_run")}
 
 
 def changed_settings(before: Config, after: Config) -> list[str]:
@@ -211,7 +212,7 @@ class _Loop:
         total = min(total, cfg.train.max_steps) if cfg.train.max_steps else total
         self.stop = _StopFlag()
         self.logger = Logger(self.run_dir, enabled=self.is_main, total_steps=total, initial_step=state.step,
-                             show_progress=cfg.train.progress)
+                             show_progress=cfg.train.progress, cfg=cfg)
         try:
             stopped_early = bool(cfg.train.max_steps and state.step >= cfg.train.max_steps)  # resumed at the limit
             while state.epoch < state.total_epochs and not stopped_early:
