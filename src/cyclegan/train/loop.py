@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from ..errors import UserError
 from ..schedule import lr_factor, plateau_update
 from .datasets import build_dataset
 from .init_from import describe
+from .preempt import StopSignals, worker_init
 from .samples import save_sample_grid
 from .state import TrainState, check_crop_size, create_state, resolve_precision
 from .step import train_step
@@ -73,7 +73,7 @@ def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None =
     if rank == 0:
         d = run_dir / "checkpoints"
         meta = model_meta(state)
-        ckpt.save_tree(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})
+        ckpt.save_state(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})  # keeps previous.state
         inference = state.inference_nets()
         ckpt.save_model(d / "latest.model.safetensors", inference, meta)
         if snapshot_tag:
@@ -82,7 +82,7 @@ def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None =
 
 
 def load_resume(run_dir: Path) -> tuple[dict, Config]:
-    path = ckpt.resolve_checkpoint(run_dir, "state")
+    path = ckpt.resume_state(run_dir)  # latest, or previous (with a warning) where latest is damaged
     tree, meta = ckpt.load_tree(path)
     if meta.get("format") != ckpt.FORMAT_STATE:
         raise UserError(f"{path}: not a resume state (format {meta.get('format')!r})")
@@ -95,7 +95,8 @@ class TrainResult:
     run_dir: Path
     stopped_early: bool
     seconds: float
-    interrupted: bool = False  # stopped by Ctrl-C (SIGINT), rather than at train.max_steps
+    interrupted: bool = False  # stopped by a signal (Ctrl-C, SIGTERM, SIGUSR1), rather than at train.max_steps
+    preempted: bool = False  # that signal was SIGTERM or SIGUSR1 (train/preempt.py)
 
 
 class _Logger:
@@ -251,11 +252,11 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
     # Its own generator: each new iterator draws a base seed, which must not come from the global RNG
     # (dropout, gradient penalty), or a resume mid-epoch would shift that stream.
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
-                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
+                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None, worker_init_fn=worker_init,
                         generator=torch.Generator().manual_seed(cfg.train.seed))
     sample_batch = _sample_batch(dataset, device, cfg.train.channels_last)
     logger = _Logger(run_dir, is_main)
-    stop = _StopFlag()
+    stop = StopSignals()  # Ctrl-C, SIGTERM, SIGUSR1: finish the step, save, stop
     stopped_early = False
     last_save = time.time()
     steps_per_epoch = len(sampler)
@@ -283,7 +284,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
             epoch_sums: dict[str, float] = {}
             n_sum = n_epoch = 0
             t_log = time.time()
-            for batch in loader:
+            for batch in stop.batches(loader):
                 state.skipped_images += int(batch["skipped"].sum())
                 batch = {k: _to_device(v, device, cfg.train.channels_last) for k, v in batch.items() if k in ("A", "B")}
                 terms = train_step(state, batch, reduce_grads)
@@ -320,7 +321,8 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
                     if save_now:
                         save_checkpoint(state, run_dir, rank=rank, world_size=world_size)
                         last_save = time.time()
-            if stopped_early:
+            if stopped_early or stop.cut_short:
+                stopped_early = True
                 break
             # end of epoch
             state.epoch += 1
@@ -348,7 +350,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
     finally:
         stop.restore()
         logger.close()
-    return TrainResult(state, run_dir, stopped_early, time.time() - t0, stop.requested)
+    return TrainResult(state, run_dir, stopped_early, time.time() - t0, stop.requested, stop.preempted)
 
 
 def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -363,24 +365,3 @@ def _sample_batch(dataset, device, channels_last, n: int = 4) -> dict:
     h = min(it[k].shape[-2] for it in items for k in ("A", "B"))
     w = min(it[k].shape[-1] for it in items for k in ("A", "B"))
     return {k: _to_device(torch.stack([TF.center_crop(it[k], [h, w]) for it in items]), device, channels_last) for k in ("A", "B")}
-
-
-class _StopFlag:
-    """First Ctrl-C: finish the current step, save, and stop. Second: abort at once."""
-
-    def __init__(self):
-        self.requested = False
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread
-            self._old = None
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)", flush=True)
-
-    def restore(self):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
