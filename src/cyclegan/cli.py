@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code  # 2; 4 for a diverged run (docs/reliability.md)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

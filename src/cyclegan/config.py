@@ -111,6 +111,8 @@ class TrainConfig:
     eval_classifier: str = ""           # the judge: eval_metric=content: classifier of domain-B images (cyclegan.content); fcn: segmenter of real photos (cyclegan.segmenter)
     eval_root: str = ""                 # folder with testA/, testB/ to evaluate on (default data.root); a validation split keeps the best snapshot free of test data
     progress: bool = True               # show a progress bar
+    max_bad_steps: int = 3              # divergence guard: skipped non-finite steps in a row before a stop (0 = off)
+    max_loss: float = 1e6               # divergence guard: a phase's loss above this stops the run (0 = no bound)
     init_from: str = ""                 # new run from saved weights: PATH (run, checkpoint, folder of reference latest_net_*.pth) or NET=PATH, comma-separated; the rest N(0, 0.02)
 
 
@@ -310,6 +312,9 @@ def validate(cfg: Config) -> Config:
     if cfg.loss.gan_mode == "wgangp" and cfg.train.precision == "fp16":
         raise UserError("loss.gan_mode=wgangp with train.precision=fp16: the gradient penalty's input gradient "
                         "would be computed without loss scaling and can underflow in float16; use bf16 or fp32")
+    from .train.guard import check_config as check_guard
+
+    check_guard(cfg.train)  # train.max_bad_steps, train.max_loss
     if cfg.train.threads < 0:
         raise UserError(f"train.threads must be 0 (one per core) or a positive count, got {cfg.train.threads}")
     if not 0.0 <= cfg.optim.ema_decay < 1.0:

@@ -2,7 +2,9 @@
 
 
 class UserError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
+    """Bad input from the user: printed as one line, exit code 2 (`exit_code`; subclasses may name another)."""
+
+    exit_code = 2
 
 
 def first_line(e: BaseException) -> str:

@@ -22,6 +22,7 @@ from ..distributed import (any_rank, barrier, gather_rank_parts, local_batchnorm
 from ..errors import UserError
 from ..schedule import lr_factor, plateau_update
 from .datasets import build_dataset
+from .guard import DivergenceGuard
 from .init_from import describe
 from .preempt import StopSignals, worker_init
 from .samples import save_sample_grid
@@ -257,6 +258,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
     sample_batch = _sample_batch(dataset, device, cfg.train.channels_last)
     logger = _Logger(run_dir, is_main)
     stop = StopSignals()  # Ctrl-C, SIGTERM, SIGUSR1: finish the step, save, stop
+    guard = DivergenceGuard.from_config(cfg)  # non-finite steps skipped; a diverging run stops, saving nothing
     stopped_early = False
     last_save = time.time()
     steps_per_epoch = len(sampler)
@@ -287,7 +289,9 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
             for batch in stop.batches(loader):
                 state.skipped_images += int(batch["skipped"].sum())
                 batch = {k: _to_device(v, device, cfg.train.channels_last) for k, v in batch.items() if k in ("A", "B")}
-                terms = train_step(state, batch, reduce_grads)
+                terms = train_step(state, batch, reduce_grads, guard)
+                if guard is not None:
+                    guard.after_step(state, run_dir)
                 state.batch_in_epoch += 1
                 for k, v in terms.items():
                     sums[k] = sums[k] + v if k in sums else v.clone()
