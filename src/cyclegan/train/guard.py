@@ -55,7 +55,7 @@ class DivergenceGuard:
         self._over_bound = False
 
     @classmethod
-    def from_config(cls, cfg) -> "DivergenceGuard | None":
+    def from_config(cls, cfg) -> DivergenceGuard | None:
         if cfg.train.max_bad_steps == 0:
             return None
         return cls(max_bad_steps=cfg.train.max_bad_steps, max_loss=cfg.train.max_loss)
