@@ -11,3 +11,18 @@ def first_line(e: BaseException) -> str:
     """The first non-empty line of an exception's message (or its type's name), for one-line errors."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     return lines[0] if lines else type(e).__name__
+
+
+def torch_load_problem(path, e: BaseException) -> str:
+    """One line for a `torch.load(path, weights_only=True)` that failed: what the file is and what to do.
+
+    torch's own message for a refused pickle runs to several paragraphs and suggests weights_only=False, which
+    would run the file's code; the refused global (e.g. `posix.system`) is the telling part."""
+    text = str(e)
+    if "Weights only load failed" in text or type(e).__name__ == "UnpicklingError":
+        found = [line.strip() for line in text.splitlines() if "GLOBAL" in line or "global" in line.split(" ")[:3]]
+        what = f" ({found[0].rstrip('.')})" if found else ""
+        return (f"{path}: refused: it holds pickled Python objects, not only tensors{what}; loading it could run "
+                "code, so cyclegan does not. If you trust its source, load it yourself and re-save the tensors "
+                "with torch.save(net.state_dict(), ...)")
+    return f"{path}: cannot read as a PyTorch state dict of tensors ({type(e).__name__}: {first_line(e)})"
