@@ -22,6 +22,7 @@ COMMANDS = [
     "cyclegan.commands.evaluate",
     "cyclegan.metrics.cli_fid",
     "cyclegan.commands.export",
+    "cyclegan.commands.check",
     "cyclegan.commands.demo",
     "cyclegan.commands.listing",
 ]
