@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -80,6 +81,7 @@ def assert_same_state(a: Path, b: Path) -> None:
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
     """The one line a failed command printed on stderr (warnings aside); fails if there is a traceback or more."""
     assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
+    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines()
+             if line.strip() and not line.startswith("warning: ") and not re.search(r"\d+%\|", line)]  # bars aside
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     return lines[0]
