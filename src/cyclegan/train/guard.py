@@ -4,8 +4,8 @@ Each phase of a step (generators, then discriminators) is checked after backward
 gradient all-reduce), before its optimizer step: if the phase's loss or any gradient is NaN or infinite, that
 phase's update is skipped (a generator phase skipped skips the rest of the step too, so no NaN image enters a
 history pool). `train.max_bad_steps` such steps in a row, or a phase loss above `train.max_loss` in absolute
-value, stop the run with `TrainingDiverged` (exit status 4): nothing is saved after the weights went bad, so
-checkpoints/latest.state.safetensors stays the last good state.
+value, stop the run with `TrainingDiverged` (exit status 4). While steps are being skipped the loop saves,
+samples and evaluates nothing (`healthy`), so checkpoints/latest.state.safetensors stays the last good state.
 
 Precision: under bf16 autocast the losses and the weights' gradients are float32 (autocast computes in bf16
 but its range is float32's), so an overflow to inf means what it means in fp32: divergence. Under fp16 the
@@ -93,6 +93,12 @@ class DivergenceGuard:
             raise TrainingDiverged(diverged_message(state, run_dir, problem, bad_in_row=0 if over else self.bad_in_row))
 
 
+def healthy(guard: DivergenceGuard | None) -> bool:
+    """Whether the run may save, sample and evaluate now: not in the middle of a run of skipped steps (whose cause,
+    often the last applied step, may already have spoiled the weights)."""
+    return guard is None or guard.bad_in_row == 0
+
+
 def diverged_message(state, run_dir: Path, problem: str, *, bad_in_row: int) -> str:
     """One line: what happened, what was kept, the likely cause and what to change."""
     from .. import checkpoint as ckpt
@@ -100,13 +106,14 @@ def diverged_message(state, run_dir: Path, problem: str, *, bad_in_row: int) -> 
     cfg = state.cfg
     latest = Path(run_dir) / "checkpoints" / "latest.state.safetensors"
     try:
-        kept = f"{latest} (step {ckpt.read_meta(latest).get('step')}) is the last good state"
+        kept = (f"nothing was saved over the last good checkpoint, {latest} (step {ckpt.read_meta(latest).get('step')})",
+                f"continue from it with: cyclegan train --resume {run_dir} --set optim.lr=<smaller>")
     except UserError:
-        kept = "no checkpoint had been saved yet"
+        kept = "nothing was saved (no checkpoint had been saved yet)", "start again with a smaller optim.lr"
     streak = (f" ({bad_in_row} step(s) in a row with non-finite values, each skipped; train.max_bad_steps="
               f"{cfg.train.max_bad_steps})" if bad_in_row else "")
     causes = [f"a learning rate too high (optim.lr={cfg.optim.lr:g}; the paper's is 2e-4)"]
     if cfg.train.precision in ("fp16", "auto", "bf16"):
         causes.append(f"the precision (train.precision={cfg.train.precision}; try fp32)")
-    return (f"training diverged at step {state.step}: {problem}{streak}; nothing was saved over the last good "
-            f"checkpoint: {kept}. Likely cause: {' or '.join(causes)}; resume with a smaller --set optim.lr=...")
+    return (f"training diverged at step {state.step}: {problem}{streak}; {kept[0]}. Likely cause: "
+            f"{' or '.join(causes)}; {kept[1]}")

@@ -22,7 +22,7 @@ from ..distributed import (any_rank, barrier, gather_rank_parts, local_batchnorm
 from ..errors import UserError
 from ..schedule import lr_factor, plateau_update
 from .datasets import build_dataset
-from .guard import DivergenceGuard
+from .guard import DivergenceGuard, healthy
 from .init_from import describe
 from .preempt import StopSignals, worker_init
 from .samples import save_sample_grid
@@ -308,7 +308,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
                                             "it_per_s": rate, **means})
                     bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
                     sums, n_sum, t_log = {}, 0, time.time()
-                if is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0:
+                if is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0 and healthy(guard):
                     with local_batchnorm(state.nets):
                         grid = save_sample_grid(state, sample_batch, run_dir / "samples" / f"step_{state.step:07d}.png")
                     logger.image("samples", grid, state.step)
@@ -322,7 +322,7 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
                     if stop_now:
                         stopped_early = True
                         break
-                    if save_now:
+                    if save_now and healthy(guard):  # not in a run of skipped steps: the last good state stays
                         save_checkpoint(state, run_dir, rank=rank, world_size=world_size)
                         last_save = time.time()
             if stopped_early or stop.cut_short:
@@ -334,22 +334,23 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
             if cfg.optim.lr_policy == "plateau" and n_epoch:
                 metric = sum(v for k, v in epoch_sums.items() if not k.startswith("D_")) / n_epoch
                 state.plateau = plateau_update(state.plateau, metric, cfg.optim.plateau_patience, cfg.optim.lr_gamma)
-            if hooks is not None:
+            if hooks is not None and healthy(guard):
                 with local_batchnorm(state.nets):
                     hooks.epoch_end(state, run_dir)
-            if is_main and not cfg.train.sample_every:
+            if is_main and not cfg.train.sample_every and healthy(guard):
                 with local_batchnorm(state.nets):
                     grid = save_sample_grid(state, sample_batch, run_dir / "samples" / f"epoch_{state.epoch:04d}.png")
                 logger.image("samples", grid, state.step)
             k = cfg.train.save_every_epochs
             tag = f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None
-            save_checkpoint(state, run_dir, tag, rank, world_size)
+            if healthy(guard):
+                save_checkpoint(state, run_dir, tag, rank, world_size)
             last_save = time.time()
             if is_main:
                 logger.log(state.step, {"epoch_end": state.epoch, "skipped_images": state.skipped_images,
                                         **{f"epoch/{k}": v / max(n_epoch, 1) for k, v in epoch_sums.items()}})
         bar.close()
-        if stopped_early:
+        if stopped_early and healthy(guard):
             save_checkpoint(state, run_dir, rank=rank, world_size=world_size)
     finally:
         stop.restore()
