@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, parse_problem
 
 
 @dataclass
@@ -215,7 +215,7 @@ def load_file(cfg: Config, path: str | Path) -> Config:
         else:
             d = json.loads(text)
     except Exception as e:  # noqa: BLE001 - parsers raise many types
-        raise UserError(f"{path}: cannot parse ({e})") from None
+        raise UserError(f"{path}: cannot parse ({parse_problem(e)})") from None
     return apply_dict(cfg, d, where=str(path))
 
 

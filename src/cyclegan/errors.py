@@ -13,6 +13,15 @@ def first_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+def parse_problem(e: BaseException) -> str:
+    """One line for a parser's error: YAML's "problem at line L, column C" (its message draws the line with a caret
+    over several lines), else the first line of the message."""
+    problem, mark = getattr(e, "problem", None), getattr(e, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return first_line(e)
+
+
 def torch_load_problem(path, e: BaseException) -> str:
     """One line for a `torch.load(path, weights_only=True)` that failed: what the file is and what to do.
 
