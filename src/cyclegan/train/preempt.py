@@ -4,8 +4,9 @@ SIGTERM is how SLURM, Kubernetes, spot instances and `docker stop` end a job (fo
 period); SIGUSR1 is what SLURM sends ahead of it with `sbatch --signal=USR1@SECONDS`. On any of them the loop
 finishes the step in progress, saves a resume state and stops; the command then exits with PREEMPTED (75,
 EX_TEMPFAIL of sysexits.h: "try again later") after SIGTERM/SIGUSR1, or 130 after Ctrl-C, so a job script can
-tell a preemption that saved (requeue it) from a crash (1) or a kill without saving (137, 143). A second signal
-aborts at once.
+tell a preemption that saved (requeue it) from a crash (1) or a kill without saving (137, 143). A second Ctrl-C
+aborts at once (exit 130, nothing saved); a second SIGTERM or SIGUSR1 does not, since launchers repeat them
+(torchrun forwards to its ranks the SIGTERM that SLURM also sent them; SLURM's SIGTERM follows its SIGUSR1).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class StopSignals:
 
     `requested` turns true on the first signal and `signal_name` names it; the loop polls `requested` at
     step boundaries (distributed: the ranks agree on it with one all-reduce, rank 0 writes the state).
-    A second signal raises KeyboardInterrupt: abort now, without saving."""
+    A second Ctrl-C raises KeyboardInterrupt: abort now, without saving; SIGTERM or SIGUSR1 again changes nothing."""
 
     def __init__(self):
         self.requested = False
@@ -37,12 +38,18 @@ class StopSignals:
                 break
 
     def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
         if self.requested:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:  # Ctrl-C again: the user wants out now
+                raise KeyboardInterrupt
+            # SIGTERM/SIGUSR1 again: a launcher passing the signal on (torchrun forwards the SIGTERM its ranks
+            # got too), or SLURM's SIGTERM after its SIGUSR1 warning: the save under way goes on
+            print(f"\n{name}: already stopping; the checkpoint is being saved", flush=True)
+            return
         self.requested = True
-        self.signal_name = signal.Signals(signum).name
-        again = "Ctrl-C" if signum == signal.SIGINT else f"{self.signal_name} again"
-        print(f"\n{self.signal_name}: saving a checkpoint after this step ({again} to abort)", flush=True)
+        self.signal_name = name
+        again = "Ctrl-C again to abort" if signum == signal.SIGINT else "Ctrl-C to abort"
+        print(f"\n{name}: saving a checkpoint after this step ({again})", flush=True)
 
     @property
     def preempted(self) -> bool:
