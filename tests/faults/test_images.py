@@ -92,3 +92,23 @@ def test_the_limit_is_one_setting(setup, monkeypatch):
     with pytest.raises(UserError, match="CYCLEGAN_MAX_PIXELS='lots': expected a number of pixels"):
         read_image(photo)
     assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's own setting is left as it was
+
+
+def test_a_large_allowed_image_translates_in_tiles_without_being_asked(setup, monkeypatch):
+    """Above tiled.AUTO_TILE_PIXELS (16 Mpx; here lowered to 100x100 so a real 256x256 photo counts) translation runs
+    in tiles, with whole-image statistics: the same image to rounding, in a fraction of the memory."""
+    from cyclegan import tiled
+    from cyclegan.translate import load_translator
+
+    root, data = setup
+    photo = read_image(sorted((data / "testA").iterdir())[0], 3)[None]
+    translator = load_translator(root / "run", "AtoB", "cpu")
+    whole = translator(photo)
+    calls = []
+    real = tiled.tiled_forward
+    monkeypatch.setattr("cyclegan.translate.tiled_forward", lambda net, x, tile: calls.append(tile) or real(net, x, tile))
+    monkeypatch.setattr(tiled, "AUTO_TILE_PIXELS", 100 * 100)
+    monkeypatch.setattr(tiled, "AUTO_TILE", 64)
+    tiles = translator(photo)
+    assert calls == [64]
+    assert (whole.int() - tiles.int()).abs().max() <= 1
