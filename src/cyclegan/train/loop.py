@@ -186,7 +186,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, rank: int = 0,
 # and how many processes load it (items are keyed by (epoch, index)).
 NEUTRAL_ON_RESUME = {f"train.{k}" for k in ("max_steps", "log_every", "sample_every", "save_every_epochs",
                                             "checkpoint_minutes", "progress", "eval_every_epochs", "eval_metric",
-                                            "eval_images", "eval_classifier", "eval_root")} | \
+                                            "eval_images", "eval_classifier", "eval_root", "max_bad_steps",
+                                            "max_loss")} | \
                     {f"data.{k}" for k in ("root", "dir_a", "dir_b", "workers")}
 
 
