@@ -57,7 +57,8 @@ def run(args) -> int:
                              keep_format=args.keep_format, gallery=not args.no_gallery)
     written, failed = result["written"], result["failed"]
     if not written:
-        raise UserError(f"none of the {len(failed)} input image(s) could be read (first: {failed[0][1] if failed else None}); "
+        first = failed[0][1] if failed else None
+        raise UserError(f"none of the {len(failed)} input image(s) could be read (first: {first}); "
                         f"nothing was written to {args.out}")
     where = written[0][1] if Path(args.out).is_file() else args.out  # --out named the output file
     print(f"{len(written)} image{'s' if len(written) != 1 else ''} written to {where}"

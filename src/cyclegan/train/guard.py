@@ -106,7 +106,8 @@ def diverged_message(state, run_dir: Path, problem: str, *, bad_in_row: int) -> 
     cfg = state.cfg
     latest = Path(run_dir) / "checkpoints" / "latest.state.safetensors"
     try:
-        kept = (f"nothing was saved over the last good checkpoint, {latest} (step {ckpt.read_meta(latest).get('step')})",
+        step = ckpt.read_meta(latest).get("step")
+        kept = (f"nothing was saved over the last good checkpoint, {latest} (step {step})",
                 f"continue from it with: cyclegan train --resume {run_dir} --set optim.lr=<smaller>")
     except UserError:
         kept = "nothing was saved (no checkpoint had been saved yet)", "start again with a smaller optim.lr"

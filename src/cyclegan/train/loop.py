@@ -74,7 +74,8 @@ def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None =
     if rank == 0:
         d = run_dir / "checkpoints"
         meta = model_meta(state)
-        ckpt.save_state(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})  # keeps previous.state
+        # rotated: the state before stays as previous.state.safetensors
+        ckpt.save_state(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})
         inference = state.inference_nets()
         ckpt.save_model(d / "latest.model.safetensors", inference, meta)
         if snapshot_tag:
@@ -254,7 +255,8 @@ def _train(cfg: Config, run_dir: Path, tree: dict | None, clear_pools: bool, dev
     # Its own generator: each new iterator draws a base seed, which must not come from the global RNG
     # (dropout, gradient penalty), or a resume mid-epoch would shift that stream.
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
-                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None, worker_init_fn=worker_init,
+                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None,
+                        worker_init_fn=worker_init,
                         generator=torch.Generator().manual_seed(cfg.train.seed))
     sample_batch = _sample_batch(dataset, device, cfg.train.channels_last)
     logger = _Logger(run_dir, is_main)

@@ -28,9 +28,10 @@ def _autocast(device_type: str, precision: str):
     return torch.autocast(device_type, dtype=dtype)
 
 
-def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list, scaler, reduce_grads: GradReducer | None,
-                   guard=None, phase: str = "G") -> bool:
-    """Backward, reduce, then the optimizer step unless `guard` (train/guard.py) finds a non-finite value: False then."""
+def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list, scaler,
+                   reduce_grads: GradReducer | None, guard=None, phase: str = "G") -> bool:
+    """Backward, reduce, then the optimizer step, unless `guard` (train/guard.py) finds a non-finite value
+    (returns False then)."""
     (scaler.scale(loss) if scaler is not None else loss).backward()
     if reduce_grads is not None:
         reduce_grads(params)
@@ -44,7 +45,8 @@ def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list,
     return True
 
 
-def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None = None, guard=None) -> dict[str, torch.Tensor]:
+def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None = None,
+               guard=None) -> dict[str, torch.Tensor]:
     """Update the generators on Eq. 3 with the discriminators frozen, then the discriminators on
     their halved Eq. 1 with fakes from the history pools. Returns detached loss terms (no sync).
 
