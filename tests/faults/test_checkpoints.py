@@ -36,9 +36,11 @@ def test_truncated_latest_resumes_from_previous_with_a_warning_and_check_says_so
     steps = {k: ckpt.read_meta(run / "checkpoints" / f"{k}.state.safetensors")["step"] for k in ("latest", "previous")}
     assert steps == {"latest": 6, "previous": 4}
 
+    (run / "checkpoints" / ".latest.state.safetensors.x1y2.tmp").write_bytes(b"cut")  # what kill -9 mid-write leaves
     check = cli("check", run)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "ok       latest.state.safetensors" in check.stdout and "resume state, step 6" in check.stdout
+    assert "leftover .latest.state.safetensors.x1y2.tmp  a temporary file of an interrupted write" in check.stdout
     assert "can resume: `cyclegan train --resume" in check.stdout and "from latest.state.safetensors" in check.stdout
 
     latest = run / "checkpoints" / "latest.state.safetensors"
