@@ -67,8 +67,9 @@ def _batch(seed: int = 0, nan: bool = False):
     return batch
 
 
-def test_a_non_finite_step_changes_nothing(image_root, tmp_path):
-    state = _state(image_root)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16 autocast: the losses and gradients are float32
+def test_a_non_finite_step_changes_nothing(image_root, tmp_path, precision):
+    state = _state(image_root, f"train.precision={precision}")
     guard = DivergenceGuard(max_bad_steps=3)
     train_step(state, _batch(0), guard=guard)  # one good step: the optimizers have state
     guard.after_step(state, tmp_path)
