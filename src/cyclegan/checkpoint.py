@@ -1,19 +1,24 @@
 """Checkpoints as safetensors (tensors) + JSON (everything else): never pickled objects.
 
-Two kinds of file, both written atomically (temporary file, fsync, rename):
+Two kinds of file, both written atomically (temporary file, fsync of the file, rename, fsync of the folder):
 - a model snapshot `*.model.safetensors`: the inference networks' weights, plus JSON metadata with
   the method, network specs and data config, enough to rebuild and run them with no training config;
 - a resume state `*.state.safetensors`: every network, both optimizers, the pools, RNG states, the
-  schedule and the position in training, so `--resume` continues as if never stopped.
+  schedule and the position in training, so `--resume` continues as if never stopped. `save_state` keeps the
+  one before beside it (`previous.state.safetensors`), and drops it only once the new file has been read back
+  (size and header); `--resume` falls back to it when the latest is damaged (`resume_state`).
 Any nested structure of dicts, lists, numbers, strings and tensors is stored: tensors go into the
 safetensors payload, the rest into a JSON tree that points at them.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import struct
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -65,9 +70,24 @@ def atomic_write(path: Path, write) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX: the directory entry is data of the directory)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform or file system without directory handles (Windows): nothing to flush
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_tree(path: str | Path, tree: dict, meta: dict) -> None:
@@ -76,6 +96,104 @@ def save_tree(path: str | Path, tree: dict, meta: dict) -> None:
     encoded = _encode(tree, "", tensors)
     metadata = {"cyclegan": json.dumps({**meta, "tree": encoded})}
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def previous_path(path: str | Path) -> Path:
+    """Where `save_state` keeps the state before `path`: checkpoints/latest.state.safetensors ->
+    checkpoints/previous.state.safetensors."""
+    path = Path(path)
+    return path.with_name("previous." + path.name.removeprefix("latest."))
+
+
+def save_state(path: str | Path, tree: dict, meta: dict) -> None:
+    """`save_tree` with rotation: the new file is written beside `path` (fsync), read back (`verify_file`), and
+    only then does `path` become `previous_path(path)` (dropping the one before) and the new file `path`.
+
+    A failed write (disk full, a dying node) leaves both earlier files as they were and raises a UserError
+    that says so; a crash between the two renames leaves the previous state, which `resume_state` finds."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    encoded = _encode(tree, "", tensors)
+    metadata = {"cyclegan": json.dumps({**meta, "tree": encoded})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except (OSError, SafetensorError) as e:
+            raise UserError(f"could not write {path} ({_os_reason(e)}); {_intact(path)}") from None
+        problem = verify_file(tmp)
+        if problem:
+            raise UserError(f"{path} was written but does not read back ({problem}); {_intact(path)}")
+        if path.exists():
+            os.replace(path, previous_path(path))
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _os_reason(e: BaseException) -> str:
+    if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in str(e):
+        return "no space left on the device"
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _intact(path: Path) -> str:
+    if path.exists():
+        return f"the {path.name} saved before is intact: free space (or fix the disk) and continue with --resume"
+    return "nothing was saved"
+
+
+def verify_file(path: str | Path) -> str | None:
+    """Why the safetensors file at `path` is damaged (None if its header parses and its size is the header's).
+
+    Reads the 8-byte header length, the JSON header and the end offset of its last tensor: a truncated
+    file, a header cut or overwritten, or trailing garbage are caught without reading the tensors."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{size} bytes, shorter than a safetensors header"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return f"truncated: the header says {n} bytes of header, the file holds {size - 8}"
+            header = json.loads(f.read(n))
+    except OSError as e:
+        return f"cannot read it ({e.strerror or e})"
+    except (ValueError, UnicodeDecodeError) as e:
+        return f"its header is not valid JSON ({e})"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
+            and "data_offsets" in v]
+    expected = 8 + n + max(ends, default=0)
+    if size != expected:
+        return f"{'truncated' if size < expected else 'trailing bytes'}: {size} bytes, the header says {expected}"
+    return None
+
+
+def resume_state(run_dir: str | Path) -> Path:
+    """The resume state to continue `run_dir` from: checkpoints/latest.state.safetensors, or, when that one is
+    missing or damaged, previous.state.safetensors (with a warning that names the damaged file)."""
+    d = Path(run_dir) / "checkpoints"
+    latest, previous = d / "latest.state.safetensors", d / "previous.state.safetensors"
+    problem = verify_file(latest) if latest.is_file() else "missing"
+    if problem is None:
+        return latest
+    if previous.is_file() and verify_file(previous) is None:
+        warnings.warn(f"{latest} is damaged ({problem}); resuming from {previous.name}, the state saved before it "
+                      f"(step {read_meta(previous).get('step', '?')})")
+        return previous
+    if latest.is_file():
+        raise UserError(f"{latest} is damaged ({problem}) and there is no readable previous.state.safetensors "
+                        "beside it; the run cannot resume (its model snapshots may still translate)")
+    raise UserError(f"{run_dir}: no checkpoints/latest.state.safetensors there; nothing to resume")
 
 
 def load_tree(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict, dict]:

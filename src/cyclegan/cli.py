@@ -24,6 +24,7 @@ COMMANDS = [
     "cyclegan.commands.export",
     "cyclegan.commands.package",
     "cyclegan.commands.serve",
+    "cyclegan.commands.check",
     "cyclegan.commands.demo",
     "cyclegan.commands.listing",
 ]
@@ -66,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if args.debug:
             raise
+        from .progress import end_bars
+
+        end_bars()  # the error on a line of its own, not after a progress bar's last frame
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code  # 2; 4 for a diverged run (docs/reliability.md)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

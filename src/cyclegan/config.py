@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, parse_problem
 
 
 @dataclass
@@ -123,6 +123,8 @@ class TrainConfig:
     eval_classifier: str = ""           # the judge: eval_metric=content: classifier of domain-B images (cyclegan.content); fcn: segmenter of real photos (cyclegan.segmenter)
     eval_root: str = ""                 # folder with testA/, testB/ to evaluate on (default data.root); a validation split keeps the best snapshot free of test data
     progress: bool = True               # show a progress bar
+    max_bad_steps: int = 3              # divergence guard: skipped non-finite steps in a row before a stop (0 = off)
+    max_loss: float = 1e6               # divergence guard: a phase's loss above this stops the run (0 = no bound)
     init_from: str = ""                 # new run from saved weights: PATH (run, checkpoint, folder of reference latest_net_*.pth) or NET=PATH, comma-separated; the rest N(0, 0.02)
 
 
@@ -235,7 +237,7 @@ def load_file(cfg: Config, path: str | Path) -> Config:
         else:
             d = json.loads(text)
     except Exception as e:  # noqa: BLE001 - parsers raise many types
-        raise UserError(f"{path}: cannot parse ({e})") from None
+        raise UserError(f"{path}: cannot parse ({parse_problem(e)})") from None
     return apply_dict(cfg, d, where=str(path))
 
 

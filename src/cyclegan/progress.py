@@ -17,3 +17,12 @@ def progress_bar(iterable=None, **kwargs):
         # tqdm's monitor thread redraws a slow bar every `maxinterval` (10 s) regardless of mininterval
         kwargs.setdefault("maxinterval", max(LOG_INTERVAL_S, kwargs["mininterval"]))
     return tqdm(iterable, **kwargs)
+
+
+def end_bars() -> None:
+    """Close the bars still open (an error ended their loop), so that the message that follows starts a line of
+    its own rather than trailing the bar's last frame."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()

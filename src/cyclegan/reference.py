@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, torch_load_problem
 from .nets import create_generator
 
 _INSTANCE_STATS = ("running_mean", "running_var", "num_batches_tracked")
@@ -28,7 +28,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises pickle/unpickling errors of several types
-        raise UserError(f"{path}: cannot read as a PyTorch state dict with weights_only=True ({e})") from None
+        raise UserError(torch_load_problem(path, e)) from None
     if hasattr(sd, "state_dict") and not isinstance(sd, dict):
         sd = sd.state_dict()
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):

@@ -23,6 +23,10 @@ from torch import nn
 
 from .nets.generators import ResnetBlock, ResnetGenerator
 
+# Images above AUTO_TILE_PIXELS translate in tiles of AUTO_TILE even without --tile, where the generator can: in one
+# piece resnet_9blocks needs ~1.1 KB per pixel in fp32 (18 GB at 16 Mpx), in tiles ~0.35 KB (docs/reliability.md).
+AUTO_TILE_PIXELS = 16 * 2**20
+AUTO_TILE = 512
 HEAD_HALO = 32  # input pixels of context around a head tile: the head disturbs <= 12 pixels from a tile's cut edges
 TAIL_HALO = 8   # quarter-resolution pixels around a tail tile (32 output pixels; the tail disturbs <= 12)
 
@@ -41,6 +45,12 @@ def tiling_problem(net) -> str | None:
     if net.training and any(isinstance(m, nn.Dropout) for m in net.modules()):
         return "dropout is on (train mode), and each pass over the tiles would draw other masks; use --eval-mode"
     return None
+
+
+def auto_tile(net, height: int, width: int) -> int:
+    """The tile size for an image of height x width when none was asked for: AUTO_TILE above AUTO_TILE_PIXELS if
+    `net` can tile, else 0 (one piece)."""
+    return AUTO_TILE if height * width > AUTO_TILE_PIXELS and tiling_problem(net) is None else 0
 
 
 @torch.no_grad()

@@ -74,7 +74,7 @@ def config_from_args(args):
         flags["train.init_from"] = ",".join(args.init_from)
     limit = args.max_steps if args.max_steps is not None else base.train.max_steps if args.resume else 0
     if args.resume and limit:
-        step = ckpt.read_meta(Path(args.resume) / "checkpoints" / "latest.state.safetensors").get("step", 0)
+        step = ckpt.read_meta(ckpt.resume_state(args.resume)).get("step", 0)
         if step >= limit and args.max_steps is not None:
             raise UserError(f"--max-steps {args.max_steps}: {args.resume} already stands at step {step}; give a larger "
                             "limit, or none to train to the end of its schedule")
@@ -116,11 +116,10 @@ def saved_config(run_dir: Path) -> Config:
             raise UserError(f"{path} is not valid JSON ({e}); {fix}") from None
         except (UserError, AttributeError, TypeError) as e:
             raise UserError(f"{path}: {e}; {fix}") from None
-    state = run_dir / "checkpoints" / "latest.state.safetensors"
-    if not state.is_file():
+    if not any((run_dir / "checkpoints" / f"{k}.state.safetensors").is_file() for k in ("latest", "previous")):
         raise UserError(f"--resume {run_dir}: no config.json or checkpoints/latest.state.safetensors there; "
                         "is it a run directory of `cyclegan train`?")
-    return Config.from_dict(ckpt.read_meta(state)["config"])
+    return Config.from_dict(ckpt.read_meta(ckpt.resume_state(run_dir))["config"])
 
 
 def run(args) -> int:
@@ -132,8 +131,7 @@ def run(args) -> int:
     cfg = config_from_args(args)
     if args.resume:
         run_dir = Path(args.resume)
-        if not (run_dir / "checkpoints" / "latest.state.safetensors").is_file():
-            raise UserError(f"--resume {run_dir}: no checkpoints/latest.state.safetensors there; nothing to resume")
+        ckpt.resume_state(run_dir)  # latest, or previous where latest is damaged; else one line saying why not
     else:
         from ..cli import default_run_dir
 
@@ -161,7 +159,8 @@ def run(args) -> int:
     if dist.is_main:
         s = result.state
         where = f"in epoch {s.epoch + 1}/{s.total_epochs}" if s.batch_in_epoch else f"after epoch {s.epoch}/{s.total_epochs}"
-        how = "interrupted" if result.interrupted else "stopped early" if result.stopped_early else "finished"
+        how = ("preempted" if result.preempted else "interrupted" if result.interrupted else "stopped early"
+               if result.stopped_early else "finished")
         print(f"{how} at step {s.step} ({where}) in {result.seconds / 60:.1f} min"
               + (f"; {s.skipped_images} reads of corrupt images skipped" if s.skipped_images else ""))
         print(f"checkpoint: {run_dir / 'checkpoints' / 'latest.model.safetensors'}")
@@ -169,4 +168,6 @@ def run(args) -> int:
         if result.stopped_early:
             launcher = "torchrun <the same options> -m cyclegan" if dist.world_size > 1 else "cyclegan"
             print(f"continue with: {launcher} train --resume {run_dir}")
-    return 130 if result.interrupted else 0  # Ctrl-C: saved, but `train && evaluate` must not go on
+    from ..train.preempt import exit_status
+
+    return exit_status(result.interrupted, result.preempted)  # 130 (Ctrl-C), 75 (SIGTERM/SIGUSR1): saved, resumable

@@ -55,12 +55,27 @@ def run(args) -> int:
                                  netG=args.netG, precision=args.precision, tile=args.tile, ngf=args.ngf, norm=args.norm, dropout=args.dropout)
     result = translate_files(translator, args.inputs, args.out, size=args.size, batch_size=args.batch_size,
                              keep_format=args.keep_format, gallery=not args.no_gallery)
-    for src, reason in result["failed"]:
-        print(f"warning: skipped {reason}")
-    written = result["written"]
+    written, failed = result["written"], result["failed"]
     if not written:
-        raise UserError(f"none of the {len(result['failed'])} input image(s) could be read (see the warnings above); nothing was written to {args.out}")
+        first = failed[0][1] if failed else None
+        raise UserError(f"none of the {len(failed)} input image(s) could be read (first: {first}); "
+                        f"nothing was written to {args.out}")
     where = written[0][1] if Path(args.out).is_file() else args.out  # --out named the output file
     print(f"{len(written)} image{'s' if len(written) != 1 else ''} written to {where}"
           + (f" (gallery: {result['gallery']})" if result["gallery"] else ""))
-    return 0
+    return report_skipped(failed, len(written) + len(failed))
+
+
+SKIPPED = 3  # exit status when some inputs could not be read (the others were translated): scripts notice
+
+
+def report_skipped(failed: list, total: int) -> int:
+    """The inputs that could not be read, listed on stderr after the rest was translated: SKIPPED if any, else 0."""
+    import sys
+
+    if not failed:
+        return 0
+    print(f"skipped {len(failed)} of {total} input image(s):", file=sys.stderr)
+    for _, reason in failed:
+        print(f"  {reason}", file=sys.stderr)
+    return SKIPPED

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import UserError
+from .limits import LimitError, open_image, size_problem
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 ARRAY_EXTENSIONS = (".npy",)  # (H, W, C) arrays for multispectral data: uint8, or float in [0, 1]
@@ -44,8 +45,10 @@ def find_images(folder: str | Path, what: str = "images") -> list[Path]:
     return files
 
 
-class ImageReadError(Exception):
-    """An image file could not be decoded (corrupt, truncated or not an image)."""
+class ImageReadError(UserError):
+    """An image file could not be used: corrupt, truncated, not an image, or above the pixel limit (data/limits.py).
+    Its message is one line naming the file; a UserError, so that a reader that does not skip it ends the command
+    with that line."""
 
 
 class ChannelWarner:
@@ -75,12 +78,20 @@ def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
     if path.suffix.lower() in ARRAY_EXTENSIONS:
         return _read_array(path, channels)
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im = ImageOps.exif_transpose(im)
             im.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: cannot read image ({e})") from None
+    except LimitError as e:
+        raise ImageReadError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ValueError, EOFError, zlib.error...
+        raise ImageReadError(f"{path}: cannot read image ({_reason(e)})") from None
     return pil_to_uint8(im, channels, path)
+
+
+def _reason(e: BaseException) -> str:
+    """An exception as a short one-line reason."""
+    text = " ".join(str(e).split())
+    return text if text else type(e).__name__
 
 
 def pil_to_uint8(im: Image.Image, channels: int, name: str | Path = "image") -> torch.Tensor:
@@ -113,10 +124,11 @@ def _to_8_bits(im: Image.Image, path: Path) -> Image.Image:
 
 
 def _read_array(path: Path, channels: int) -> torch.Tensor:
+    image_size(path)  # the pixel limit, from the array's header
     try:
         a = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise ImageReadError(f"{path}: cannot read array ({e})") from None
+        raise ImageReadError(f"{path}: cannot read array ({_reason(e)})") from None
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] != channels:
@@ -129,12 +141,20 @@ def _read_array(path: Path, channels: int) -> torch.Tensor:
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
     if path.suffix.lower() in ARRAY_EXTENSIONS:
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        try:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        except (OSError, ValueError) as e:
+            raise ImageReadError(f"{path}: cannot read array ({_reason(e)})") from None
+        problem = size_problem(path, shape[1], shape[0]) if len(shape) >= 2 else None
+        if problem:
+            raise ImageReadError(problem)
         return shape[1], shape[0]
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             w, h = im.size
             orientation = im.getexif().get(0x0112, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: cannot read image ({e})") from None
+    except LimitError as e:
+        raise ImageReadError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - as read_image
+        raise ImageReadError(f"{path}: cannot read image ({_reason(e)})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

@@ -3,6 +3,8 @@ here, each method's own settings in its `Method.check` (methods/base.py and each
 
 from __future__ import annotations
 
+import math
+
 from ..checkpoint import parse_init_from
 from ..config import Config
 from ..data.transforms import PREPROCESS
@@ -72,3 +74,7 @@ def _check_ranges(cfg: Config) -> None:
         raise UserError(f"loss.lambda_semantic must be 0 (off) or positive, got {w.lambda_semantic}")
     if w.cycle_noise < 0:
         raise UserError(f"loss.cycle_noise is a standard deviation: 0 (off) or positive, got {w.cycle_noise}")
+    if t.max_bad_steps < 0:
+        raise UserError(f"train.max_bad_steps must be 0 (guard off) or more, got {t.max_bad_steps}")
+    if not (t.max_loss >= 0 and math.isfinite(t.max_loss)):
+        raise UserError(f"train.max_loss must be 0 (no bound) or a positive number, got {t.max_loss}")

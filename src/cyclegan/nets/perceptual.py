@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
+from ..errors import UserError, torch_load_problem
 
 FEATURE_NETS = ("inception", "vgg16")
 VGG16_RELU4_2 = 21  # torchvision vgg16().features[:21] ends with the ReLU after conv4_2
@@ -106,7 +106,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch.load raises many types for foreign files
-        raise UserError(f"{path}: cannot read a state dict ({e})") from None
+        raise UserError(torch_load_problem(path, e)) from None
     if not isinstance(state, dict):
         raise UserError(f"{path}: expected a state dict, found a {type(state).__name__}")
     return state

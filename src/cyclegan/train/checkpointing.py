@@ -38,7 +38,8 @@ def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None =
     if rank == 0:
         d = run_dir / "checkpoints"
         meta = model_meta(state)
-        ckpt.save_tree(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})
+        # rotated: the state before stays as previous.state.safetensors
+        ckpt.save_state(d / "latest.state.safetensors", tree, {"format": ckpt.FORMAT_STATE, **meta})
         inference = state.inference_nets()
         ckpt.save_model(d / "latest.model.safetensors", inference, meta)
         if snapshot_tag:
@@ -48,7 +49,7 @@ def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None =
 
 def load_resume(run_dir: Path) -> tuple[dict, Config]:
     """The resume state of a run directory and the config it was saved with."""
-    path = ckpt.resolve_checkpoint(run_dir, "state")
+    path = ckpt.resume_state(run_dir)  # latest, or previous (with a warning) where latest is damaged
     tree, meta = ckpt.load_tree(path)
     if meta.get("format") != ckpt.FORMAT_STATE:
         raise UserError(f"{path}: not a resume state (format {meta.get('format')!r})")

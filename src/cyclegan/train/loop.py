@@ -11,7 +11,6 @@ maths is in step.py and methods/, what is saved in state.py and checkpointing.py
 from __future__ import annotations
 
 import os
-import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,8 +38,10 @@ from ..runtime import (COMPILE_MIN_STEPS, persistent_compile_cache, precision_no
 from ..schedule import lr_factor, plateau_update
 from .checkpointing import load_resume, save_checkpoint
 from .datasets import build_dataset
+from .guard import DivergenceGuard, healthy
 from .init_from import describe
 from .logger import Logger
+from .preempt import StopSignals, worker_init
 from .samples import save_sample_grid
 from .state import TrainState, check_crop_size, create_state
 from .step import train_step
@@ -52,7 +53,8 @@ class TrainResult:
     run_dir: Path
     stopped_early: bool
     seconds: float
-    interrupted: bool = False  # stopped by Ctrl-C (SIGINT), rather than at train.max_steps
+    interrupted: bool = False  # stopped by a signal (Ctrl-C, SIGTERM, SIGUSR1), rather than at train.max_steps
+    preempted: bool = False  # that signal was SIGTERM or SIGUSR1 (train/preempt.py)
 
 
 # Settings that do not change what a run computes: where it stops, what it logs, saves, shows and evaluates
@@ -60,7 +62,8 @@ class TrainResult:
 # and how many processes load it (items are keyed by (epoch, index)).
 NEUTRAL_ON_RESUME = {f"train.{k}" for k in ("max_steps", "log_every", "sample_every", "save_every_epochs",
                                             "checkpoint_minutes", "progress", "eval_every_epochs", "eval_metric",
-                                            "eval_images", "eval_classifier", "eval_root")} | \
+                                            "eval_images", "eval_classifier", "eval_root", "max_bad_steps",
+                                            "max_loss")} | \
                     {f"data.{k}" for k in ("root", "dir_a", "dir_b", "workers")} | \
                     {f"log.{k}" for k in ("wandb", "wandb_project", "wandb_run")}
 
@@ -119,8 +122,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, *, rank: int =
             state.nets = prepare_nets(state.nets, device)
         loop = _Loop(cfg, run_dir, state, dataset, device=device, rank=rank, world_size=world_size,
                      reduce_grads=reduce_grads, hooks=hooks)
-        stopped_early, interrupted = loop.run()
-    return TrainResult(state, run_dir, stopped_early, time.time() - t0, interrupted)
+        stopped_early, stop = loop.run()
+    return TrainResult(state, run_dir, stopped_early, time.time() - t0, stop.requested, stop.preempted)
 
 
 def _planned_steps(cfg: Config, images: int, world_size: int) -> int:
@@ -199,18 +202,19 @@ class _Loop:
         # (dropout, gradient penalty), or a resume mid-epoch would shift that stream.
         self.loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=workers,
                                  pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                                 prefetch_factor=4 if workers else None,
+                                 prefetch_factor=4 if workers else None, worker_init_fn=worker_init,
                                  generator=torch.Generator().manual_seed(cfg.train.seed))
         self.sample_batch = _sample_batch(dataset, device, channels_last=state.channels_last)
         self.steps_per_epoch = len(self.sampler)
         self.last_save = time.time()
 
-    def run(self) -> tuple[bool, bool]:
-        """All epochs (or up to a stop); returns (stopped early, interrupted by Ctrl-C)."""
+    def run(self) -> tuple[bool, StopSignals]:
+        """All epochs (or up to a stop); returns (stopped early, the signals that stopped it if any)."""
         cfg, state = self.cfg, self.state
         total = state.total_epochs * self.steps_per_epoch
         total = min(total, cfg.train.max_steps) if cfg.train.max_steps else total
-        self.stop = _StopFlag()
+        self.stop = StopSignals()  # Ctrl-C, SIGTERM, SIGUSR1: finish the step, save, stop
+        self.guard = DivergenceGuard.from_config(cfg)  # non-finite steps skipped; a diverging run stops, saving nothing
         self.logger = Logger(self.run_dir, enabled=self.is_main, total_steps=total, initial_step=state.step,
                              show_progress=cfg.train.progress, cfg=cfg)
         try:
@@ -219,12 +223,12 @@ class _Loop:
                 stopped_early = self._run_epoch()
                 if not stopped_early:
                     self._end_epoch()
-            if stopped_early:
+            if stopped_early and healthy(self.guard):
                 self._save()
         finally:
             self.stop.restore()
             self.logger.close()
-        return stopped_early, self.stop.requested
+        return stopped_early, self.stop
 
     def _save(self, tag: str | None = None) -> None:
         save_checkpoint(self.state, self.run_dir, tag, rank=self.rank, world_size=self.world_size)
@@ -248,11 +252,13 @@ class _Loop:
         sums: dict[str, torch.Tensor] = {}
         self.epoch_sums: dict[str, float] = {}
         n_sum, self.n_epoch, t_log = 0, 0, time.time()
-        for batch in self.loader:
+        for batch in self.stop.batches(self.loader):
             state.skipped_images += int(batch["skipped"].sum())
             batch = {k: _to_device(v, self.device, channels_last=state.channels_last)
                      for k, v in batch.items() if k in ("A", "B")}
-            terms = train_step(state, batch, self.reduce_grads)
+            terms = train_step(state, batch, self.reduce_grads, self.guard)
+            if self.guard is not None:
+                self.guard.after_step(state, self.run_dir)
             state.batch_in_epoch += 1
             for k, v in terms.items():
                 sums[k] = sums[k] + v if k in sums else v.clone()
@@ -268,7 +274,8 @@ class _Loop:
                 logger.log(state.step, {"epoch": epoch + state.batch_in_epoch / self.steps_per_epoch, "lr": lr,
                                         "it_per_s": rate, **means}, show=means)
                 sums, n_sum, t_log = {}, 0, time.time()
-            if self.is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0:
+            if self.is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0 \
+                    and healthy(self.guard):
                 self._sample(f"step_{state.step:07d}.png")
             if at_max:
                 return True
@@ -279,9 +286,9 @@ class _Loop:
                 stop_now, save_now = any_rank(self.stop.requested, overdue)
                 if stop_now:
                     return True
-                if save_now:
+                if save_now and healthy(self.guard):  # not in a run of skipped steps: the last good state stays
                     self._save()
-        return False
+        return self.stop.cut_short  # the loader was cut short by a signal
 
     def _end_epoch(self) -> None:
         cfg, state = self.cfg, self.state
@@ -290,13 +297,15 @@ class _Loop:
         if cfg.optim.lr_policy == "plateau" and self.n_epoch:
             metric = sum(v for k, v in self.epoch_sums.items() if not k.startswith("D_")) / self.n_epoch
             state.plateau = plateau_update(state.plateau, metric, cfg.optim.plateau_patience, cfg.optim.lr_gamma)
-        if self.hooks is not None:
+        if self.hooks is not None and healthy(self.guard):
             with local_batchnorm(state.nets):
                 self.hooks.epoch_end(state, self.run_dir)
-        if self.is_main and not cfg.train.sample_every:
+        if self.is_main and not cfg.train.sample_every and healthy(self.guard):
             self._sample(f"epoch_{state.epoch:04d}.png")
         k = cfg.train.save_every_epochs
-        self._save(f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None)
+        if healthy(self.guard):
+            self._save(f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None)
+        self.last_save = time.time()
         if self.is_main:
             self.logger.log(state.step, {"epoch_end": state.epoch, "skipped_images": state.skipped_images,
                                          **{f"epoch/{k}": v / max(self.n_epoch, 1) for k, v in self.epoch_sums.items()}})
@@ -320,24 +329,3 @@ def _sample_batch(dataset, device, *, channels_last: bool, n: int = 4) -> dict:
     w = min(it[k].shape[-1] for it in items for k in ("A", "B"))
     return {k: _to_device(torch.stack([TF.center_crop(it[k], [h, w]) for it in items]), device,
                           channels_last=channels_last) for k in ("A", "B")}
-
-
-class _StopFlag:
-    """First Ctrl-C: finish the current step, save, and stop. Second: abort at once."""
-
-    def __init__(self):
-        self.requested = False
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread
-            self._old = None
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)", flush=True)
-
-    def restore(self):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)

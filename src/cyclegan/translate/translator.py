@@ -21,7 +21,7 @@ from ..data.transforms import pad_amounts, to_float, to_uint8
 from ..errors import UserError
 from ..methods import NetSpec, create_method
 from ..nets import size_multiple
-from ..tiled import tiled_forward, tiling_problem
+from ..tiled import auto_tile, tiled_forward, tiling_problem
 
 
 @dataclass
@@ -61,7 +61,8 @@ class Translator:
             x = F.pad(x, (left, right, top, bottom), mode=mode)
         ctx = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()
         with ctx:
-            y = tiled_forward(self.fn, x, self.tile) if self.tile and max(x.shape[-2:]) > self.tile else self.fn(x)
+            tile = self.tile or auto_tile(self.fn, *x.shape[-2:])  # large images: tiles even without --tile
+            y = tiled_forward(self.fn, x, tile) if tile and max(x.shape[-2:]) > tile else self.fn(x)
         return y.float()[..., top: top + h, left: left + w]
 
 
