@@ -50,7 +50,7 @@ def test_bf16_precision_runs_the_network_in_bf16_and_stays_close():
 def test_unknown_precision_error_names_the_argument(tmp_path):
     f = tmp_path / "g.pth"
     torch.save(create_generator("resnet_6blocks", ngf=4).state_dict(), f)
-    with pytest.raises(UserError, match=r"^precision='fp8'.*choose one of fp32"):
+    with pytest.raises(UserError, match=r"^precision='fp8'.*choose one of auto, fp32"):
         load_translator(f, precision="fp8", device="cpu")
 
 

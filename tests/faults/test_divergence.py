@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from cyclegan.cli import main
-from cyclegan.config import build_config, validate
+from cyclegan.config import build_config
+from cyclegan.methods import validate
 from cyclegan.errors import UserError
 from cyclegan.train import create_state, train_step
 from cyclegan.train.guard import DivergenceGuard, TrainingDiverged

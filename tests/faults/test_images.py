@@ -107,7 +107,7 @@ def test_a_large_allowed_image_translates_in_tiles_without_being_asked(setup, mo
     whole = translator(photo)
     calls = []
     real = tiled.tiled_forward
-    monkeypatch.setattr("cyclegan.translate.tiled_forward",
+    monkeypatch.setattr("cyclegan.translate.translator.tiled_forward",
                         lambda net, x, tile: calls.append(tile) or real(net, x, tile))
     monkeypatch.setattr(tiled, "AUTO_TILE_PIXELS", 100 * 100)
     monkeypatch.setattr(tiled, "AUTO_TILE", 64)

@@ -157,6 +157,9 @@ def _read_resume(cfg: Config, run_dir: Path) -> tuple[dict, bool, list[str]]:
     if cfg.train.init_from != saved.train.init_from:
         raise UserError(f"{run_dir}: train.init_from starts a new run from saved weights; a resumed run continues "
                         f"from its own state, so leave it as it was ({saved.train.init_from!r})")
+    for key in ("precision", "channels_last", "compile"):  # "auto" keeps what the run chose when it started
+        if getattr(cfg.train, key) == "auto":
+            setattr(cfg.train, key, getattr(saved.train, key))
     changed = changed_settings(saved, cfg)  # said once the resume is sure to go ahead
     shape = ("crop_size", "load_size", "preprocess", "channels_a", "channels_b", "direction")
     reshaped = any(getattr(cfg.data, k) != getattr(saved.data, k) for k in shape)
