@@ -62,12 +62,20 @@ EVAL_METRICS = {
            "on the real photo of the next label map (realistic, but ignoring the input); majority_fcn_* every pixel "
            "the most frequent class.",
     "cycle": "Cycle-reconstruction error: mean |F(G(x)) - x| over pixels, in [0, 1] units (no weights needed).",
+    "fid_clean": "FID in clean-fid's protocol (Parmar et al. 2022: 8-bit images, antialiased PIL bicubic resize), same "
+                 "images and Inception weights as fid; reported as fid_clean next to fid (the legacy protocol).",
+    "psnr": "Paired: mean per-image PSNR (dB) of each translation against the target-domain test image of the same "
+            "file name (pix2pix, paired splits); with --size the target is resized bicubic.",
+    "ssim": "Paired: mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5), same pairs as psnr.",
+    "lpips": "Paired: mean LPIPS v0.1 (Zhang et al. 2018, AlexNet), same pairs as psnr; needs torchvision's AlexNet "
+             "weights on disk (--lpips-weights, default the torch.hub cache) and pip install lpips; nothing downloads.",
 }
 # Which way is better, for picking the best checkpoint by a metric's headline value.
-LOWER_IS_BETTER = {"fid": True, "kid": True, "seg": False, "content": False, "fcn": False, "cycle": True}
+LOWER_IS_BETTER = {"fid": True, "kid": True, "seg": False, "content": False, "fcn": False, "cycle": True,
+                   "fid_clean": True, "psnr": False, "ssim": False, "lpips": True}
 # The value that stands for a metric (per direction) when one number is needed.
 HEADLINE = {"fid": "fid", "kid": "kid", "seg": "per_pixel_acc", "content": "content_acc", "fcn": "fcn_per_pixel_acc",
-            "cycle": "cycle_l1"}
+            "cycle": "cycle_l1", "fid_clean": "fid_clean", "psnr": "psnr", "ssim": "ssim", "lpips": "lpips"}
 
 
 def metric_help() -> str:
@@ -125,6 +133,7 @@ class EvalSetup:
     size: int = 0                        # resize test images to size x size first (0 = their own size)
     device: str | torch.device | None = None
     segmenter: str | None = None         # fcn: segmenter of real photos, the labels->photo direction's target domain
+    lpips_weights: str | None = None     # lpips: torchvision AlexNet weights file (default: the torch.hub cache)
 
     def folder(self, domain: str) -> Path:
         return Path(self.test_a if domain == "A" else self.test_b)
@@ -180,8 +189,9 @@ class InceptionScorer(Scorer):
     """FID and/or KID of the translations against a folder of real target-domain images."""
 
     def __init__(self, reference: Path, which: tuple[str, ...], model, kid_subsets: int, kid_subset_size: int,
-                 batch_size: int = 50):
+                 batch_size: int = 50, protocol: str = "legacy"):
         self.reference, self.which, self.model = Path(reference), which, model
+        self.protocol, self.suffix = protocol, "" if protocol == "legacy" else f"_{protocol}"  # fid or fid_clean
         self.kid_subsets, self.kid_subset_size, self.batch_size = kid_subsets, kid_subset_size, batch_size
         self.features: list[np.ndarray] = []
         self._real: np.ndarray | None = None
@@ -193,7 +203,7 @@ class InceptionScorer(Scorer):
         if self._real is None:
             from .metrics import folder_features
 
-            self._real = folder_features(self.reference, self.model, batch_size=self.batch_size)
+            self._real = folder_features(self.reference, self.model, batch_size=self.batch_size, protocol=self.protocol)
         return self._real
 
     def update(self, files, inputs, fakes, recs) -> None:
@@ -201,7 +211,7 @@ class InceptionScorer(Scorer):
 
         x = fakes.float() / 255.0
         x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x[:, :3]  # as PIL's convert("RGB") on grey files
-        self.features.append(tensor_features(self.model(), x, self.batch_size))
+        self.features.append(tensor_features(self.model(), x, self.batch_size, self.protocol))
 
     def result(self) -> dict[str, float | None]:
         from .metrics import fid_from_features, kid
@@ -213,7 +223,7 @@ class InceptionScorer(Scorer):
         out: dict[str, float | None] = {}
         self._notes = []
         if "fid" in self.which:
-            out["fid"] = float(fid_from_features(fake, real))
+            out["fid" + self.suffix] = float(fid_from_features(fake, real))
             self._notes.append(fid_small_sets_note(len(fake), len(real)))
         if "kid" in self.which:
             mean, std = kid(fake, real, num_subsets=self.kid_subsets, subset_size=self.kid_subset_size)
@@ -428,13 +438,19 @@ def build_scorers(setup: EvalSetup, direction: str, has_reconstruction: bool, in
     src, dst = direction[0], direction[-1]
     scorers: list[Scorer] = []
     which = tuple(m for m in ("fid", "kid") if m in setup.metrics)
-    if which:
+    if which or "fid_clean" in setup.metrics:
         if inception is None:
             from .metrics.features import InceptionLoader
 
             inception = InceptionLoader(setup.inception_weights, setup.device)
+    if which:
         scorers.append(InceptionScorer(setup.reference(dst), which, inception, setup.kid_subsets,
                                        setup.kid_subset_size))
+    if "fid_clean" in setup.metrics:
+        scorers.append(InceptionScorer(setup.reference(dst), ("fid",), inception, 1, 2, protocol="clean"))
+    from .paired_eval import paired_scorers  # psnr, ssim, lpips
+
+    scorers += paired_scorers(setup, direction)
     if "seg" in setup.metrics and direction == setup.seg_direction:
         scorers.append(SegScorer(setup.folder(dst), palette(setup.palette), resize=bool(setup.size)))
     if "content" in setup.metrics:
@@ -468,7 +484,10 @@ def check_setup(setup: EvalSetup, directions: Iterable[str]) -> None:
             raise UserError(f"metric fcn scores {OPPOSITE[setup.seg_direction]} (labels->photo, the opposite of "
                             f"--seg-direction {setup.seg_direction}), which this model does not translate")
         palette(setup.palette)
-    which = tuple(m for m in ("fid", "kid") if m in setup.metrics)
+    from .paired_eval import check_paired
+
+    check_paired(setup)
+    which = tuple(m for m in ("fid", "kid", "fid_clean") if m in setup.metrics)
     if which:
         from .metrics.cache import cache_dir
         from .metrics.caveats import check_image_count, check_kid_options
@@ -626,7 +645,7 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
     else:
         translators = {d: load_translator(path, d, setup.device, train_mode) for d in available}
     inception = None
-    if any(m in setup.metrics for m in ("fid", "kid")):
+    if any(m in setup.metrics for m in ("fid", "kid", "fid_clean")):
         from .metrics.features import InceptionLoader
 
         inception = InceptionLoader(setup.inception_weights, setup.device)
