@@ -297,7 +297,7 @@ class SegScorer(Scorer):
                 raise UserError(f"seg: no ground truth for {f.name} in {self.truth_folder} (paired file names needed)")
             truth = read_image(self.truth[f.stem], 3)
             if self.resize and truth.shape[-2:] != fake.shape[-2:]:
-                truth = TF.resize(truth, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST)
+                truth = TF.resize(truth, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST_EXACT)
             if truth.shape[-2:] != fake.shape[-2:]:
                 raise UserError(f"seg: {self.truth[f.stem]} is {tuple(truth.shape[-2:])}, its translation "
                                 f"{tuple(fake.shape[-2:])}; paired images must have the same size")
@@ -389,7 +389,7 @@ class FcnScorer(Scorer):
         for f, fake in zip(files, fakes):  # the label map as stored, resized nearest (--size) so no colours blend
             label_map = read_image(f, 3)
             if label_map.shape[-2:] != fake.shape[-2:]:
-                label_map = TF.resize(label_map, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST)
+                label_map = TF.resize(label_map, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST_EXACT)
             truth.append(colors_to_labels(label_map.permute(1, 2, 0).numpy(), self.colors))
         for t, p in zip(truth, self.segmenter.predict(fakes).numpy()):
             self.conf += confusion_matrix(t, p, k)

@@ -1,0 +1,77 @@
+"""The colour-to-class decoding of facades label maps, checked on the ground truth itself: read as translations,
+the ground-truth label images must score 1.0, also after evaluate's --size resize."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from cyclegan.evaluate import SegScorer
+from cyclegan.metrics import FACADES_PALETTE, colors_to_labels
+from cyclegan.metrics.segmentation import labels_to_colors
+from conftest import FACADES, needs_facades
+
+N = 12  # test pairs
+
+
+def _label_maps(out, size=0, snap=False):
+    """Right halves of the first N facades test pairs: as stored (JPEG colours), or as experiments/facades/prepare.py
+    writes them (PIL nearest to size x size, snapped to the palette with --clean-labels)."""
+    out.mkdir(parents=True)
+    for i in range(1, N + 1):
+        ab = Image.open(FACADES / "test" / f"{i}.jpg").convert("RGB")
+        half = ab.crop((ab.width // 2, 0, ab.width, ab.height))
+        if size:
+            half = half.resize((size, size), Image.NEAREST)
+        a = np.array(half)
+        if snap:
+            a = labels_to_colors(colors_to_labels(a, FACADES_PALETTE), FACADES_PALETTE)
+        Image.fromarray(a).save(out / f"{i}.png")
+    return out
+
+
+def _score(truth_dir, translations, resize):
+    scorer = SegScorer(truth_dir, FACADES_PALETTE, resize=resize)
+    for f, fake in translations:
+        scorer.update([f], None, fake[None], None)
+    return scorer.result()
+
+
+def _u8(path):
+    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+
+
+@needs_facades
+def test_ground_truth_label_maps_score_one_as_stored(tmp_path):
+    truth = _label_maps(tmp_path / "raw")
+    r = _score(truth, [(f, _u8(f)) for f in sorted(truth.glob("*.png"))], resize=False)
+    assert r["per_pixel_acc"] == r["per_class_acc"] == r["class_iou"] == 1.0
+    assert 0.25 < r["majority_per_pixel_acc"] < 0.45  # facade, the majority class: 0.349 on all 106 test maps
+
+
+@needs_facades
+def test_ground_truth_scores_one_at_evaluate_size_when_aligned_like_the_photo(tmp_path):
+    """evaluate --size resizes the photo (bicubic, centre-aligned) and the ground truth; a perfect translation is
+    the label map resized in the photo's alignment (PIL nearest, as prepare.py resized the pairs). Before the fix
+    the ground truth was resized with torch's legacy 'nearest' (shifted by up to a source pixel): this perfect
+    translation then scored 0.876 per-pixel on all 106 test maps at 143 -> 128."""
+    truth = _label_maps(tmp_path / "prepared", size=143, snap=True)
+    fakes = [(f, torch.from_numpy(np.array(Image.open(f).convert("RGB").resize((128, 128), Image.NEAREST))).permute(2, 0, 1))
+             for f in sorted(truth.glob("*.png"))]
+    r = _score(truth, fakes, resize=True)
+    assert r["per_pixel_acc"] == r["per_class_acc"] == r["class_iou"] == 1.0
+
+
+def test_nearest_exact_keeps_the_alignment_of_the_bicubic_photo_resize():
+    """A vertical edge, resized 143 -> 128: the photo's bicubic resize puts it where NEAREST_EXACT does, while the
+    legacy NEAREST moves it (why the seg ground truth is resized with NEAREST_EXACT)."""
+    x = torch.zeros(3, 143, 143, dtype=torch.uint8)
+    x[:, :, 72:] = 255
+    edge = lambda img: int((img[0, 64].float() > 127).nonzero()[0])  # noqa: E731
+    photo = TF.resize(x, [128, 128], interpolation=InterpolationMode.BICUBIC, antialias=True)
+    exact = TF.resize(x, [128, 128], interpolation=InterpolationMode.NEAREST_EXACT)
+    legacy = TF.resize(x, [128, 128], interpolation=InterpolationMode.NEAREST)
+    assert edge(photo) == edge(exact) == 64 and edge(legacy) == 65
