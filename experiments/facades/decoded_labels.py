@@ -68,7 +68,7 @@ def decoding_stats(folder: Path) -> dict:
     return {"far_share": far / total, "class_share": dict(zip(FACADES_CLASSES, (counts / total).round(4).tolist()))}
 
 
-def figure(folder: Path, path: Path, n: int = 4) -> None:
+def figure(folder: Path, path: Path, n: int = 2) -> None:
     rows = []
     pal = FACADES_PALETTE.astype(np.int32)
     for f in sorted(folder.glob("*.png"), key=lambda p: int(p.stem))[:n]:
