@@ -70,7 +70,10 @@ def test_nearest_exact_keeps_the_alignment_of_the_bicubic_photo_resize():
     legacy NEAREST moves it (why the seg ground truth is resized with NEAREST_EXACT)."""
     x = torch.zeros(3, 143, 143, dtype=torch.uint8)
     x[:, :, 72:] = 255
-    edge = lambda img: int((img[0, 64].float() > 127).nonzero()[0])  # noqa: E731
+
+    def edge(img):  # the first bright column of row 64
+        return int((img[0, 64].float() > 127).nonzero()[0])
+
     photo = TF.resize(x, [128, 128], interpolation=InterpolationMode.BICUBIC, antialias=True)
     exact = TF.resize(x, [128, 128], interpolation=InterpolationMode.NEAREST_EXACT)
     legacy = TF.resize(x, [128, 128], interpolation=InterpolationMode.NEAREST)
