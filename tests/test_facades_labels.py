@@ -78,3 +78,42 @@ def test_nearest_exact_keeps_the_alignment_of_the_bicubic_photo_resize():
     exact = TF.resize(x, [128, 128], interpolation=InterpolationMode.NEAREST_EXACT)
     legacy = TF.resize(x, [128, 128], interpolation=InterpolationMode.NEAREST)
     assert edge(photo) == edge(exact) == 64 and edge(legacy) == 65
+
+
+REFERENCE = FACADES.parents[1] / "reference" / "upstream-2a7afba"
+
+
+@needs_facades
+def test_reference_training_script_writes_a_generator_that_evaluate_scores(tmp_path, monkeypatch):
+    """experiments/facades/reference_train.py drives the reference implementation's own model and data loader on
+    a prepared folder; `cyclegan evaluate` scores its G_A with the same seg scorer as our runs."""
+    import pytest
+
+    if not (REFERENCE / "models" / "cycle_gan_model.py").is_file():
+        pytest.skip(f"the reference implementation is not at {REFERENCE}")
+    from test_experiments import load_script
+
+    from cyclegan.cli import main
+
+    data = tmp_path / "data"
+    for i in range(1, 5):
+        ab = Image.open(FACADES / "test" / f"{i}.jpg").convert("RGB")
+        w = ab.width // 2
+        for split, box, resample in (("A", (0, 0, w, ab.height), Image.BICUBIC), ("B", (w, 0, 2 * w, ab.height), Image.NEAREST)):
+            for phase in ("train", "test"):
+                (data / f"{phase}{split}").mkdir(parents=True, exist_ok=True)
+                ab.crop(box).resize((36, 36), resample).save(data / f"{phase}{split}" / f"{i}.png")
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts the reference's folder first; undone after
+    script = load_script("facades/reference_train.py")
+    assert script.main(["--data", str(data), "--out", str(tmp_path / "ref"), "--reference", str(REFERENCE),
+                        "--load-size", "36", "--crop-size", "32", "--ngf", "4", "--ndf", "4", "--max-steps", "2"]) == 0
+    generator = tmp_path / "ref" / "latest_net_G_A.pth"
+    assert generator.is_file()
+    assert main(["evaluate", str(generator), "--data", str(data), "--size", "32", "--metrics", "seg", "--out",
+                 str(tmp_path / "eval"), "--quiet", "--no-gallery"]) == 0
+    import json
+
+    values = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]["AtoB"]
+    assert 0 <= values["per_pixel_acc"] <= 1 and values["majority_per_pixel_acc"] > 0
