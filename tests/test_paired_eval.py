@@ -73,7 +73,9 @@ def test_fid_clean_is_reported_next_to_fid(pix2pix_run, tmp_path, monkeypatch):
     out = tmp_path / "e"
     assert main(["evaluate", str(root / "p2p"), "--data", str(data), "--metrics", "fid,fid_clean", "--out", str(out),
                  "--quiet"]) == 0
-    values = json.loads((out / "metrics.json").read_text())["metrics"]["AtoB"]
+    report = json.loads((out / "metrics.json").read_text())
+    values, notes = report["metrics"]["AtoB"], report["notes"]
+    assert len(notes) == len(set(notes)) and any("AtoB: FID" in n for n in notes)  # the shared note once
     net = FT.InceptionLoader(cache=tmp_path / "cache")
     fake, real = out / "AtoB" / "fake", data / "testB"
     for protocol, key in (("legacy", "fid"), ("clean", "fid_clean")):

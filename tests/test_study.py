@@ -146,6 +146,7 @@ def test_study_page_in_chromium_scripted_participant_answers_left(tmp_path):
         for participant in (1, 2):
             page.goto((study / "index.html").as_uri() + f"?participant={participant}")
             page.click("#begin")
+            assert page.text_content("#progress") == "Practice 1 of 3"
             for _ in range(11):
                 page.wait_for_selector("#question:not([hidden])")
                 page.click("#left")

@@ -695,13 +695,13 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, trai
         "metrics_requested": list(setup.metrics),
         "metrics": results,
         "details": details,
-        "notes": notes,
+        "notes": list(dict.fromkeys(notes)),  # fid and fid_clean share their small-set note
         "seconds": round(time.time() - t0, 1),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(results)
-    note_lines = "".join(f"\nnote: {n}\n" for n in notes)
+    note_lines = "".join(f"\nnote: {n}\n" for n in report["notes"])
     (out_dir / "metrics.md").write_text(f"{_summary_line(report)}\n\n{table}\n{_content_tables(details)}{note_lines}")
     if gallery:
         _write_index(out_dir / "index.html", report, galleries)

@@ -37,7 +37,8 @@
   async function runTrial(trial, n) {
     const left = trial.real_side === "left" ? trial.real : trial.fake;
     const right = trial.real_side === "left" ? trial.fake : trial.real;
-    $("progress").textContent = (trial.practice ? "Practice " : "Trial ") + (n + 1) + " of " + session.trials.length;
+    $("progress").textContent = trial.practice ? "Practice " + (n + 1) + " of " + S.practice
+      : "Trial " + (n + 1 - S.practice) + " of " + S.trials;
     $("pair").classList.add("hidden");
     await Promise.all([load($("img-left"), left), load($("img-right"), right)]);
     $("pair").classList.remove("hidden");
