@@ -114,7 +114,7 @@ def diagnose(run: str | Path, data: str | Path, size: int, device: str = "cpu",
     for [photo], x in iter_batches(find_images(Path(data) / "testA", "test photos"), 3, 1, size):
         real.update([photo], x, g(x).cpu(), None)  # names the photo whose label map is missing
         y = TF.resize(read_image(real.truth[photo.stem], 3), list(x.shape[-2:]),
-                      interpolation=InterpolationMode.NEAREST)
+                      interpolation=InterpolationMode.NEAREST_EXACT)
         fy = f(y[None]).cpu()
         scorers["G(F(label map))"].update([photo], x, g(fy).cpu(), None)
         for name in names[2:]:

@@ -29,3 +29,11 @@ cyclegan evaluate "$WORK/cyclegan" --data "$WORK/data" --size 128 --metrics seg,
   --out "$WORK/cyclegan/eval/latest"
 cyclegan evaluate "$WORK/cyclegan/checkpoints/best.model.safetensors" --data "$WORK/data" --size 128 \
   --metrics seg,cycle --out "$WORK/cyclegan/eval/best"
+# REFERENCE=1: the reference implementation on the same folders, settings and iterations, scored the same way
+# (docs/evaluation.md, "the reference at the same budget"); REFERENCE_REPO points at its source folder.
+if [ "${REFERENCE:-0}" = 1 ]; then
+  python "$(dirname "$0")/reference_train.py" --data "$WORK/data" --out "$WORK/reference" --epochs 8 --epochs-decay 8 \
+    ${REFERENCE_REPO:+--reference "$REFERENCE_REPO"}
+  cyclegan evaluate "$WORK/reference/latest_net_G_A.pth" --data "$WORK/data" --size 128 --metrics seg \
+    --seg-direction AtoB --out "$WORK/reference/eval"
+fi

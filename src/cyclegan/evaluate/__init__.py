@@ -13,6 +13,7 @@ from .run import (
                     headline_value,
                     iter_batches,
 )
+from . import paired  # noqa: F401  (registers psnr, ssim, lpips)
 from .scorers import SCORERS, FcnScorer, Scorer, SegScorer, build_scorers
 from .setup import (
                     DIRECTIONS,

@@ -169,7 +169,7 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, *, t
     else:
         translators = {d: load_translator(path, d, setup.device, train_mode=train_mode) for d in available}
     inception = None
-    if any(m in setup.metrics for m in ("fid", "kid")):
+    if any(m in setup.metrics for m in ("fid", "kid", "fid_clean")):
         from ..metrics.features import InceptionLoader
 
         inception = InceptionLoader(setup.inception_weights, setup.device)
@@ -220,13 +220,13 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, *, t
         "metrics_requested": list(setup.metrics),
         "metrics": results,
         "details": details,
-        "notes": notes,
+        "notes": list(dict.fromkeys(notes)),  # fid and fid_clean share their small-set note
         "seconds": round(time.time() - t0, 1),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown_table(results)
-    note_lines = "".join(f"\nnote: {n}\n" for n in notes)
+    note_lines = "".join(f"\nnote: {n}\n" for n in report["notes"])
     (out_dir / "metrics.md").write_text(f"{summary_line(report)}\n\n{table}\n{content_tables(details)}{note_lines}")
     if gallery:
         write_index(out_dir / "index.html", report, galleries)

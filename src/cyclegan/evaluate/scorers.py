@@ -42,8 +42,9 @@ class InceptionScorer(Scorer):
     """FID and/or KID of the translations against a folder of real target-domain images."""
 
     def __init__(self, reference: Path, which: tuple[str, ...], model, kid_subsets: int, kid_subset_size: int,
-                 batch_size: int = 50):
+                 *, batch_size: int = 50, protocol: str = "legacy"):
         self.reference, self.which, self.model = Path(reference), which, model
+        self.protocol, self.suffix = protocol, "" if protocol == "legacy" else f"_{protocol}"  # fid or fid_clean
         self.kid_subsets, self.kid_subset_size, self.batch_size = kid_subsets, kid_subset_size, batch_size
         self.features: list[np.ndarray] = []
         self._real: np.ndarray | None = None
@@ -55,7 +56,8 @@ class InceptionScorer(Scorer):
         if self._real is None:
             from ..metrics import folder_features
 
-            self._real = folder_features(self.reference, self.model, batch_size=self.batch_size)
+            self._real = folder_features(self.reference, self.model, batch_size=self.batch_size,
+                                         protocol=self.protocol)
         return self._real
 
     def update(self, files, inputs, fakes, recs) -> None:
@@ -63,7 +65,7 @@ class InceptionScorer(Scorer):
 
         x = fakes.float() / 255.0
         x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x[:, :3]  # as PIL's convert("RGB") on grey files
-        self.features.append(tensor_features(self.model(), x, self.batch_size))
+        self.features.append(tensor_features(self.model(), x, self.batch_size, self.protocol))
 
     def result(self) -> dict[str, float | None]:
         from ..metrics import fid_from_features, kid
@@ -79,7 +81,7 @@ class InceptionScorer(Scorer):
         out: dict[str, float | None] = {}
         self._notes = []
         if "fid" in self.which:
-            out["fid"] = float(fid_from_features(fake, real))
+            out["fid" + self.suffix] = float(fid_from_features(fake, real))
             self._notes.append(fid_small_sets_note(len(fake), len(real)))
         if "kid" in self.which:
             mean, std = kid(fake, real, num_subsets=self.kid_subsets, subset_size=self.kid_subset_size)
@@ -153,7 +155,7 @@ class SegScorer(Scorer):
                 raise UserError(f"seg: no ground truth for {f.name} in {self.truth_folder} (paired file names needed)")
             truth = read_image(self.truth[f.stem], 3)
             if self.resize and truth.shape[-2:] != fake.shape[-2:]:
-                truth = TF.resize(truth, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST)
+                truth = TF.resize(truth, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST_EXACT)
             if truth.shape[-2:] != fake.shape[-2:]:
                 raise UserError(f"seg: {self.truth[f.stem]} is {tuple(truth.shape[-2:])}, its translation "
                                 f"{tuple(fake.shape[-2:])}; paired images must have the same size")
@@ -245,7 +247,7 @@ class FcnScorer(Scorer):
         for f, fake in zip(files, fakes):  # the label map as stored, resized nearest (--size) so no colours blend
             label_map = read_image(f, 3)
             if label_map.shape[-2:] != fake.shape[-2:]:
-                label_map = TF.resize(label_map, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST)
+                label_map = TF.resize(label_map, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST_EXACT)
             truth.append(colors_to_labels(label_map.permute(1, 2, 0).numpy(), self.colors))
         for t, p in zip(truth, self.segmenter.predict(fakes).numpy()):
             self.conf += confusion_matrix(t, p, k)
@@ -303,6 +305,15 @@ def _inception(setup: EvalSetup, direction: str, *, has_reconstruction: bool, in
         inception = InceptionLoader(setup.inception_weights, setup.device)
     which = tuple(m for m in ("fid", "kid") if m in setup.metrics)
     return InceptionScorer(setup.reference(direction[-1]), which, inception, setup.kid_subsets, setup.kid_subset_size)
+
+
+@SCORERS.register("fid_clean")
+def _fid_clean(setup: EvalSetup, direction: str, *, has_reconstruction: bool, inception=None) -> Scorer:
+    if inception is None:
+        from ..metrics.features import InceptionLoader
+
+        inception = InceptionLoader(setup.inception_weights, setup.device)
+    return InceptionScorer(setup.reference(direction[-1]), ("fid",), inception, 1, 2, protocol="clean")
 
 
 @SCORERS.register("seg")

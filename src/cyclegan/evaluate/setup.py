@@ -42,12 +42,20 @@ EVAL_METRICS = {
            "on the real photo of the next label map (realistic, but ignoring the input); majority_fcn_* every pixel "
            "the most frequent class.",
     "cycle": "Cycle-reconstruction error: mean |F(G(x)) - x| over pixels, in [0, 1] units (no weights needed).",
+    "fid_clean": "FID in clean-fid's protocol (Parmar et al. 2022: 8-bit images, antialiased PIL bicubic resize), same "
+                 "images and Inception weights as fid; reported as fid_clean next to fid (the legacy protocol).",
+    "psnr": "Paired: mean per-image PSNR (dB) of each translation against the target-domain test image of the same "
+            "file name (pix2pix, paired splits); with --size the target is resized bicubic.",
+    "ssim": "Paired: mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5), same pairs as psnr.",
+    "lpips": "Paired: mean LPIPS v0.1 (Zhang et al. 2018, AlexNet), same pairs as psnr; needs torchvision's AlexNet "
+             "weights on disk (--lpips-weights, default the torch.hub cache) and pip install lpips; nothing downloads.",
 }
 # Which way is better, for picking the best checkpoint by a metric's headline value.
-LOWER_IS_BETTER = {"fid": True, "kid": True, "seg": False, "content": False, "fcn": False, "cycle": True}
+LOWER_IS_BETTER = {"fid": True, "kid": True, "seg": False, "content": False, "fcn": False, "cycle": True,
+                   "fid_clean": True, "psnr": False, "ssim": False, "lpips": True}
 # The value that stands for a metric (per direction) when one number is needed.
 HEADLINE = {"fid": "fid", "kid": "kid", "seg": "per_pixel_acc", "content": "content_acc", "fcn": "fcn_per_pixel_acc",
-            "cycle": "cycle_l1"}
+            "cycle": "cycle_l1", "fid_clean": "fid_clean", "psnr": "psnr", "ssim": "ssim", "lpips": "lpips"}
 
 
 def describe_metric(name: str, *, help: str, lower_is_better: bool, headline: str) -> None:
@@ -111,6 +119,7 @@ class EvalSetup:
     size: int = 0                        # resize test images to size x size first (0 = their own size)
     device: str | torch.device | None = None
     segmenter: str | None = None         # fcn: segmenter of real photos, the labels->photo direction's target domain
+    lpips_weights: str | None = None     # lpips: torchvision AlexNet weights file (default: the torch.hub cache)
 
     def folder(self, domain: str) -> Path:
         return Path(self.test_a if domain == "A" else self.test_b)
@@ -160,7 +169,13 @@ def check_setup(setup: EvalSetup, directions: Iterable[str]) -> None:
             raise UserError(f"metric fcn scores {OPPOSITE[setup.seg_direction]} (labels->photo, the opposite of "
                             f"--seg-direction {setup.seg_direction}), which this model does not translate")
         palette(setup.palette)
-    which = tuple(m for m in ("fid", "kid") if m in setup.metrics)
+    if "lpips" in setup.metrics:  # refused before any translation when its weights are not here (nothing downloads)
+        from ..metrics.paired import lpips_missing
+
+        why = lpips_missing(setup.lpips_weights)
+        if why:
+            raise UserError(why)
+    which = tuple(m for m in ("fid", "kid", "fid_clean") if m in setup.metrics)
     if which:
         from ..metrics.cache import cache_dir
         from ..metrics.caveats import check_image_count, check_kid_options

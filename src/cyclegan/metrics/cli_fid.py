@@ -25,6 +25,10 @@ def add_parser(sub):
     p.add_argument("--kid-subsets", type=int, default=100, help="KID: number of random subsets, >= 1 (default 100)")
     p.add_argument("--kid-subset-size", type=int, default=1000,
                    help="KID: images per subset, >= 2, capped at the smaller folder (default 1000)")
+    p.add_argument("--protocol", choices=["legacy", "clean"], default="legacy",
+                   help="legacy (default): pytorch-fid's bilinear resize without antialiasing, as published CycleGAN-era "
+                        "numbers; clean: clean-fid's (Parmar et al. 2022) 8-bit images, PIL bicubic (antialiased) resize "
+                        "and (x-128)/128 scaling, same Inception weights. Statistics .npz files carry no protocol")
     p.add_argument("--batch-size", type=int, default=50, help="images per Inception forward pass (default 50)")
     p.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes (default 0)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
@@ -65,7 +69,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     model = InceptionLoader(args.inception_weights, args.device)
     opts = dict(batch_size=args.batch_size, num_workers=args.num_workers, use_cache=not args.no_cache,
-                progress=not args.quiet)
+                progress=not args.quiet, protocol=args.protocol)
     if any(p.suffix == ".npz" for p in (args.dir1, args.dir2)):
         s1, s2 = folder_statistics(args.dir1, model, **opts), folder_statistics(args.dir2, model, **opts)
         fid = frechet_distance(*s1, *s2)

@@ -30,6 +30,7 @@ from ..errors import UserError
 from ..progress import progress_bar
 from .cache import atomic_write, cache_dir
 from .caveats import check_image_count
+from .clean import CLEAN_PROTOCOL, clean_preprocess, quantize
 from .frechet import feature_statistics, frechet_distance, frechet_distance_from_features
 from .inception import FEATURE_DIM, INPUT_SIZE
 from .kid import kid
@@ -38,6 +39,15 @@ from .weights import load_fid_inception
 # Bump when anything that changes feature values changes (file discovery or decoding, preprocessing,
 # network, weights). v2: training's file discovery and decoder (EXIF orientation applied, .npy arrays).
 PROTOCOL = "tf-inception-2015-12-05/pool3/pytorch-fid-v2"
+# `--protocol` name -> the protocol string its cached features are keyed by (`clean.py` describes clean)
+PROTOCOLS = {"legacy": PROTOCOL, "clean": CLEAN_PROTOCOL}
+
+
+def check_protocol(protocol: str) -> str:
+    """`protocol` if it is a known FID protocol; a UserError listing them otherwise."""
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown FID protocol {protocol!r}; choose from: {', '.join(PROTOCOLS)}")
+    return protocol
 
 
 def list_images(folder: str | Path, what: str = "images") -> list[Path]:
@@ -75,16 +85,22 @@ def _no_tf32():
 
 @torch.no_grad()
 @_no_tf32()
-def tensor_features(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 50) -> np.ndarray:
-    """(N, 2048) float32 pool3 features of (N, 3, H, W) images in [0, 1] (e.g. `(G(x) + 1) / 2`)."""
+def tensor_features(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 50,
+                    protocol: str = "legacy") -> np.ndarray:
+    """(N, 2048) float32 pool3 features of (N, 3, H, W) images in [0, 1] (e.g. `(G(x) + 1) / 2`); the clean
+    protocol rounds them to 8 bits first."""
     device = next(model.parameters()).device
-    out = [model(preprocess(images[i:i + batch_size].to(device))).cpu() for i in range(0, len(images), batch_size)]
+    if check_protocol(protocol) == "clean":
+        images = torch.stack([clean_preprocess(x) for x in quantize(images.cpu())]) if len(images) else images
+        out = [model(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+    else:
+        out = [model(preprocess(images[i:i + batch_size].to(device))).cpu() for i in range(0, len(images), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, FEATURE_DIM), np.float32)
 
 
 class _Images(torch.utils.data.Dataset):
-    def __init__(self, files: Sequence[Path]):
-        self.files = list(files)
+    def __init__(self, files: Sequence[Path], protocol: str = "legacy"):
+        self.files, self.protocol = list(files), protocol
 
     def __len__(self) -> int:
         return len(self.files)
@@ -96,6 +112,8 @@ class _Images(torch.utils.data.Dataset):
             image = read_image(self.files[i], 3)
         except (ImageReadError, UserError) as e:
             return torch.zeros(3, INPUT_SIZE, INPUT_SIZE), str(e)
+        if self.protocol == "clean":
+            return clean_preprocess(image), ""
         # Resized one by one, so images of different sizes can share a batch; bilinear resizing acts
         # on each image separately, so this equals pytorch-fid's batched resize.
         return preprocess(image[None] / 255.0)[0], ""
@@ -104,11 +122,12 @@ class _Images(torch.utils.data.Dataset):
 @torch.no_grad()
 @_no_tf32()
 def file_features(model: torch.nn.Module, files: Sequence[Path], batch_size: int = 50,
-                  num_workers: int = 0, progress: bool = False) -> np.ndarray:
+                  *, num_workers: int = 0, progress: bool = False, protocol: str = "legacy") -> np.ndarray:
     """(N, 2048) float32 pool3 features of image files, in the given order; a UserError naming the first
     file that cannot be read (a score over a silently shrunken set would mislead)."""
     device = next(model.parameters()).device
-    loader = torch.utils.data.DataLoader(_Images(files), batch_size=batch_size, num_workers=num_workers)
+    loader = torch.utils.data.DataLoader(_Images(files, check_protocol(protocol)), batch_size=batch_size,
+                                         num_workers=num_workers)
     feats = []
     for batch, errors in progress_bar(loader, disable=not progress, desc="inception", unit="batch", leave=False):
         bad = next((e for e in errors if e), None)
@@ -118,11 +137,11 @@ def file_features(model: torch.nn.Module, files: Sequence[Path], batch_size: int
     return torch.cat(feats).numpy()
 
 
-def folder_key(folder: str | Path, files: Sequence[Path]) -> str:
+def folder_key(folder: str | Path, files: Sequence[Path], protocol: str = "legacy") -> str:
     """Cache key of a folder's features: protocol, absolute path, and each file's path (relative to the
     folder: discovery is recursive, so names alone can repeat), size and mtime."""
     stats = [(_relative(f, folder), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    blob = json.dumps([PROTOCOL, str(Path(folder).resolve()), stats])
+    blob = json.dumps([PROTOCOLS[protocol], str(Path(folder).resolve()), stats])
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -150,25 +169,26 @@ ModelSource = Callable[[], torch.nn.Module] | torch.nn.Module | None
 
 def folder_features(folder: str | Path, model: ModelSource = None, *, batch_size: int = 50,
                     num_workers: int = 0, use_cache: bool = True, cache: str | Path | None = None,
-                    progress: bool = False) -> np.ndarray:
+                    progress: bool = False, protocol: str = "legacy") -> np.ndarray:
     """(N, 2048) float32 features of the images in `folder`, read from / written to the feature cache.
 
     `model` is the network, or a zero-argument callable returning it (default: an `InceptionLoader`),
-    called only on a cache miss. The cache lives in `cache` (default `cache_dir()`).
+    called only on a cache miss. The cache lives in `cache` (default `cache_dir()`). `protocol`: "legacy"
+    (pytorch-fid) or "clean" (clean-fid, `clean.py`).
     """
     files = list_images(folder)
     root = Path(cache if cache is not None else cache_dir())
-    path = root / "features" / f"{Path(folder).resolve().name}-{folder_key(folder, files)}.npz"
+    path = root / "features" / f"{Path(folder).resolve().name}-{folder_key(folder, files, check_protocol(protocol))}.npz"
     if use_cache and path.is_file():
         with np.load(path) as f:
             return f["features"]
     if model is None:
         model = InceptionLoader(cache=cache)
     net = model if isinstance(model, torch.nn.Module) else model()
-    feats = file_features(net, files, batch_size, num_workers, progress)
+    feats = file_features(net, files, batch_size, num_workers=num_workers, progress=progress, protocol=protocol)
     if use_cache:
         names = np.array([_relative(f, folder) for f in files])
-        atomic_write(path, lambda tmp: np.savez(tmp, features=feats, files=names, protocol=np.array(PROTOCOL)))
+        atomic_write(path, lambda tmp: np.savez(tmp, features=feats, files=names, protocol=np.array(PROTOCOLS[protocol])))
     return feats
 
 
