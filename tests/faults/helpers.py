@@ -70,7 +70,7 @@ def state_tensors(run: Path, name: str = "latest") -> dict[str, torch.Tensor]:
 
 
 def assert_same_state(a: Path, b: Path) -> None:
-    """Every tensor of the two runs' latest states equal, bit for bit (RNG states aside, as tests/test_train.py)."""
+    """Every tensor of the two runs' latest states equal, bit for bit (RNG states aside, as tests/train/test_train.py)."""
     ta, tb = state_tensors(a), state_tensors(b)
     assert ta.keys() == tb.keys()
     for k in ta:

@@ -58,7 +58,7 @@ class TrainResult:
 
 
 # Settings that do not change what a run computes: where it stops, what it logs, saves, shows and evaluates
-# (in-training evaluation leaves training untouched, tests/test_train_evaluation.py), where the data lies
+# (in-training evaluation leaves training untouched, tests/train/test_train_evaluation.py), where the data lies
 # and how many processes load it (items are keyed by (epoch, index)).
 NEUTRAL_ON_RESUME = {f"train.{k}" for k in ("max_steps", "log_every", "sample_every", "save_every_epochs",
                                             "checkpoint_minutes", "progress", "eval_every_epochs", "eval_metric",

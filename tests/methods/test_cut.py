@@ -274,7 +274,7 @@ def test_settings_are_checked_with_one_line_errors():
             validate(build_config(["quick"] if "model.method=fastcut" in extra else ["cut"], [], extra))
 
 
-# --- two processes (Gloo on the CPU), as tests/test_distributed.py ---------------------------------
+# --- two processes (Gloo on the CPU), as tests/train/test_distributed.py ---------------------------------
 
 def _ddp_worker(rank: int, world: int, port: int, tmp: str, data: str) -> None:
     torch.set_num_threads(1)
@@ -332,7 +332,7 @@ def test_experiment_script_gives_each_method_a_valid_config(task, smoke, tmp_pat
 
     from cyclegan.commands import train as train_command
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "cut" / "run.py"
+    path = Path(__file__).resolve().parents[2] / "experiments" / "cut" / "run.py"
     spec = importlib.util.spec_from_file_location("cut_experiment", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

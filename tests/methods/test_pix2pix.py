@@ -34,7 +34,7 @@ from cyclegan.train.state import create_state
 from cyclegan.train.step import train_step
 from cyclegan.translate import load_translator
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "reference_networks.json"
+REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "reference_networks.json"
 
 
 @pytest.fixture(autouse=True, scope="module")
