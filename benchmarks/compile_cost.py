@@ -60,33 +60,57 @@ def child(args) -> dict:
             times[name].append(time.perf_counter() - t)
     e, c = statistics.median(times["eager"]), statistics.median(times["compiled"])
     cost, gain = first - c, e - c
-    return {"setup": args.setup, "variant": args.variant, "first_step_s": first, "eager_s": e, "compiled_s": c,
-            "speedup": e / c, "compile_cost_s": cost, "gain_per_step_s": gain,
-            "break_even_steps": cost / gain if gain > 0 else None, "times": times}
+    return {
+        "setup": args.setup,
+        "variant": args.variant,
+        "first_step_s": first,
+        "eager_s": e,
+        "compiled_s": c,
+        "speedup": e / c,
+        "compile_cost_s": cost,
+        "gain_per_step_s": gain,
+        "break_even_steps": cost / gain if gain > 0 else None,
+        "times": times,
+    }
 
 
 def run_once(args, setup: str, variant: str, cache_dir: str, label: str) -> dict:
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache_dir, OMP_NUM_THREADS=str(args.threads or 1))
-    cmd = [sys.executable, __file__, "--child", "--setup", setup, "--variant", variant, "--rounds", str(args.rounds),
-           "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--setup",
+        setup,
+        "--variant",
+        variant,
+        "--rounds",
+        str(args.rounds),
+        "--threads",
+        str(args.threads),
+    ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"{setup} {variant} ({label}) failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result.update(cache=label, process_s=time.perf_counter() - t)
-    print(f"{setup} {variant} {label:4s}: first step {result['first_step_s']:.1f}s, eager {result['eager_s']:.3f}s, "
-          f"compiled {result['compiled_s']:.3f}s ({result['speedup']:.2f}x), "
-          f"compile cost {result['compile_cost_s']:.1f}s, "
-          f"break-even {result['break_even_steps'] and round(result['break_even_steps'])} steps", flush=True)
+    print(
+        f"{setup} {variant} {label:4s}: first step {result['first_step_s']:.1f}s, eager {result['eager_s']:.3f}s, "
+        f"compiled {result['compiled_s']:.3f}s ({result['speedup']:.2f}x), "
+        f"compile cost {result['compile_cost_s']:.1f}s, "
+        f"break-even {result['break_even_steps'] and round(result['break_even_steps'])} steps",
+        flush=True,
+    )
     return result
 
 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--setups", nargs="+", default=["128/resnet_6blocks"], metavar="SIZE/GENERATOR")
-    p.add_argument("--variants", nargs="+", default=["bf16+cl", "fp32"],
-                   help="eager variants; each is also run +compile")
+    p.add_argument(
+        "--variants", nargs="+", default=["bf16+cl", "fp32"], help="eager variants; each is also run +compile"
+    )
     p.add_argument("--rounds", type=int, default=3, help="eager/compiled step pairs per process")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-warm", dest="warm", action="store_false", help="skip the second (warm-cache) process")

@@ -39,8 +39,14 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    sets = [f"model.generator={args.generator}", f"model.ngf={args.ngf}", f"model.ndf={args.ndf}",
-            f"data.crop_size={args.size}", f"data.load_size={args.size}", f"train.precision={args.precision}"]
+    sets = [
+        f"model.generator={args.generator}",
+        f"model.ngf={args.ngf}",
+        f"model.ndf={args.ndf}",
+        f"data.crop_size={args.size}",
+        f"data.load_size={args.size}",
+        f"train.precision={args.precision}",
+    ]
     states = {m: create_state(build_config([PRESET[m]], [], sets), device) for m in METHODS}
     gen = torch.Generator().manual_seed(0)
     batch = {k: (torch.rand(1, 3, args.size, args.size, generator=gen) * 2 - 1).to(device) for k in "AB"}
@@ -56,11 +62,13 @@ def main(argv=None) -> int:
             step(m)
     times = {m: [] for m in METHODS}
     for r in range(args.rounds):
-        for m in METHODS[r % 3:] + METHODS[:r % 3]:
+        for m in METHODS[r % 3 :] + METHODS[: r % 3]:
             times[m].append(step(m))
     base = statistics.median(times["cyclegan"])
-    print(f"{args.size}x{args.size}, {args.generator} ngf {args.ngf}, ndf {args.ndf}, {args.precision}, "
-          f"{torch.get_num_threads()} thread(s), {args.rounds} rounds")
+    print(
+        f"{args.size}x{args.size}, {args.generator} ngf {args.ngf}, ndf {args.ndf}, {args.precision}, "
+        f"{torch.get_num_threads()} thread(s), {args.rounds} rounds"
+    )
     print("| method | s/iter (median) | vs CycleGAN |\n| --- | --- | --- |")
     for m in METHODS:
         med = statistics.median(times[m])

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 CPU = torch.device("cpu")
-from torch.utils.flop_counter import FlopCounterMode
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
 
@@ -50,12 +50,14 @@ def conv_peak(*, channels: int = 256, size: int = 64, reps: int = 5, device: tor
     cases = {
         "fp32": (x, w),
         "bf16": (x.bfloat16(), w.bfloat16()),
-        "bf16_channels_last": (x.bfloat16().contiguous(memory_format=torch.channels_last),
-                               w.bfloat16().contiguous(memory_format=torch.channels_last)),
+        "bf16_channels_last": (
+            x.bfloat16().contiguous(memory_format=torch.channels_last),
+            w.bfloat16().contiguous(memory_format=torch.channels_last),
+        ),
     }
     best = {k: float("inf") for k in cases}
     with torch.no_grad():
-        for k, (a, b) in cases.items():
+        for a, b in cases.values():
             torch.nn.functional.conv2d(a, b)
         for _ in range(reps):
             for k, (a, b) in cases.items():

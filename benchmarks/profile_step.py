@@ -39,20 +39,40 @@ from cyclegan.train import create_state, train_step
 # operator name (substring) -> family; the first match wins, so the specific names come first
 FAMILIES = (
     ("convolution_backward_overrideable", "conv transpose/other backward"),
-    ("mkldnn_convolution_backward", "conv backward"), ("convolution_backward", "conv backward"),
-    ("slow_conv_transpose", "conv transpose"), ("conv_transpose", "conv transpose"),
-    ("mkldnn_convolution", "conv forward"), ("_convolution", "conv forward"), ("conv2d", "conv forward"),
-    ("native_batch_norm_backward", "instance norm backward"), ("batch_norm_backward", "instance norm backward"),
+    ("mkldnn_convolution_backward", "conv backward"),
+    ("convolution_backward", "conv backward"),
+    ("slow_conv_transpose", "conv transpose"),
+    ("conv_transpose", "conv transpose"),
+    ("mkldnn_convolution", "conv forward"),
+    ("_convolution", "conv forward"),
+    ("conv2d", "conv forward"),
+    ("native_batch_norm_backward", "instance norm backward"),
+    ("batch_norm_backward", "instance norm backward"),
     ("native_group_norm_backward", "instance norm backward"),
-    ("batch_norm", "instance norm"), ("instance_norm", "instance norm"), ("group_norm", "instance norm"),
-    ("reflection_pad2d_backward", "reflection pad backward"), ("reflection_pad", "reflection pad"),
-    ("copy_", "copies / layout conversions"), ("contiguous", "copies / layout conversions"),
-    ("clone", "copies / layout conversions"), ("_to_copy", "copies / layout conversions"),
-    ("adam", "optimizer"), ("_foreach", "optimizer"), ("addcdiv", "optimizer"), ("lerp", "optimizer"),
-    ("l1_loss", "losses"), ("mse", "losses"), ("pow", "losses"), ("sgn", "losses"), ("abs", "losses"),
-    ("threshold_backward", "activations"), ("relu", "activations"), ("leaky_relu", "activations"),
+    ("batch_norm", "instance norm"),
+    ("instance_norm", "instance norm"),
+    ("group_norm", "instance norm"),
+    ("reflection_pad2d_backward", "reflection pad backward"),
+    ("reflection_pad", "reflection pad"),
+    ("copy_", "copies / layout conversions"),
+    ("contiguous", "copies / layout conversions"),
+    ("clone", "copies / layout conversions"),
+    ("_to_copy", "copies / layout conversions"),
+    ("adam", "optimizer"),
+    ("_foreach", "optimizer"),
+    ("addcdiv", "optimizer"),
+    ("lerp", "optimizer"),
+    ("l1_loss", "losses"),
+    ("mse", "losses"),
+    ("pow", "losses"),
+    ("sgn", "losses"),
+    ("abs", "losses"),
+    ("threshold_backward", "activations"),
+    ("relu", "activations"),
+    ("leaky_relu", "activations"),
     ("tanh", "activations"),
-    ("Torch-Compiled Region", "compiled graph"), ("CompiledFunction", "compiled graph"),
+    ("Torch-Compiled Region", "compiled graph"),
+    ("CompiledFunction", "compiled graph"),
 )
 
 
@@ -101,8 +121,14 @@ def profile_variants(specs: list[str], args, device: torch.device) -> list[dict]
         fams: dict[str, float] = defaultdict(float)
         for name, ms in ops[spec].items():
             fams[family(name)] += ms
-        results.append({"variant": spec, "wall_ms_per_step": wall[spec] * 1e3, "families_ms": dict(fams),
-                        "ops_ms": dict(sorted(ops[spec].items(), key=lambda kv: -kv[1])[: args.top])})
+        results.append(
+            {
+                "variant": spec,
+                "wall_ms_per_step": wall[spec] * 1e3,
+                "families_ms": dict(fams),
+                "ops_ms": dict(sorted(ops[spec].items(), key=lambda kv: -kv[1])[: args.top]),
+            }
+        )
     return results
 
 
@@ -129,14 +155,18 @@ def main(argv=None) -> dict:
     names = sorted({f for r in results for f in r["families_ms"]}, key=lambda f: -results[0]["families_ms"].get(f, 0))
     rows = [{"family": f, **{r["variant"]: r["families_ms"].get(f, 0.0) for r in results}} for f in names]
     rows.append({"family": "step wall time (profiled)", **{r["variant"]: r["wall_ms_per_step"] for r in results}})
-    print(f"\n{args.generator} {args.size}x{args.size}, batch {args.batch_size}, {torch.get_num_threads()} threads: "
-          "self CPU ms per step by family")
+    print(
+        f"\n{args.generator} {args.size}x{args.size}, batch {args.batch_size}, {torch.get_num_threads()} threads: "
+        "self CPU ms per step by family"
+    )
     print_table(rows, [("family", "family")] + [(r["variant"], r["variant"]) for r in results])
     for r in results:
         print(f"\n{r['variant']}: top operators (self CPU ms per step)")
         print_table([{"op": k, "ms": v} for k, v in r["ops_ms"].items()], [("op", "operator"), ("ms", "ms")])
-    out = {"config": {k: getattr(args, k) for k in ("size", "generator", "batch_size", "steps", "threads")},
-           "results": results}
+    out = {
+        "config": {k: getattr(args, k) for k in ("size", "generator", "batch_size", "steps", "threads")},
+        "results": results,
+    }
     write_json(args.json, out)
     return out
 

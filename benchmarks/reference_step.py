@@ -21,15 +21,35 @@ import torch
 CPU = torch.device("cpu")
 
 
-def reference_options(*, generator: str, ngf: int = 64, ndf: int = 64, identity: bool = True,
-                      device: torch.device = CPU) -> SimpleNamespace:
+def reference_options(
+    *, generator: str, ngf: int = 64, ndf: int = 64, identity: bool = True, device: torch.device = CPU
+) -> SimpleNamespace:
     """The reference's training defaults (its options/train_options.py and base_options.py)."""
     return SimpleNamespace(
-        isTrain=True, checkpoints_dir=tempfile.gettempdir(), name="benchmark", device=device,
+        isTrain=True,
+        checkpoints_dir=tempfile.gettempdir(),
+        name="benchmark",
+        device=device,
         preprocess="resize_and_crop",
-        input_nc=3, output_nc=3, ngf=ngf, ndf=ndf, netG=generator, netD="basic", n_layers_D=3, norm="instance",
-        no_dropout=True, init_type="normal", init_gain=0.02, lambda_identity=0.5 if identity else 0.0,
-        lambda_A=10.0, lambda_B=10.0, pool_size=50, gan_mode="lsgan", lr=0.0002, beta1=0.5, direction="AtoB",
+        input_nc=3,
+        output_nc=3,
+        ngf=ngf,
+        ndf=ndf,
+        netG=generator,
+        netD="basic",
+        n_layers_D=3,
+        norm="instance",
+        no_dropout=True,
+        init_type="normal",
+        init_gain=0.02,
+        lambda_identity=0.5 if identity else 0.0,
+        lambda_A=10.0,
+        lambda_B=10.0,
+        pool_size=50,
+        gan_mode="lsgan",
+        lr=0.0002,
+        beta1=0.5,
+        direction="AtoB",
         gpu_ids=[],
     )
 
@@ -37,12 +57,22 @@ def reference_options(*, generator: str, ngf: int = 64, ndf: int = 64, identity:
 class ReferenceStep:
     """The reference's CycleGANModel on `device`, seeded, its networks initialised as its `setup` does."""
 
-    def __init__(self, root: str | Path, *, generator: str, ngf: int = 64, ndf: int = 64, identity: bool = True,
-                 device: torch.device = CPU, seed: int = 0):
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        generator: str,
+        ngf: int = 64,
+        ndf: int = 64,
+        identity: bool = True,
+        device: torch.device = CPU,
+        seed: int = 0,
+    ):
         root = Path(root).resolve()
         if not (root / "models" / "cycle_gan_model.py").is_file():
-            raise SystemExit(f"--reference {root}: models/cycle_gan_model.py not found "
-                             "(use ../shared/reference/upstream-2a7afba)")
+            raise SystemExit(
+                f"--reference {root}: models/cycle_gan_model.py not found (use ../shared/reference/upstream-2a7afba)"
+            )
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
         cudnn = torch.backends.cudnn.benchmark
@@ -72,7 +102,8 @@ class ReferenceStep:
         m = self.model
         nets = [getattr(m, "net" + n) for n in m.model_names]
         out = [t for net in nets for p in net.parameters() for t in (p, p.grad)]
-        out += [v for opt in m.optimizers for s in opt.state.values() for v in s.values()
-                if isinstance(v, torch.Tensor)]
+        out += [
+            v for opt in m.optimizers for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor)
+        ]
         out += [im for pool in (m.fake_A_pool, m.fake_B_pool) for im in pool.images]
         return out

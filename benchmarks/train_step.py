@@ -47,9 +47,9 @@ from peak import bf16_kind, conv_peak, count_flops, isa_flags  # noqa: E402
 from reference_step import ReferenceStep  # noqa: E402
 
 from cyclegan.config import build_config  # noqa: E402
-from cyclegan.train import create_state, train_step  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
 from cyclegan.runtime import resolve_device, resolve_precision  # noqa: E402
+from cyclegan.train import create_state, train_step  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 ADAMS = ("forloop", "foreach", "fused")
@@ -80,14 +80,23 @@ def variant_overrides(spec: str, device: torch.device) -> list[str]:
         elif t == "ema":
             out.append("optim.ema_decay=0.999")
         elif t not in ("default", "plain"):
-            raise SystemExit(f"unknown token {t!r} in variant {spec!r}; use fp32|bf16|fp16|auto, cl, compile, forloop|foreach|fused, ema, default")
+            raise SystemExit(
+                f"unknown token {t!r} in variant {spec!r}; use fp32|bf16|fp16|auto, cl, compile, "
+                f"forloop|foreach|fused, ema, default"
+            )
     return out
 
 
 def make_config(args, overrides: list[str], seed: int = 0):
-    base = [f"model.generator={args.generator}", f"model.ngf={args.ngf}", f"model.ndf={args.ndf}",
-            f"train.batch_size={args.batch_size}", f"train.seed={seed}", f"train.device={args.device}",
-            f"loss.lambda_identity={0.5 if args.identity else 0.0}"]
+    base = [
+        f"model.generator={args.generator}",
+        f"model.ngf={args.ngf}",
+        f"model.ndf={args.ndf}",
+        f"train.batch_size={args.batch_size}",
+        f"train.seed={seed}",
+        f"train.device={args.device}",
+        f"loss.lambda_identity={0.5 if args.identity else 0.0}",
+    ]
     return build_config([], [], base + overrides)
 
 
@@ -118,8 +127,10 @@ def state_bytes(state) -> int:
 
 
 def grads_of(state) -> dict[str, torch.Tensor]:
-    return {k: torch.cat([p.grad.detach().float().flatten() for p in net.parameters() if p.grad is not None]).cpu()
-            for k, net in state.nets.items()}
+    return {
+        k: torch.cat([p.grad.detach().float().flatten() for p in net.parameters() if p.grad is not None]).cpu()
+        for k, net in state.nets.items()
+    }
 
 
 def rel(a, b) -> float:
@@ -147,9 +158,14 @@ class Variant:
 
     def describe(self) -> dict:
         t = self.cfg.train
-        return {"precision": self.precision, "channels_last": self.state.channels_last, "compile": t.compile,
-                "adam": self.state.opt_g.param_groups[0].get("fused") and "fused"
-                or ("foreach" if self.state.opt_g.param_groups[0].get("foreach") else "forloop")}
+        return {
+            "precision": self.precision,
+            "channels_last": self.state.channels_last,
+            "compile": t.compile,
+            "adam": self.state.opt_g.param_groups[0].get("fused")
+            and "fused"
+            or ("foreach" if self.state.opt_g.param_groups[0].get("foreach") else "forloop"),
+        }
 
     def memory_bytes(self) -> int:
         return state_bytes(self.state)
@@ -160,8 +176,9 @@ class ReferenceVariant(Variant):
 
     def __init__(self, args, device: torch.device):
         self.name = "reference"
-        self.ref = ReferenceStep(args.reference, generator=args.generator, ngf=args.ngf, ndf=args.ndf,
-                                 identity=args.identity, device=device)
+        self.ref = ReferenceStep(
+            args.reference, generator=args.generator, ngf=args.ngf, ndf=args.ndf, identity=args.identity, device=device
+        )
         self.batch = random_batch(args, device, False)
         self.times, self.round_means = [], []
         self.first_step = self.extra_peak = 0.0
@@ -242,7 +259,10 @@ def run_timing(args, device: torch.device, specs: list[str]) -> list[Variant]:
             v.round_means.append(sum(times) / len(times))
             v.extra_peak = max(v.extra_peak, mem.extra)
             v.memory_method = mem.method
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{v.name} {v.round_means[-1]:.3f}s" for v in variants), flush=True)
+        print(
+            f"round {r + 1}/{args.rounds}: " + ", ".join(f"{v.name} {v.round_means[-1]:.3f}s" for v in variants),
+            flush=True,
+        )
     return variants
 
 
@@ -256,12 +276,23 @@ def report(args, device: torch.device, variants: list[Variant], info: dict, peak
         s = summarize(v.times)
         paired = statistics.median(p / q for p, q in zip(plain.round_means, v.round_means))
         row = {
-            "variant": v.name, "size": args.size, "generator": args.generator, **v.describe(),
-            "s_per_iter_median": s["median"], "s_per_iter_min": s["min"], "s_per_iter_max": s["max"], "n": s["n"],
-            "images_per_s": args.batch_size / s["median"], "speedup": base / s["median"], "speedup_paired": paired,
-            "first_step_s": v.first_step, "peak_mb": (v.memory_bytes() + v.extra_peak) / MB,
-            "state_mb": v.memory_bytes() / MB, "step_extra_mb": v.extra_peak / MB,
-            "step_tflop": flops / 1e12, "achieved_gflops": flops / s["median"] / 1e9,
+            "variant": v.name,
+            "size": args.size,
+            "generator": args.generator,
+            **v.describe(),
+            "s_per_iter_median": s["median"],
+            "s_per_iter_min": s["min"],
+            "s_per_iter_max": s["max"],
+            "n": s["n"],
+            "images_per_s": args.batch_size / s["median"],
+            "speedup": base / s["median"],
+            "speedup_paired": paired,
+            "first_step_s": v.first_step,
+            "peak_mb": (v.memory_bytes() + v.extra_peak) / MB,
+            "state_mb": v.memory_bytes() / MB,
+            "step_extra_mb": v.extra_peak / MB,
+            "step_tflop": flops / 1e12,
+            "achieved_gflops": flops / s["median"] / 1e9,
         }
         if ref is not None:
             row["vs_reference"] = statistics.median(ref.times) / s["median"]
@@ -276,42 +307,91 @@ def report(args, device: torch.device, variants: list[Variant], info: dict, peak
             continue
         row["loss_rel_err_max"] = max(rel(v.first_terms[k], plain.first_terms[k]) for k in plain.first_terms)
         row["grad_rel_err"] = {k: rel(v.first_grads[k], plain.first_grads[k]) for k in plain.first_grads}
-        row["grad_cosine_min"] = min(float(torch.nn.functional.cosine_similarity(v.first_grads[k].double(), g.double(), 0))
-                                     for k, g in plain.first_grads.items())
+        row["grad_cosine_min"] = min(
+            float(torch.nn.functional.cosine_similarity(v.first_grads[k].double(), g.double(), 0))
+            for k, g in plain.first_grads.items()
+        )
         row["grad_rel_err_max"] = max(row["grad_rel_err"].values())
         rows.append(row)
     print()
-    print(f"{args.generator} {args.size}x{args.size}, batch {args.batch_size}, identity {'on' if args.identity else 'off'}, "
-          f"device {info['device']} ({info.get('gpu') or info['cpu']}), {info['threads']} threads, "
-          f"load average {info['load_average'][0]:.1f} at start" if info.get("load_average") else "")
-    columns = [("variant", "variant"), ("precision", "prec"), ("s_per_iter_median", "s/it med"),
-               ("s_per_iter_min", "min"), ("s_per_iter_max", "max"), ("images_per_s", "img/s"),
-               ("speedup", "vs plain"), ("speedup_paired", "paired")]
+    print(
+        f"{args.generator} {args.size}x{args.size}, batch {args.batch_size}, "
+        f"identity {'on' if args.identity else 'off'}, "
+        f"device {info['device']} ({info.get('gpu') or info['cpu']}), {info['threads']} threads, "
+        f"load average {info['load_average'][0]:.1f} at start"
+        if info.get("load_average")
+        else ""
+    )
+    columns = [
+        ("variant", "variant"),
+        ("precision", "prec"),
+        ("s_per_iter_median", "s/it med"),
+        ("s_per_iter_min", "min"),
+        ("s_per_iter_max", "max"),
+        ("images_per_s", "img/s"),
+        ("speedup", "vs plain"),
+        ("speedup_paired", "paired"),
+    ]
     if ref is not None:
         columns += [("vs_reference", "vs ref"), ("vs_reference_paired", "paired")]
     if peak:
         columns += [("fraction_of_peak", "of peak"), ("fraction_of_precision_peak", "of prec. peak")]
     print_table(rows, columns + [("peak_mb", "peak MB"), ("first_step_s", "1st step s")])
     if flops:
-        print(f"one step = {flops / 1e9:.1f} GFLOP (FlopCounterMode, plain step)"
-              + (f"; at the machine's peak ({peak['best_gflops']:.0f} GFLOP/s) "
-                 f"{flops / peak['best_gflops'] / 1e9:.2f} s/iter"
-                 + (f", {statistics.median(ref.times) * peak['best_gflops'] * 1e9 / flops:.1f}x the reference"
-                    if ref else "")
-                 if peak else ""))
+        print(
+            f"one step = {flops / 1e9:.1f} GFLOP (FlopCounterMode, plain step)"
+            + (
+                f"; at the machine's peak ({peak['best_gflops']:.0f} GFLOP/s) "
+                f"{flops / peak['best_gflops'] / 1e9:.2f} s/iter"
+                + (
+                    f", {statistics.median(ref.times) * peak['best_gflops'] * 1e9 / flops:.1f}x the reference"
+                    if ref
+                    else ""
+                )
+                if peak
+                else ""
+            )
+        )
     print()
     print("fidelity (first step, same weights and batch as plain): relative errors of loss terms and gradients")
     floors = getattr(plain, "floors", {})
-    print_table([r for r in rows[1:] if r["variant"] != "reference"]
-                + [{"variant": k, "precision": "fp32", **v} for k, v in floors.items()],
-                [("variant", "variant"), ("precision", "precision"), ("loss_rel_err_max", "loss max"),
-                 ("grad_rel_err_max", "grad max"), ("grad_cosine_min", "grad cos min")])
+    print_table(
+        [r for r in rows[1:] if r["variant"] != "reference"]
+        + [{"variant": k, "precision": "fp32", **v} for k, v in floors.items()],
+        [
+            ("variant", "variant"),
+            ("precision", "precision"),
+            ("loss_rel_err_max", "loss max"),
+            ("grad_rel_err_max", "grad max"),
+            ("grad_cosine_min", "grad cos min"),
+        ],
+    )
     if floors:
         print("(the last rows are the plain path itself under tiny input perturbations: the conditioning floor)")
     print(f"memory: {getattr(plain, 'memory_method', '')}; peak = training state + the step's high-water above it")
-    return {"config": {k: getattr(args, k) for k in ("size", "generator", "batch_size", "ngf", "ndf", "identity",
-                                                     "iters", "rounds", "warmup", "threads", "reference")},
-            "machine": info, "peak": peak, "step_flops": flops, "results": rows, "fidelity_floors": floors}
+    return {
+        "config": {
+            k: getattr(args, k)
+            for k in (
+                "size",
+                "generator",
+                "batch_size",
+                "ngf",
+                "ndf",
+                "identity",
+                "iters",
+                "rounds",
+                "warmup",
+                "threads",
+                "reference",
+            )
+        },
+        "machine": info,
+        "peak": peak,
+        "step_flops": flops,
+        "results": rows,
+        "fidelity_floors": floors,
+    }
 
 
 # ---- 200-step loss curves on real data ----------------------------------------------------------
@@ -323,7 +403,9 @@ def real_batches(args, device: torch.device, n: int) -> list[dict]:
     from cyclegan.train.datasets import build_dataset
 
     load = int(round(args.curve_size * 286 / 256))
-    cfg = build_config([], [], [f"data.root={args.data}", f"data.load_size={load}", f"data.crop_size={args.curve_size}"])
+    cfg = build_config(
+        [], [], [f"data.root={args.data}", f"data.load_size={load}", f"data.crop_size={args.curve_size}"]
+    )
     dataset = build_dataset(cfg)
     sampler = EpochBatchSampler(len(dataset), args.batch_size, seed=0)
     out, epoch = [], 0
@@ -367,17 +449,41 @@ def run_curves(args, device: torch.device, specs: list[str]) -> dict:
     window = max(1, args.curves // 8)
     summary, rows = compare_curves(losses, specs, window)
     print()
-    print(f"loss curves: {args.curves} steps on {args.data} crops {args.curve_size}x{args.curve_size}, windows of {window} steps;")
-    print("diff = mean over windows of |window mean(run) - window mean(plain)|; "
-          "noise = the mean (and max) of that between the plain runs of seeds 0, 1, 2")
-    print_table(rows, [("variant", "variant"), ("term", "term"), ("diff", "diff"), ("noise", "noise"), ("noise_max", "noise max"),
-                       ("ratio", "diff/noise"), ("final plain", "last window plain"), ("final fast", "last window variant")])
+    print(
+        f"loss curves: {args.curves} steps on {args.data} crops {args.curve_size}x{args.curve_size}, windows of "
+        f"{window} steps;"
+    )
+    print(
+        "diff = mean over windows of |window mean(run) - window mean(plain)|; "
+        "noise = the mean (and max) of that between the plain runs of seeds 0, 1, 2"
+    )
+    print_table(
+        rows,
+        [
+            ("variant", "variant"),
+            ("term", "term"),
+            ("diff", "diff"),
+            ("noise", "noise"),
+            ("noise_max", "noise max"),
+            ("ratio", "diff/noise"),
+            ("final plain", "last window plain"),
+            ("final fast", "last window variant"),
+        ],
+    )
     for name, s in summary.items():
-        print(f"{name}: {'within' if s['within_noise'] else 'NOT within'} run-to-run noise (mean diff/noise <= 1.5) "
-              f"(diff/noise averaged over terms {s['mean_ratio']:.2f}, largest {max(s['ratio_to_noise'].values()):.2f}); "
-              f"time {seconds[name]:.0f}s vs plain {seconds['plain']:.0f}s")
-    return {"steps": args.curves, "size": args.curve_size, "window": window, "summary": summary,
-            "seconds": seconds, "losses": losses}
+        print(
+            f"{name}: {'within' if s['within_noise'] else 'NOT within'} run-to-run noise (mean diff/noise <= 1.5) "
+            f"(diff/noise averaged over terms {s['mean_ratio']:.2f}, largest {max(s['ratio_to_noise'].values()):.2f}); "
+            f"time {seconds[name]:.0f}s vs plain {seconds['plain']:.0f}s"
+        )
+    return {
+        "steps": args.curves,
+        "size": args.curve_size,
+        "window": window,
+        "summary": summary,
+        "seconds": seconds,
+        "losses": losses,
+    }
 
 
 def compare_curves(losses: dict[str, list[dict]], specs: list[str], window: int) -> tuple[dict, list[dict]]:
@@ -393,12 +499,12 @@ def compare_curves(losses: dict[str, list[dict]], specs: list[str], window: int)
 
     def windows(name, k):
         xs = [r[k] for r in losses[name]]
-        return [sum(xs[j:j + window]) / len(xs[j:j + window]) for j in range(0, len(xs), window)]
+        return [sum(xs[j : j + window]) / len(xs[j : j + window]) for j in range(0, len(xs), window)]
 
     def diff(a, b, k):
         return statistics.mean(abs(x - y) for x, y in zip(windows(a, k), windows(b, k)))
 
-    pairs = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1 :]]
     noise = {k: statistics.mean(diff(a, b, k) for a, b in pairs) for k in terms}
     noise_max = {k: max(diff(a, b, k) for a, b in pairs) for k in terms}
     summary, rows = {}, []
@@ -406,46 +512,99 @@ def compare_curves(losses: dict[str, list[dict]], specs: list[str], window: int)
         diffs = {k: diff(name, "plain", k) for k in terms}
         ratio = {k: diffs[k] / max(noise[k], 1e-12) for k in terms}
         mean_ratio = statistics.mean(ratio.values())
-        summary[name] = {"mean_abs_window_diff": diffs, "noise": noise, "noise_max": noise_max, "ratio_to_noise": ratio,
-                         "mean_ratio": mean_ratio, "within_noise": mean_ratio <= 1.5}
-        rows += [{"variant": name, "term": k, "diff": diffs[k], "noise": noise[k], "noise_max": noise_max[k], "ratio": ratio[k],
-                  "final plain": windows("plain", k)[-1], "final fast": windows(name, k)[-1]} for k in terms]
+        summary[name] = {
+            "mean_abs_window_diff": diffs,
+            "noise": noise,
+            "noise_max": noise_max,
+            "ratio_to_noise": ratio,
+            "mean_ratio": mean_ratio,
+            "within_noise": mean_ratio <= 1.5,
+        }
+        rows += [
+            {
+                "variant": name,
+                "term": k,
+                "diff": diffs[k],
+                "noise": noise[k],
+                "noise_max": noise_max[k],
+                "ratio": ratio[k],
+                "final plain": windows("plain", k)[-1],
+                "final fast": windows(name, k)[-1],
+            }
+            for k in terms
+        ]
     return summary, rows
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--size", type=int, help="image side (default 128)")
     p.add_argument("--generator", help="generator name (default resnet_6blocks)")
-    p.add_argument("--setups", nargs="+", metavar="SIZE/GENERATOR",
-                   help="several setups in one run, e.g. 128/resnet_6blocks 256/resnet_9blocks "
-                        "(default: --size/--generator; with --reference and neither given, both of these)")
-    p.add_argument("--reference", help="folder of the reference implementation (e.g. "
-                                       "../shared/reference/upstream-2a7afba): time its own training step as row "
-                                       "'reference', and the machine's peak")
-    p.add_argument("--peak", action=argparse.BooleanOptionalAction, default=None,
-                   help="measure the machine's convolution peak (default: on with --reference)")
+    p.add_argument(
+        "--setups",
+        nargs="+",
+        metavar="SIZE/GENERATOR",
+        help="several setups in one run, e.g. 128/resnet_6blocks 256/resnet_9blocks "
+        "(default: --size/--generator; with --reference and neither given, both of these)",
+    )
+    p.add_argument(
+        "--reference",
+        help="folder of the reference implementation (e.g. "
+        "../shared/reference/upstream-2a7afba): time its own training step as row "
+        "'reference', and the machine's peak",
+    )
+    p.add_argument(
+        "--peak",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure the machine's convolution peak (default: on with --reference)",
+    )
     p.add_argument("--ngf", type=int, default=64)
     p.add_argument("--ndf", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--precision", choices=PRECISIONS, default="bf16", help="precision of the fast variant (default bf16)")
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default="bf16", help="precision of the fast variant (default bf16)"
+    )
     p.add_argument("--channels-last", action="store_true", help="fast variant: channels_last")
     p.add_argument("--compile", action="store_true", help="fast variant: torch.compile the networks")
-    p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True, help="identity loss (default on, as the reference)")
-    p.add_argument("--variants", nargs="+", help="several fast variants, e.g. fp32+foreach bf16 bf16+compile (overrides the three flags above)")
+    p.add_argument(
+        "--identity",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="identity loss (default on, as the reference)",
+    )
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        help="several fast variants, e.g. fp32+foreach bf16 bf16+compile (overrides the three flags above)",
+    )
     p.add_argument("--iters", type=int, default=2, help="timed steps per variant per round")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant (the first includes compilation)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: PyTorch's choice)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--floors", action=argparse.BooleanOptionalAction, default=True,
-                   help="also measure the plain path's gradient change under tiny input perturbations (two extra steps)")
+    p.add_argument(
+        "--floors",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the plain path's gradient change under tiny input perturbations (two extra steps)",
+    )
     p.add_argument("--json", help="write the results as JSON to this file ('-' for stdout)")
-    p.add_argument("--curves", type=int, default=0, help="also train this many steps on real data with each path and compare loss curves")
+    p.add_argument(
+        "--curves",
+        type=int,
+        default=0,
+        help="also train this many steps on real data with each path and compare loss curves",
+    )
     p.add_argument("--curves-only", action="store_true", help="skip the timing, only run --curves")
     p.add_argument("--curve-size", type=int, default=64, help="crop size for --curves (default 64)")
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "horse2zebra"),
-                   help="folder with trainA/ and trainB/ for --curves")
+    p.add_argument(
+        "--data",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "horse2zebra"),
+        help="folder with trainA/ and trainB/ for --curves",
+    )
     args = p.parse_args(argv)
     if args.setups:
         setups = [_setup(x, p) for x in args.setups]
@@ -466,18 +625,26 @@ def main(argv=None) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the training loop sets it
     args.device = str(device)
-    specs = args.variants or ["+".join([args.precision] + (["cl"] if args.channels_last else []) + (["compile"] if args.compile else []))]
+    specs = args.variants or [
+        "+".join([args.precision] + (["cl"] if args.channels_last else []) + (["compile"] if args.compile else []))
+    ]
     info = machine(device)
     info["isa"] = isa_flags()
     info["bf16"] = bf16_kind(info["isa"]) if device.type == "cpu" else info.get("gpu")
-    print(f"machine: {info.get('gpu') or info['cpu']}; ISA: {' '.join(info['isa']) or 'unknown'} ({info['bf16']}); "
-          f"torch {info['torch']}, {info['threads']} threads, load average {info['load_average'][0]:.1f}", flush=True)
+    print(
+        f"machine: {info.get('gpu') or info['cpu']}; ISA: {' '.join(info['isa']) or 'unknown'} ({info['bf16']}); "
+        f"torch {info['torch']}, {info['threads']} threads, load average {info['load_average'][0]:.1f}",
+        flush=True,
+    )
     out: dict = {}
     peak = None
     if (args.peak if args.peak is not None else bool(args.reference)) and not args.curves_only:
         peak = conv_peak(device=device)
-        print(f"peak ({peak['shape']}): float32 {peak['fp32_gflops']:.0f}, bfloat16 {peak['bf16_gflops']:.0f}, "
-              f"bfloat16 channels_last {peak['bf16_channels_last_gflops']:.0f} GFLOP/s", flush=True)
+        print(
+            f"peak ({peak['shape']}): float32 {peak['fp32_gflops']:.0f}, bfloat16 {peak['bf16_gflops']:.0f}, "
+            f"bfloat16 channels_last {peak['bf16_channels_last_gflops']:.0f} GFLOP/s",
+            flush=True,
+        )
     if not args.curves_only:
         reports = []
         for size, generator in setups:

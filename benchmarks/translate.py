@@ -4,7 +4,8 @@ A freshly initialised model of the chosen generator is saved as a model snapshot
 `cyclegan.translate.load_translator` (weights do not change the speed), then `Translator.__call__`
 (uint8 in, padding, the network, uint8 out) is timed on random images. Variants are interleaved per
 round as in train_step.py: fp32 (what `cyclegan translate` runs) and, on request, bfloat16/float16
-autocast (the translator's own `precision` switch) and channels_last around the same network, with the largest output difference against fp32
+autocast (the translator's own `precision` switch) and channels_last around the same network, with the largest output
+difference against fp32
 in 8-bit levels.
 
     python benchmarks/translate.py --sizes 256 1024
@@ -30,8 +31,8 @@ from common import MB, PeakMemory, machine, print_table, summarize, sync, write_
 
 from cyclegan import checkpoint as ckpt  # noqa: E402
 from cyclegan.config import build_config  # noqa: E402
-from cyclegan.methods import create_method  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
+from cyclegan.methods import create_method  # noqa: E402
 from cyclegan.runtime import AUTOCAST, resolve_device  # noqa: E402
 from cyclegan.train.checkpointing import model_meta  # noqa: E402
 from cyclegan.translate import load_translator  # noqa: E402
@@ -72,11 +73,15 @@ def as_variant(translator, fn, dtype, tile):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
     p.add_argument("--generator", default="resnet_9blocks")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--variants", nargs="*", default=[], help="besides fp32: bf16, fp16, fp32+cl, bf16+cl, tile512, bf16+tile512")
+    p.add_argument(
+        "--variants", nargs="*", default=[], help="besides fp32: bf16, fp16, fp32+cl, bf16+cl, tile512, bf16+tile512"
+    )
     p.add_argument("--iters", type=int, default=2, help="timed calls per variant per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=0)
@@ -98,7 +103,9 @@ def main(argv=None) -> dict:
         translator = build_translator(args.generator, device, Path(tmp))
         for size in args.sizes:
             g = torch.Generator().manual_seed(size)
-            images = torch.randint(0, 256, (args.batch_size, translator.in_ch, size, size), dtype=torch.uint8, generator=g)
+            images = torch.randint(
+                0, 256, (args.batch_size, translator.in_ch, size, size), dtype=torch.uint8, generator=g
+            )
             runs = {}
             for spec in specs:
                 fn, dtype, tile = variant_fn(translator, spec)
@@ -107,7 +114,7 @@ def main(argv=None) -> dict:
                 with as_variant(translator, fn, dtype, tile):
                     runs[spec]["output"] = translator(images).cpu()
             for r in range(args.rounds):
-                for spec in specs[r % len(specs):] + specs[:r % len(specs)]:
+                for spec in specs[r % len(specs) :] + specs[: r % len(specs)]:
                     run = runs[spec]
                     with as_variant(translator, run["fn"], run["dtype"], run["tile"]), PeakMemory(device) as mem:
                         for _ in range(args.iters):
@@ -119,25 +126,59 @@ def main(argv=None) -> dict:
                     run["extra"] = max(run["extra"], mem.extra)
                     run["absolute"] = max(run["absolute"], mem.absolute)
                     run["method"] = mem.method
-                print(f"{size}x{size} round {r + 1}/{args.rounds}: " +
-                      ", ".join(f"{s} {statistics.median(runs[s]['times']):.3f}s" for s in specs), flush=True)
+                print(
+                    f"{size}x{size} round {r + 1}/{args.rounds}: "
+                    + ", ".join(f"{s} {statistics.median(runs[s]['times']):.3f}s" for s in specs),
+                    flush=True,
+                )
             base = statistics.median(runs["fp32"]["times"])
             for spec in specs:
                 run, s = runs[spec], summarize(runs[spec]["times"])
                 diff = (run["output"].int() - runs["fp32"]["output"].int()).abs()
-                rows.append({"size": size, "variant": spec, "s_per_batch_median": s["median"], "s_min": s["min"], "s_max": s["max"],
-                             "images_per_s": args.batch_size / s["median"], "speedup": base / s["median"],
-                             "peak_mb": run["absolute"] / MB, "peak_above_start_mb": run["extra"] / MB,
-                             "max_abs_diff_levels": int(diff.max()), "mean_abs_diff_levels": float(diff.float().mean()),
-                             "memory_method": run["method"]})
+                rows.append(
+                    {
+                        "size": size,
+                        "variant": spec,
+                        "s_per_batch_median": s["median"],
+                        "s_min": s["min"],
+                        "s_max": s["max"],
+                        "images_per_s": args.batch_size / s["median"],
+                        "speedup": base / s["median"],
+                        "peak_mb": run["absolute"] / MB,
+                        "peak_above_start_mb": run["extra"] / MB,
+                        "max_abs_diff_levels": int(diff.max()),
+                        "mean_abs_diff_levels": float(diff.float().mean()),
+                        "memory_method": run["method"],
+                    }
+                )
     print()
-    print(f"{args.generator}, batch {args.batch_size}, device {info['device']} ({info.get('gpu') or info['cpu']}), {info['threads']} threads, "
-          f"load average {info['load_average'][0]:.1f}" if info.get("load_average") else "")
-    print_table(rows, [("size", "size"), ("variant", "variant"), ("s_per_batch_median", "s/batch"), ("s_min", "min"), ("s_max", "max"),
-                       ("images_per_s", "img/s"), ("speedup", "speedup"), ("peak_mb", "peak MB"),
-                       ("peak_above_start_mb", "above start MB"), ("max_abs_diff_levels", "max diff (of 255)")])
-    whole = "tensors the caching allocator handed out (model included, CUDA context not)" if device.type == "cuda" else \
-        "the whole process (torch runtime and model included)"
+    print(
+        f"{args.generator}, batch {args.batch_size}, device {info['device']} ({info.get('gpu') or info['cpu']}), "
+        f"{info['threads']} threads, "
+        f"load average {info['load_average'][0]:.1f}"
+        if info.get("load_average")
+        else ""
+    )
+    print_table(
+        rows,
+        [
+            ("size", "size"),
+            ("variant", "variant"),
+            ("s_per_batch_median", "s/batch"),
+            ("s_min", "min"),
+            ("s_max", "max"),
+            ("images_per_s", "img/s"),
+            ("speedup", "speedup"),
+            ("peak_mb", "peak MB"),
+            ("peak_above_start_mb", "above start MB"),
+            ("max_abs_diff_levels", "max diff (of 255)"),
+        ],
+    )
+    whole = (
+        "tensors the caching allocator handed out (model included, CUDA context not)"
+        if device.type == "cuda"
+        else "the whole process (torch runtime and model included)"
+    )
     print(f"memory: {rows[0]['memory_method'] if rows else ''}; 'peak MB' is {whole}")
     out = {"config": vars(args), "machine": info, "results": rows}
     write_json(args.json, out)

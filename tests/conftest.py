@@ -17,8 +17,12 @@ HORSE2ZEBRA = SHARED_DATA / "horse2zebra"
 FACADES = SHARED_DATA / "facades"
 MNIST_USPS = SHARED_DATA / "mnist_usps"
 
-needs_horse2zebra = pytest.mark.skipif(not (HORSE2ZEBRA / "trainA").is_dir(), reason=f"horse2zebra not found at {HORSE2ZEBRA} (set CYCLEGAN_DATA)")
-needs_facades = pytest.mark.skipif(not (FACADES / "train").is_dir(), reason=f"facades not found at {FACADES} (set CYCLEGAN_DATA)")
+needs_horse2zebra = pytest.mark.skipif(
+    not (HORSE2ZEBRA / "trainA").is_dir(), reason=f"horse2zebra not found at {HORSE2ZEBRA} (set CYCLEGAN_DATA)"
+)
+needs_facades = pytest.mark.skipif(
+    not (FACADES / "train").is_dir(), reason=f"facades not found at {FACADES} (set CYCLEGAN_DATA)"
+)
 
 
 def write_images(folder: Path, n: int, size=(40, 36), mode="RGB", seed=0, ext=".png") -> list[Path]:
@@ -46,10 +50,20 @@ def image_root(tmp_path: Path) -> Path:
 
 
 TINY = [  # on the CPU also where a GPU is present: only there is a resumed run bit-identical (docs/performance.md)
-    "train.device=cpu", "train.precision=fp32", "model.generator=resnet_6blocks", "model.ngf=4", "model.ndf=4",
-    "data.load_size=36", "data.crop_size=32", "data.workers=0",
-    "optim.n_epochs=1", "optim.n_epochs_decay=1",
-    "train.progress=false", "train.log_every=2", "train.sample_every=0", "train.save_every_epochs=1",
+    "train.device=cpu",
+    "train.precision=fp32",
+    "model.generator=resnet_6blocks",
+    "model.ngf=4",
+    "model.ndf=4",
+    "data.load_size=36",
+    "data.crop_size=32",
+    "data.workers=0",
+    "optim.n_epochs=1",
+    "optim.n_epochs_decay=1",
+    "train.progress=false",
+    "train.log_every=2",
+    "train.sample_every=0",
+    "train.save_every_epochs=1",
 ]
 
 

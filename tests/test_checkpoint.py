@@ -8,8 +8,15 @@ from cyclegan.errors import UserError
 
 
 def test_tree_round_trip(tmp_path):
-    opt_state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4)}}, "param_groups": [{"lr": 0.1, "params": [0]}]}
-    tree = {"a": torch.arange(5), "nested": {"opt": opt_state, "none": None, "list": [1, 2.5, "x", True]}, "scalar": torch.tensor(7)}
+    opt_state = {
+        "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(4)}},
+        "param_groups": [{"lr": 0.1, "params": [0]}],
+    }
+    tree = {
+        "a": torch.arange(5),
+        "nested": {"opt": opt_state, "none": None, "list": [1, 2.5, "x", True]},
+        "scalar": torch.tensor(7),
+    }
     ckpt.save_tree(tmp_path / "t.safetensors", tree, {"format": "test", "info": {"k": 1}})
     back, meta = ckpt.load_tree(tmp_path / "t.safetensors")
     assert meta == {"format": "test", "info": {"k": 1}}

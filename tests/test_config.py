@@ -10,8 +10,19 @@ from cyclegan.errors import UserError
 
 def test_defaults_are_the_papers():
     c = Config()
-    assert (c.model.generator, c.model.discriminator, c.model.norm, c.model.init_gain) == ("resnet_9blocks", "basic", "instance", 0.02)
-    assert (c.loss.gan_mode, c.loss.lambda_a, c.loss.lambda_b, c.loss.lambda_identity, c.loss.pool_size) == ("lsgan", 10.0, 10.0, 0.5, 50)
+    assert (c.model.generator, c.model.discriminator, c.model.norm, c.model.init_gain) == (
+        "resnet_9blocks",
+        "basic",
+        "instance",
+        0.02,
+    )
+    assert (c.loss.gan_mode, c.loss.lambda_a, c.loss.lambda_b, c.loss.lambda_identity, c.loss.pool_size) == (
+        "lsgan",
+        10.0,
+        10.0,
+        0.5,
+        50,
+    )
     assert (c.optim.lr, c.optim.beta1, c.optim.n_epochs, c.optim.n_epochs_decay) == (2e-4, 0.5, 100, 100)
     assert (c.data.load_size, c.data.crop_size, c.train.batch_size) == (286, 256, 1)
 
@@ -21,10 +32,16 @@ def test_overrides_are_typed():
     assert c.model.ngf == 32 and c.loss.lambda_a == 5.0 and isinstance(c.loss.lambda_a, float) and c.data.flip is False
 
 
-@pytest.mark.parametrize("override,match", [
-    ("model.ngf=abc", "model.ngf: expected int"), ("model.nfg=3", "unknown config key 'model.nfg'"),
-    ("modle.ngf=3", "unknown config key"), ("ngf", "section.field=value"), ("data.flip=maybe", "true/false"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("model.ngf=abc", "model.ngf: expected int"),
+        ("model.nfg=3", "unknown config key 'model.nfg'"),
+        ("modle.ngf=3", "unknown config key"),
+        ("ngf", "section.field=value"),
+        ("data.flip=maybe", "true/false"),
+    ],
+)
 def test_bad_overrides_name_the_field(override, match):
     with pytest.raises(UserError, match=match):
         build_config([], [], [override])
@@ -60,11 +77,17 @@ def test_wgangp_is_refused_in_float16():
         validate(build_config([], [], ["loss.gan_mode=wgangp", "train.precision=fp16"]))
 
 
-@pytest.mark.parametrize("override,match", [
-    ("train.log_every=0", "train.log_every must be at least 1"), ("optim.lr=-1", "optim.lr must be positive"),
-    ("loss.pool_size=-1", "loss.pool_size must be 0 or more"), ("data.max_images=-2", "data.max_images must be 0 or more"),
-    ("optim.beta1=1.5", "beta1 and optim.beta2 must be in"), ("train.max_steps=-1", "train.max_steps must be 0 or more"),
-])
+@pytest.mark.parametrize(
+    "override,match",
+    [
+        ("train.log_every=0", "train.log_every must be at least 1"),
+        ("optim.lr=-1", "optim.lr must be positive"),
+        ("loss.pool_size=-1", "loss.pool_size must be 0 or more"),
+        ("data.max_images=-2", "data.max_images must be 0 or more"),
+        ("optim.beta1=1.5", "beta1 and optim.beta2 must be in"),
+        ("train.max_steps=-1", "train.max_steps must be 0 or more"),
+    ],
+)
 def test_out_of_range_values_are_refused(override, match):
     from cyclegan.methods import validate
 
@@ -77,7 +100,9 @@ def test_identity_loss_across_channel_counts_is_refused():
     error at the first step; validation names the fix. Without identity, or with equal counts, it is fine."""
     from cyclegan.methods import validate
 
-    with pytest.raises(UserError, match="lambda_identity=0.5 .*channels_a=1, data.channels_b=3.*set loss.lambda_identity=0"):
+    with pytest.raises(
+        UserError, match="lambda_identity=0.5 .*channels_a=1, data.channels_b=3.*set loss.lambda_identity=0"
+    ):
         validate(build_config([], [], ["data.channels_a=1"]))
     validate(build_config([], [], ["data.channels_a=1", "loss.lambda_identity=0"]))
     validate(build_config([], [], ["data.channels_a=1", "data.channels_b=1"]))
@@ -92,12 +117,21 @@ def test_no_epochs_at_all_is_refused():
         validate(build_config([], [], ["optim.n_epochs=0", "optim.n_epochs_decay=0"]))
 
 
-@pytest.mark.parametrize("overrides,match", [
-    (["data.crop_size=30", "data.load_size=34"], "crop_size=30 does not fit.*not a multiple of 4.*halves the image 2 times.*use 28 or 32"),
-    (["data.crop_size=2", "data.load_size=4"], "crop_size=2 does not fit.*use 24$"),
-    (["data.crop_size=16", "data.load_size=20"], "crop_size=16 does not fit.*more than 1 spatial element.*use 24$"),
-    (["model.generator=unet_128", "data.crop_size=64", "data.load_size=72"], "not a multiple of 128.*7 times.*use 128$"),
-])
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (
+            ["data.crop_size=30", "data.load_size=34"],
+            "crop_size=30 does not fit.*not a multiple of 4.*halves the image 2 times.*use 28 or 32",
+        ),
+        (["data.crop_size=2", "data.load_size=4"], "crop_size=2 does not fit.*use 24$"),
+        (["data.crop_size=16", "data.load_size=20"], "crop_size=16 does not fit.*more than 1 spatial element.*use 24$"),
+        (
+            ["model.generator=unet_128", "data.crop_size=64", "data.load_size=72"],
+            "not a multiple of 128.*7 times.*use 128$",
+        ),
+    ],
+)
 def test_crop_sizes_the_networks_cannot_take_are_refused(overrides, match):
     """A probe of one training step on shape-only tensors: a crash mid-training before."""
     from cyclegan.train.state import check_crop_size

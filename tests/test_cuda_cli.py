@@ -28,7 +28,24 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cuda_run(data):
     run = data.parent / "run"
-    assert main(["train", str(data), "--run-dir", str(run), "--preset", "quick", "--device", "cuda", "--precision", "bf16", *SETS]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--run-dir",
+                str(run),
+                "--preset",
+                "quick",
+                "--device",
+                "cuda",
+                "--precision",
+                "bf16",
+                *SETS,
+            ]
+        )
+        == 0
+    )
     return run
 
 
@@ -41,7 +58,12 @@ def test_stop_and_resume_on_cuda_continues_the_run(data, tmp_path, precision, ca
     assert main(["train", "--resume", str(tmp_path / "resumed"), "--max-steps", "8"]) == 0
     a, _ = load_tree(tmp_path / "straight" / "checkpoints" / "latest.state.safetensors")
     b, _ = load_tree(tmp_path / "resumed" / "checkpoints" / "latest.state.safetensors")
-    assert a["progress"] == b["progress"] and a["scaler"] == b["scaler"], (a["progress"], b["progress"], a["scaler"], b["scaler"])
+    assert a["progress"] == b["progress"] and a["scaler"] == b["scaler"], (
+        a["progress"],
+        b["progress"],
+        a["scaler"],
+        b["scaler"],
+    )
     assert (a["scaler"] is not None) == (precision == "fp16")
     for opt in ("opt_g", "opt_d"):  # Adam's step counts, and every moment present
         assert a[opt]["state"].keys() == b[opt]["state"].keys()
@@ -67,8 +89,26 @@ def test_translate_on_cuda_matches_cpu(cuda_run, data, tmp_path):
     outs = {}
     for device, precision in (("cpu", "fp32"), ("cuda", "bf16"), ("cuda", "fp16")):
         out = tmp_path / f"{device}_{precision}"
-        assert main(["translate", "-c", str(cuda_run), "--direction", "AtoB", str(data / "testA"), "--out", str(out),
-                     "--device", device, "--precision", precision, "--no-gallery"]) == 0
+        assert (
+            main(
+                [
+                    "translate",
+                    "-c",
+                    str(cuda_run),
+                    "--direction",
+                    "AtoB",
+                    str(data / "testA"),
+                    "--out",
+                    str(out),
+                    "--device",
+                    device,
+                    "--precision",
+                    precision,
+                    "--no-gallery",
+                ]
+            )
+            == 0
+        )
         outs[device, precision] = [np.asarray(Image.open(p)).astype(int) for p in sorted(out.glob("*.png"))]
     ref = outs["cpu", "fp32"]
     assert len(ref) == 3 and ref[0].shape == (36, 40, 3)  # the input's own size
@@ -79,5 +119,7 @@ def test_translate_on_cuda_matches_cpu(cuda_run, data, tmp_path):
 
 def test_export_of_a_cuda_trained_run(cuda_run, tmp_path):
     pytest.importorskip("onnxruntime")
-    assert main(["export", "-c", str(cuda_run), "--direction", "AtoB", "--out", str(tmp_path / "g.onnx")]) == 0  # checks itself
+    assert (
+        main(["export", "-c", str(cuda_run), "--direction", "AtoB", "--out", str(tmp_path / "g.onnx")]) == 0
+    )  # checks itself
     assert (tmp_path / "g.onnx").stat().st_size > 0

@@ -21,8 +21,9 @@ from cyclegan.metrics import FACADES_CLASSES, FACADES_PALETTE
 from cyclegan.metrics.segmentation import colors_to_labels
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-needs_mnist_usps = pytest.mark.skipif(not (MNIST_USPS / "usps.npz").is_file(),
-                                      reason=f"mnist_usps not found at {MNIST_USPS} (set CYCLEGAN_DATA)")
+needs_mnist_usps = pytest.mark.skipif(
+    not (MNIST_USPS / "usps.npz").is_file(), reason=f"mnist_usps not found at {MNIST_USPS} (set CYCLEGAN_DATA)"
+)
 
 
 def load_script(relpath: str):
@@ -52,9 +53,11 @@ def test_mnist_usps_prepare(tmp_path: Path):
     # the validation split repeats training images (never test images): same pixels, same labels
     for domain in "AB":
         assert read_labels(tmp_path / "val" / f"test{domain}" / "labels.csv") == dict(
-            list(read_labels(tmp_path / f"train{domain}" / "labels.csv").items())[:1000])
+            list(read_labels(tmp_path / f"train{domain}" / "labels.csv").items())[:1000]
+        )
         assert (tmp_path / "val" / f"test{domain}" / "00999.png").read_bytes() == (
-            tmp_path / f"train{domain}" / "00999.png").read_bytes()
+            tmp_path / f"train{domain}" / "00999.png"
+        ).read_bytes()
 
 
 def _bar_digits(folder: Path, n: int, seed: int) -> None:
@@ -79,8 +82,12 @@ def test_train_classifier_script(tmp_path: Path, domain, extra):
     train = load_script("mnist_usps/train_classifier.py")
     out = tmp_path / "clf.safetensors"
     torch.manual_seed(0)
-    assert train.main(["--data", str(data), "--out", str(out), "--epochs", "10", "--batch-size", "20",
-                       "--domain", domain, *extra]) == 0
+    assert (
+        train.main(
+            ["--data", str(data), "--out", str(out), "--epochs", "10", "--batch-size", "20", "--domain", domain, *extra]
+        )
+        == 0
+    )
     report = json.loads(out.with_suffix(".json").read_text())
     mine, other = ("usps_test", "mnist_eval") if domain == "B" else ("mnist_eval", "usps_test")
     assert report[f"{'usps' if domain == 'B' else 'mnist'}_train_images"] == 200 and report[f"{mine}_images"] == 50
@@ -115,28 +122,75 @@ def run_with_stubs(script: Path, tmp_path: Path, env: dict) -> list[list[str]]:
     bin_dir.mkdir()
     for name in ("python", "cyclegan"):
         stub = bin_dir / name
-        stub.write_text(f"#!{sys.executable}\nimport json, sys\n"
-                        f"open({str(record)!r}, 'a').write(json.dumps([{name!r}] + sys.argv[1:]) + '\\n')\n")
+        stub.write_text(
+            f"#!{sys.executable}\nimport json, sys\n"
+            f"open({str(record)!r}, 'a').write(json.dumps([{name!r}] + sys.argv[1:]) + '\\n')\n"
+        )
         stub.chmod(0o755)
     full_env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **env}
-    subprocess.run(["bash", str(script), str(tmp_path / "data_in"), str(tmp_path / "work")], env=full_env,
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["bash", str(script), str(tmp_path / "data_in"), str(tmp_path / "work")],
+        env=full_env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return [json.loads(line) for line in record.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({}, {"loss.lambda_a": 3.0, "loss.lambda_b": 3.0, "loss.lambda_identity": 0.0, "train.seed": 0,
-          "optim.n_epochs": 4, "optim.n_epochs_decay": 4, "loss.lambda_semantic": 0.0, "optim.ema_decay": 0.0,
-          "loss.cycle_noise": 0.0, "train.batch_size": 8, "optim.lr": 2e-4, "model.ndf": 16}),
-    ({"CYCLE": "5", "SEMANTIC": "1", "SEED": "2", "EPOCHS": "5", "IDENTITY": "0.5", "EMA": "0.999", "NOISE": "0.1",
-      "BATCH": "1", "LR": "1e-4", "NDF": "32"},
-     {"loss.lambda_a": 5.0, "loss.lambda_b": 5.0, "loss.lambda_identity": 0.5, "train.seed": 2,
-      "optim.n_epochs": 5, "optim.n_epochs_decay": 5, "loss.lambda_semantic": 1.0, "optim.ema_decay": 0.999,
-      "loss.cycle_noise": 0.1, "train.batch_size": 1, "optim.lr": 1e-4, "model.ndf": 32}),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        (
+            {},
+            {
+                "loss.lambda_a": 3.0,
+                "loss.lambda_b": 3.0,
+                "loss.lambda_identity": 0.0,
+                "train.seed": 0,
+                "optim.n_epochs": 4,
+                "optim.n_epochs_decay": 4,
+                "loss.lambda_semantic": 0.0,
+                "optim.ema_decay": 0.0,
+                "loss.cycle_noise": 0.0,
+                "train.batch_size": 8,
+                "optim.lr": 2e-4,
+                "model.ndf": 16,
+            },
+        ),
+        (
+            {
+                "CYCLE": "5",
+                "SEMANTIC": "1",
+                "SEED": "2",
+                "EPOCHS": "5",
+                "IDENTITY": "0.5",
+                "EMA": "0.999",
+                "NOISE": "0.1",
+                "BATCH": "1",
+                "LR": "1e-4",
+                "NDF": "32",
+            },
+            {
+                "loss.lambda_a": 5.0,
+                "loss.lambda_b": 5.0,
+                "loss.lambda_identity": 0.5,
+                "train.seed": 2,
+                "optim.n_epochs": 5,
+                "optim.n_epochs_decay": 5,
+                "loss.lambda_semantic": 1.0,
+                "optim.ema_decay": 0.999,
+                "loss.cycle_noise": 0.1,
+                "train.batch_size": 1,
+                "optim.lr": 1e-4,
+                "model.ndf": 32,
+            },
+        ),
+    ],
+)
 def test_mnist_usps_run_sh_sets_the_documented_fields(tmp_path: Path, env: dict, expected: dict):
-    """run.sh's knobs (EPOCHS, IDENTITY, SEED, EMA, SEMANTIC, CYCLE, NOISE, BATCH, LR, NDF) reach the config fields they name, and every
-    --set of its train command is a valid field: checked through the CLI's own config builder."""
+    """run.sh's knobs (EPOCHS, IDENTITY, SEED, EMA, SEMANTIC, CYCLE, NOISE, BATCH, LR, NDF) reach the config fields
+    they name, and every --set of its train command is a valid field: checked through the CLI's own config builder."""
     from cyclegan.cli import build_parser
     from cyclegan.commands.train import config_from_args
 
@@ -271,8 +325,27 @@ def test_train_segmenter_script(tmp_path: Path, capsys):
     train = load_script("facades/train_segmenter.py")
     torch.manual_seed(0)
     out = tmp_path / "seg.safetensors"
-    assert train.main(["--data", str(tmp_path), "--out", str(out), "--crop", "16", "--epochs", "20",
-                       "--batch-size", "8", "--width", "4", "--lr", "0.02"]) == 0
+    assert (
+        train.main(
+            [
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(out),
+                "--crop",
+                "16",
+                "--epochs",
+                "20",
+                "--batch-size",
+                "8",
+                "--width",
+                "4",
+                "--lr",
+                "0.02",
+            ]
+        )
+        == 0
+    )
     seg = load_segmenter(out)
     assert seg.classes == list(FACADES_CLASSES) and seg.palette == "facades"
     with safe_open(str(out), framework="pt") as f:

@@ -13,7 +13,9 @@ from cyclegan.translate import Translator, load_translator
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'cyclegan[export]')")
 
 
-@pytest.mark.parametrize("name,kw", [("resnet_6blocks", dict(ngf=4, out_ch=1)), ("unet_128", dict(ngf=4, norm="batch"))])
+@pytest.mark.parametrize(
+    "name,kw", [("resnet_6blocks", dict(ngf=4, out_ch=1)), ("unet_128", dict(ngf=4, norm="batch"))]
+)
 def test_export_matches_pytorch_at_other_sizes(tmp_path, capsys, name, kw):
     torch.manual_seed(0)  # the same weights and images whatever ran before
     net = create_generator(name, **kw)
@@ -61,16 +63,23 @@ def test_export_bad_out_and_opset_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("")
     lo, hi = supported_opsets()
-    for extra, message in [(["--out", str(tmp_path / "folder")], "is a folder; give the .onnx file to write"),
-                           (["--out", str(tmp_path / "file" / "g.onnx")], "file is a file, not a folder"),
-                           (["--out", str(tmp_path / "g.onnx"), "--opset", "99"], f"--opset 99: this export writes ONNX opsets {lo} to {hi}"),
-                           (["--out", str(tmp_path / "g.onnx"), "--opset", "7"], "--opset 7: this export writes")]:
+    for extra, message in [
+        (["--out", str(tmp_path / "folder")], "is a folder; give the .onnx file to write"),
+        (["--out", str(tmp_path / "file" / "g.onnx")], "file is a file, not a folder"),
+        (
+            ["--out", str(tmp_path / "g.onnx"), "--opset", "99"],
+            f"--opset 99: this export writes ONNX opsets {lo} to {hi}",
+        ),
+        (["--out", str(tmp_path / "g.onnx"), "--opset", "7"], "--opset 7: this export writes"),
+    ]:
         code = main(["export", "-c", str(tmp_path / "g.pth"), *extra])
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "g.onnx").exists() and list((tmp_path / "folder").iterdir()) == []
-    for existing, message in ((tmp_path / "g.pth", "exists; export writes a new .pth file, never over one"),
-                              (tmp_path / "file", "exists and is not an .onnx file")):  # the checkpoint itself; any file
+    for existing, message in (
+        (tmp_path / "g.pth", "exists; export writes a new .pth file, never over one"),
+        (tmp_path / "file", "exists and is not an .onnx file"),
+    ):  # the checkpoint itself; any file
         assert main(["export", "-c", str(tmp_path / "g.pth"), "--out", str(existing)]) == 2
         assert message in capsys.readouterr().err
     assert torch.load(tmp_path / "g.pth", weights_only=True)  # still the checkpoint
@@ -79,7 +88,20 @@ def test_export_bad_out_and_opset_are_one_line_errors(tmp_path, capsys):
 def test_export_lowest_opset_works(tmp_path):
     torch.manual_seed(0)  # ngf = 2: with some draws two-channel instance norms amplify float differences past 1e-4
     torch.save(create_generator("resnet_6blocks", ngf=2).state_dict(), tmp_path / "g.pth")
-    assert main(["export", "-c", str(tmp_path / "g.pth"), "--out", str(tmp_path / "g.onnx"), "--opset", str(supported_opsets()[0])]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "-c",
+                str(tmp_path / "g.pth"),
+                "--out",
+                str(tmp_path / "g.onnx"),
+                "--opset",
+                str(supported_opsets()[0]),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "g.onnx.json").read_text())["check_max_abs_error"] < 1e-4
 
 

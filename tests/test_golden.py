@@ -3,7 +3,8 @@ baseline, must give the recorded losses and weights, bit for bit.
 
 The values in tests/golden/ were recorded before the package's redesign (issue 24); a refactoring that
 changes any number here changed behaviour. They pin the strict path (fp32, separate network calls); the fused
-calls of the default path are held to it by tests/methods/test_fused.py. Bits depend on the CPU's kernels and torch's version: on the
+calls of the default path are held to it by tests/methods/test_fused.py. Bits depend on the CPU's kernels and torch's
+version: on the
 machine kind that recorded them (same torch, same CPU flags) the check is exact; elsewhere losses must
 agree to 1e-4 relative and weights are not compared bit for bit.
 
@@ -26,17 +27,52 @@ from conftest import FACADES, HORSE2ZEBRA  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 COMMON = [
-    "train.device=cpu", "train.threads=1", "train.precision=fp32", "train.fuse_passes=false", "train.max_steps=20", "train.log_every=1",
-    "train.progress=false", "train.sample_every=0", "train.save_every_epochs=0", "data.workers=0",
-    "data.max_images=4", "optim.n_epochs=2", "optim.n_epochs_decay=3", "train.seed=3",
+    "train.device=cpu",
+    "train.threads=1",
+    "train.precision=fp32",
+    "train.fuse_passes=false",
+    "train.max_steps=20",
+    "train.log_every=1",
+    "train.progress=false",
+    "train.sample_every=0",
+    "train.save_every_epochs=0",
+    "data.workers=0",
+    "data.max_images=4",
+    "optim.n_epochs=2",
+    "optim.n_epochs_decay=3",
+    "train.seed=3",
 ]
 RUNS = {  # name: (data folder, presets, overrides)
-    "cyclegan": (HORSE2ZEBRA, [], ["model.generator=resnet_6blocks", "model.ngf=8", "model.ndf=8", "data.load_size=36",
-                                   "data.crop_size=32", "loss.pool_size=3", "loss.lambda_identity=0.5"]),
-    "pix2pix": (FACADES, ["pix2pix"], ["model.generator=unet_128", "model.ngf=4", "model.ndf=4", "data.load_size=136",
-                                       "data.crop_size=128"]),
-    "simgan": (HORSE2ZEBRA, ["simgan"], ["model.generator=resnet_6blocks", "model.ngf=8", "model.ndf=8",
-                                         "data.load_size=36", "data.crop_size=32", "loss.pool_size=3"]),
+    "cyclegan": (
+        HORSE2ZEBRA,
+        [],
+        [
+            "model.generator=resnet_6blocks",
+            "model.ngf=8",
+            "model.ndf=8",
+            "data.load_size=36",
+            "data.crop_size=32",
+            "loss.pool_size=3",
+            "loss.lambda_identity=0.5",
+        ],
+    ),
+    "pix2pix": (
+        FACADES,
+        ["pix2pix"],
+        ["model.generator=unet_128", "model.ngf=4", "model.ndf=4", "data.load_size=136", "data.crop_size=128"],
+    ),
+    "simgan": (
+        HORSE2ZEBRA,
+        ["simgan"],
+        [
+            "model.generator=resnet_6blocks",
+            "model.ngf=8",
+            "model.ndf=8",
+            "data.load_size=36",
+            "data.crop_size=32",
+            "loss.pool_size=3",
+        ],
+    ),
 }
 
 
@@ -64,14 +100,21 @@ def golden_run(name: str, run_dir: Path) -> dict:
     cfg = build_config(presets, [], COMMON + overrides + [f"data.root={root}"])
     train(cfg, run_dir)
     records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    losses = {r["step"]: {k: v for k, v in r.items() if isinstance(v, float) and k not in META}
-              for r in records if "lr" in r}
+    losses = {
+        r["step"]: {k: v for k, v in r.items() if isinstance(v, float) and k not in META} for r in records if "lr" in r
+    }
     weights = load_file(str(run_dir / "checkpoints" / "latest.model.safetensors"))
-    digest = {k: hashlib.sha256(v.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
-              for k, v in sorted(weights.items())}
+    digest = {
+        k: hashlib.sha256(v.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+        for k, v in sorted(weights.items())
+    }
     norms = {k: float(v.double().norm()) for k, v in sorted(weights.items()) if v.is_floating_point()}
-    return {"machine": machine(), "losses": {str(k): v for k, v in sorted(losses.items())}, "weights": digest,
-            "weight_norms": norms}
+    return {
+        "machine": machine(),
+        "losses": {str(k): v for k, v in sorted(losses.items())},
+        "weights": digest,
+        "weight_norms": norms,
+    }
 
 
 @pytest.mark.slow

@@ -15,8 +15,27 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cyclegan"
 # as there is no cycle.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("leaves", ("errors", "registry", "config", "runtime", "progress")),
-    ("core", ("nets", "losses", "patchnce", "pool", "schedule", "data", "metrics", "checkpoint", "augment", "content",
-              "segmenter", "tiled", "reference", "distributed", "demo", "plots")),
+    (
+        "core",
+        (
+            "nets",
+            "losses",
+            "patchnce",
+            "pool",
+            "schedule",
+            "data",
+            "metrics",
+            "checkpoint",
+            "augment",
+            "content",
+            "segmenter",
+            "tiled",
+            "reference",
+            "distributed",
+            "demo",
+            "plots",
+        ),
+    ),
     ("methods", ("methods",)),
     ("inference", ("translate",)),
     ("app", ("api", "export", "evaluate", "package", "serve", "study", "paired_eval")),
@@ -64,8 +83,9 @@ def layer_of(module: str) -> int:
     for i, (_, names) in enumerate(LAYERS):
         if top in names:
             return i
-    raise AssertionError(f"{module} has no layer: add {top!r} to LAYERS in tests/test_layers.py and to "
-                         "docs/architecture.md")
+    raise AssertionError(
+        f"{module} has no layer: add {top!r} to LAYERS in tests/test_layers.py and to docs/architecture.md"
+    )
 
 
 def cycles(g: dict[str, set[str]]) -> list[list[str]]:
@@ -104,8 +124,12 @@ def test_no_import_cycles():
 
 
 def test_no_upward_imports():
-    upward = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
-              for m, deps in graph().items() for d in sorted(deps) if layer_of(d) > layer_of(m)]
+    upward = [
+        f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
+        for m, deps in graph().items()
+        for d in sorted(deps)
+        if layer_of(d) > layer_of(m)
+    ]
     assert upward == []
 
 

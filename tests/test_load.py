@@ -19,9 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from conftest import TINY, write_images
-
     import cyclegan
+    from conftest import TINY, write_images
     from cyclegan.config import build_config
 
     tmp = tmp_path_factory.mktemp("load")
@@ -34,8 +33,9 @@ def run(tmp_path_factory):
 
 def test_import_cyclegan_stays_cheap():
     code = "import sys, cyclegan; assert 'torch' not in sys.modules, 'torch imported'; print(callable(cyclegan.load))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": str(ROOT / "src")})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT / "src")}
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
 

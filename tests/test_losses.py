@@ -12,7 +12,7 @@ def test_lsgan_values():
     pred = torch.tensor([[0.0, 0.5], [1.0, 2.0]])
     # real: mean((p - 1)^2) = (1 + .25 + 0 + 1) / 4
     assert L.gan_loss(pred, True, "lsgan").item() == pytest.approx(2.25 / 4)
-    assert L.gan_loss(pred, False, "lsgan").item() == pytest.approx((0 + .25 + 1 + 4) / 4)
+    assert L.gan_loss(pred, False, "lsgan").item() == pytest.approx((0 + 0.25 + 1 + 4) / 4)
 
 
 def test_discriminator_loss_is_halved():

@@ -37,7 +37,6 @@ print(out.size, out.mode)
 def packaged(tmp_path_factory):
     """A 200-step tiny run (evaluated during training and by `cyclegan evaluate`), packaged with --license mit."""
     from conftest import TINY, write_images
-
     from cyclegan.config import build_config
     from cyclegan.train import train
     from cyclegan.train.evaluation import EvaluationHook
@@ -46,9 +45,22 @@ def packaged(tmp_path_factory):
     root = tmp / "h2z"
     for folder, n, seed in (("trainA", 25, 1), ("trainB", 20, 2), ("testA", 3, 3), ("testB", 2, 4)):
         write_images(root / folder, n, seed=seed)
-    cfg = build_config([], [], [o for o in TINY if not o.startswith("optim.")] + [
-        f"data.root={root}", "optim.n_epochs=4", "optim.n_epochs_decay=4", "train.max_steps=200", "train.threads=1",
-        "train.log_every=10", "train.save_every_epochs=0", "train.eval_every_epochs=4", "train.eval_metric=cycle"])
+    cfg = build_config(
+        [],
+        [],
+        [o for o in TINY if not o.startswith("optim.")]
+        + [
+            f"data.root={root}",
+            "optim.n_epochs=4",
+            "optim.n_epochs_decay=4",
+            "train.max_steps=200",
+            "train.threads=1",
+            "train.log_every=10",
+            "train.save_every_epochs=0",
+            "train.eval_every_epochs=4",
+            "train.eval_metric=cycle",
+        ],
+    )
     run = tmp / "run"
     train(cfg, run, hooks=EvaluationHook.from_config(cfg))
     assert main(["evaluate", str(run), "--data", str(root), "--metrics", "cycle", "--quiet", "--device", "cpu"]) == 0
@@ -68,9 +80,14 @@ def test_a_packaged_200_step_run_loads_alone_in_a_fresh_process(packaged, tmp_pa
     alone = tmp_path / "elsewhere" / "model"
     shutil.copytree(pkg, alone)  # the folder alone: the run and its data are out of reach
     assert sorted(p.name for p in alone.iterdir()) == ["README.md", "config.json", "model.safetensors", "samples.png"]
-    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(alone), str(horse), str(tmp_path / "out.npy")],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                            env={"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(alone), str(horse), str(tmp_path / "out.npy")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(301, 217) RGB"
     assert np.array_equal(np.load(tmp_path / "out.npy"), expected)  # the same model as the run's
@@ -152,8 +169,10 @@ def test_push_uploads_the_folder_with_the_hubs_client(packaged, monkeypatch, cap
 
     _, pkg = packaged
     assert push(pkg, "me/h2z", private=True) == "https://huggingface.co/me/h2z"
-    assert calls == [("create", "me/h2z", True, True),
-                     ("upload", "me/h2z", ["README.md", "config.json", "model.safetensors", "samples.png"])]
+    assert calls == [
+        ("create", "me/h2z", True, True),
+        ("upload", "me/h2z", ["README.md", "config.json", "model.safetensors", "samples.png"]),
+    ]
 
 
 def test_the_evaluation_page_shows_the_runs_curves(packaged):

@@ -54,8 +54,19 @@ def test_train_writes_a_results_page_with_loss_curves(image_root, tiny_overrides
     from cyclegan.cli import main
 
     run = tmp_path / "run"
-    assert main(["train", str(image_root), "--run-dir", str(run), "--no-progress",
-                 *[a for o in tiny_overrides for a in ("--set", o)]]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(image_root),
+                "--run-dir",
+                str(run),
+                "--no-progress",
+                *[a for o in tiny_overrides for a in ("--set", o)],
+            ]
+        )
+        == 0
+    )
     assert f"results page: {run / 'index.html'}" in capsys.readouterr().out
     page = (run / "index.html").read_text()
     assert '<img src="plots/losses.png"' in page and '<img src="samples/epoch_0002.png">' in page

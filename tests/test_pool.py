@@ -62,8 +62,10 @@ def test_pool_keeps_a_batch_of_one_without_copying():
     assert all(im.data_ptr() in ptrs for im in pool.images)
     swapped = [(v, o) for v, o in enumerate(outs) if o.data_ptr() != given[v].data_ptr()]
     assert swapped  # history returned: a stored earlier tensor itself, with its value
-    assert all(o.data_ptr() in ptrs and ptrs[o.data_ptr()] < v and o[0, 0, 0, 0].item() == ptrs[o.data_ptr()]
-               for v, o in swapped)
+    assert all(
+        o.data_ptr() in ptrs and ptrs[o.data_ptr()] < v and o[0, 0, 0, 0].item() == ptrs[o.data_ptr()]
+        for v, o in swapped
+    )
 
 
 def test_pool_copies_when_asked_or_for_larger_batches():

@@ -12,10 +12,16 @@ from cyclegan.errors import UserError
 from cyclegan.runtime import native_cpu_bf16, resolve_channels_last
 
 
-@pytest.mark.parametrize("kind,precision,expected", [
-    ("AMX-BF16", "bf16", True), ("AMX-BF16", "fp32", False), ("AVX512-BF16", "bf16", False), (None, "bf16", False),
-    ("AMX-BF16", "fp16", False),  # no fp16 path measured on CPUs
-])
+@pytest.mark.parametrize(
+    "kind,precision,expected",
+    [
+        ("AMX-BF16", "bf16", True),
+        ("AMX-BF16", "fp32", False),
+        ("AVX512-BF16", "bf16", False),
+        (None, "bf16", False),
+        ("AMX-BF16", "fp16", False),  # no fp16 path measured on CPUs
+    ],
+)
 def test_cpu_channels_last_by_kind(monkeypatch, kind, precision, expected):
     monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: kind)
     assert resolve_channels_last("auto", "cpu", precision) is expected
@@ -66,5 +72,7 @@ def test_compile_cache_outlives_tmp_unless_chosen(tmp_path):
     from cyclegan.runtime import persistent_compile_cache
 
     env = {"XDG_CACHE_HOME": str(tmp_path)}
-    assert persistent_compile_cache(env) == str(tmp_path / "cyclegan" / "torchinductor") == env["TORCHINDUCTOR_CACHE_DIR"]
+    assert (
+        persistent_compile_cache(env) == str(tmp_path / "cyclegan" / "torchinductor") == env["TORCHINDUCTOR_CACHE_DIR"]
+    )
     assert persistent_compile_cache({"TORCHINDUCTOR_CACHE_DIR": "/x"}) == "/x"

@@ -40,7 +40,14 @@ def test_segnet_and_predict_at_any_size(tmp_path):
 def test_not_a_segmenter_file_is_named(tmp_path):
     from cyclegan.content import DigitCNN, save_classifier
 
-    save_classifier(tmp_path / "clf.safetensors", DigitCNN(3, 2, 4, 16), 16, 3, ["a", "b"], kwargs={"in_ch": 3, "num_classes": 2, "width": 4, "size": 16})
+    save_classifier(
+        tmp_path / "clf.safetensors",
+        DigitCNN(3, 2, 4, 16),
+        16,
+        3,
+        ["a", "b"],
+        kwargs={"in_ch": 3, "num_classes": 2, "width": 4, "size": 16},
+    )
     with pytest.raises(UserError, match="not a segmenter file .*cyclegan-classifier/1"):
         load_segmenter(tmp_path / "clf.safetensors")
     with pytest.raises(UserError, match="segmenter .*missing.safetensors not found .*train_segmenter.py"):
@@ -57,22 +64,36 @@ def test_fcn_scorer_known_values(tmp_path, monkeypatch):
     real.mkdir()
     Image.fromarray(FACADES_PALETTE[half]).save(real / "a.png")  # the paired "photo" of a.png: the oracle reads it
     scorer = FcnScorer(_save(tmp_path / "s.safetensors"), FACADES_PALETTE, real, "cpu")
-    monkeypatch.setattr(scorer.segmenter, "predict", lambda x: torch.from_numpy(np.stack(
-        [colors_to_labels(i.permute(1, 2, 0).numpy(), FACADES_PALETTE) for i in x])))
+    monkeypatch.setattr(
+        scorer.segmenter,
+        "predict",
+        lambda x: torch.from_numpy(
+            np.stack([colors_to_labels(i.permute(1, 2, 0).numpy(), FACADES_PALETTE) for i in x])
+        ),
+    )
     (tmp_path / "maps").mkdir()
     files = [tmp_path / "maps" / "a.png", tmp_path / "maps" / "b.png"]  # the label maps as stored: the truth
     for f in files:
         Image.fromarray(FACADES_PALETTE[half]).save(f)
     scorer.update(files, maps, maps, None)
-    assert scorer.result() == {"fcn_per_pixel_acc": 1.0, "fcn_per_class_acc": 1.0, "fcn_class_iou": 1.0,
-                               "real_fcn_per_pixel_acc": 1.0, "real_fcn_per_class_acc": 1.0, "real_fcn_class_iou": 1.0,
-                               # every pixel class 0 (the first of two equally frequent classes); one real photo: no pairs
-                               "majority_fcn_per_pixel_acc": 0.5, "majority_fcn_per_class_acc": 0.5, "majority_fcn_class_iou": 0.25}
+    assert scorer.result() == {
+        "fcn_per_pixel_acc": 1.0,
+        "fcn_per_class_acc": 1.0,
+        "fcn_class_iou": 1.0,
+        "real_fcn_per_pixel_acc": 1.0,
+        "real_fcn_per_class_acc": 1.0,
+        "real_fcn_class_iou": 1.0,
+        # every pixel class 0 (the first of two equally frequent classes); one real photo: no pairs
+        "majority_fcn_per_pixel_acc": 0.5,
+        "majority_fcn_per_class_acc": 0.5,
+        "majority_fcn_class_iou": 0.25,
+    }
     scorer = FcnScorer(tmp_path / "s.safetensors", FACADES_PALETTE, tmp_path / "none", "cpu")
     monkeypatch.setattr(scorer.segmenter, "predict", lambda x: torch.zeros(len(x), 8, 8, dtype=torch.int64))
     scorer.update(files, maps, maps, None)
     assert {k: v for k, v in scorer.result().items() if k.startswith("fcn")} == pytest.approx(
-        {"fcn_per_pixel_acc": 0.5, "fcn_per_class_acc": 0.5, "fcn_class_iou": 0.25})
+        {"fcn_per_pixel_acc": 0.5, "fcn_per_class_acc": 0.5, "fcn_class_iou": 0.25}
+    )
 
 
 def test_fcn_unaligned_baseline_scores_each_map_against_the_next_real_photo(tmp_path, monkeypatch):
@@ -86,8 +107,13 @@ def test_fcn_unaligned_baseline_scores_each_map_against_the_next_real_photo(tmp_
             Image.fromarray(FACADES_PALETTE[np.full((4, 4), c)]).save(folder / f"{name}.png")
         files.append(maps_dir / f"{name}.png")
     scorer = FcnScorer(_save(tmp_path / "s.safetensors"), FACADES_PALETTE, real, "cpu")
-    monkeypatch.setattr(scorer.segmenter, "predict", lambda x: torch.from_numpy(np.stack(
-        [colors_to_labels(i.permute(1, 2, 0).numpy(), FACADES_PALETTE) for i in x])))
+    monkeypatch.setattr(
+        scorer.segmenter,
+        "predict",
+        lambda x: torch.from_numpy(
+            np.stack([colors_to_labels(i.permute(1, 2, 0).numpy(), FACADES_PALETTE) for i in x])
+        ),
+    )
     maps = torch.stack([torch.from_numpy(np.array(Image.open(f))).permute(2, 0, 1) for f in files])
     scorer.update(files, maps, maps, None)
     result = scorer.result()

@@ -10,10 +10,10 @@ import urllib.request
 
 import numpy as np
 import pytest
-from browser import chromium_page
-from conftest import HORSE2ZEBRA, needs_horse2zebra
 from PIL import Image
 
+from browser import chromium_page
+from conftest import HORSE2ZEBRA, needs_horse2zebra
 from cyclegan.cli import build_parser, main
 from cyclegan.errors import UserError
 
@@ -25,7 +25,6 @@ pytest.importorskip("uvicorn", reason="cyclegan serve needs pip install 'cyclega
 def model(tmp_path_factory):
     """A tiny CycleGAN run (3 steps): enough for a translation that is not blank."""
     from conftest import TINY, write_images
-
     from cyclegan.config import build_config
     from cyclegan.train import train
 
@@ -106,8 +105,11 @@ def test_http_answers(server):
     assert (status, kind) == (200, "image/png") and Image.open(io.BytesIO(body)).size == (53, 37)
     grey = rng.integers(0, 256, (20, 24), dtype=np.uint8)
     assert Image.open(io.BytesIO(_post(url + "translate", _png(grey))[2])).size == (24, 20)  # converted as files are
-    for data, query, message in ((b"GIF89a broken", "", "not an image"), (b"", "", "empty"),
-                                 (_png(grey), "?direction=sideways", "not 'sideways'")):
+    for data, query, message in (
+        (b"GIF89a broken", "", "not an image"),
+        (b"", "", "empty"),
+        (_png(grey), "?direction=sideways", "not 'sideways'"),
+    ):
         status, kind, body = _post(url + "translate" + query, data)
         assert status == 400 and kind == "application/json" and message in json.loads(body)["error"]
     with urllib.request.urlopen(url + "health", timeout=30) as r:
@@ -143,9 +145,13 @@ def test_cyclegan_serve_runs_the_page_on_127_0_0_1(model, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     src = Path(__file__).resolve().parents[1] / "src"
-    proc = subprocess.Popen([sys.executable, "-m", "cyclegan", "serve", "-c", str(model), "--port", str(port),
-                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cyclegan", "serve", "-c", str(model), "--port", str(port), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"},
+    )
     try:
         deadline, page = time.time() + 240, None
         while page is None and time.time() < deadline and proc.poll() is None:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import FACADES, TINY, needs_facades, write_images
 from cyclegan.errors import UserError
 from cyclegan.study import StudyDesign, make_study, participant_sequence, read_answers, score_answers, score_table
 from cyclegan.study.score import t975
-from conftest import FACADES, TINY, needs_facades, write_images
 
 
 def _design(n_fakes=7, methods=("a", "b"), paired=True):
@@ -29,7 +29,7 @@ def test_sequence_is_seeded_per_participant_and_uses_each_translation_before_rep
     assert {t.method for t in one} == {"a"} and {t.method for t in participant_sequence(d, 2)} == {"b"}
     fakes = [t.fake for t in one]
     for start in range(0, 49, 7):  # 7 translations: each block of 7 trials shows each exactly once
-        block = fakes[start:start + 7]
+        block = fakes[start : start + 7]
         assert len(block) < 7 or sorted(block) == sorted(f"a{i}" for i in range(7))
     assert all(t.real == "r" + t.fake[1:] for t in one)  # paired by name
     sides = [t.real_side for t in one]
@@ -42,19 +42,47 @@ def test_unpaired_translations_draw_a_real_image_per_trial():
 
 
 def _answers(participant, method, fooled_flags, practice=2, study="s1"):
-    trials = [{"index": i, "practice": True, "method": method, "real": "r", "fake": "f", "real_side": "left",
-               "answer": "right"} for i in range(practice)]  # practice answers, all wrong: must not count
+    trials = [
+        {
+            "index": i,
+            "practice": True,
+            "method": method,
+            "real": "r",
+            "fake": "f",
+            "real_side": "left",
+            "answer": "right",
+        }
+        for i in range(practice)
+    ]  # practice answers, all wrong: must not count
     for j, fooled in enumerate(fooled_flags):
-        trials.append({"index": practice + j, "practice": False, "method": method, "real": "r", "fake": "f",
-                       "real_side": "right", "answer": "left" if fooled else "right"})
-    return {"format": "cyclegan-study-answers/1", "study": study, "participant": participant, "method": method,
-            "trials": trials}
+        trials.append(
+            {
+                "index": practice + j,
+                "practice": False,
+                "method": method,
+                "real": "r",
+                "fake": "f",
+                "real_side": "right",
+                "answer": "left" if fooled else "right",
+            }
+        )
+    return {
+        "format": "cyclegan-study-answers/1",
+        "study": study,
+        "participant": participant,
+        "method": method,
+        "trials": trials,
+    }
 
 
 def test_score_is_the_mean_over_participants_with_a_t_interval(tmp_path):
     files = []
-    for p, flags, method in ((1, [1, 1, 0, 0, 0, 0, 0, 0], "cyclegan"), (3, [1, 1, 1, 0, 0, 0, 0, 0], "cyclegan"),
-                             (5, [1, 1, 1, 1, 0, 0, 0, 0], "cyclegan"), (2, [0] * 8, "pix2pix")):
+    for p, flags, method in (
+        (1, [1, 1, 0, 0, 0, 0, 0, 0], "cyclegan"),
+        (3, [1, 1, 1, 0, 0, 0, 0, 0], "cyclegan"),
+        (5, [1, 1, 1, 1, 0, 0, 0, 0], "cyclegan"),
+        (2, [0] * 8, "pix2pix"),
+    ):
         files.append(tmp_path / f"p{p}.json")
         files[-1].write_text(json.dumps(_answers(p, method, flags)))
     rows = score_answers(read_answers(files))
@@ -93,7 +121,9 @@ def test_answer_files_are_checked(tmp_path):
 def test_make_refuses_a_non_empty_folder_and_hides_names(tmp_path):
     write_images(tmp_path / "real", 3, size=(20, 20))
     write_images(tmp_path / "fake", 3, size=(20, 20), seed=5)
-    index = make_study(tmp_path / "real", {"m": tmp_path / "fake"}, tmp_path / "s", participants=2, practice=1, trials=2)
+    index = make_study(
+        tmp_path / "real", {"m": tmp_path / "fake"}, tmp_path / "s", participants=2, practice=1, trials=2
+    )
     manifest = json.loads((tmp_path / "s" / "study.json").read_text())
     assert manifest["pairing"] == {"m": "by file name"} and len(manifest["images"]) == 6
     assert not any("img_" in p.name for p in (tmp_path / "s" / "images").iterdir())
@@ -107,8 +137,10 @@ def _facades_halves(out: Path, n: int, size: int) -> tuple[Path, Path]:
     for i in range(1, n + 1):
         ab = Image.open(FACADES / "test" / f"{i}.jpg").convert("RGB")
         w = ab.width // 2
-        for name, box, resample in (("photos", (0, 0, w, ab.height), Image.BICUBIC),
-                                    ("labels", (w, 0, 2 * w, ab.height), Image.NEAREST)):
+        for name, box, resample in (
+            ("photos", (0, 0, w, ab.height), Image.BICUBIC),
+            ("labels", (w, 0, 2 * w, ab.height), Image.NEAREST),
+        ):
             (out / name).mkdir(parents=True, exist_ok=True)
             ab.crop(box).resize((size, size), resample).save(out / name / f"{i}.png")
     return out / "photos", out / "labels"
@@ -120,7 +152,6 @@ def test_study_page_in_chromium_scripted_participant_answers_left(tmp_path):
     scripted participants always click "left"; their downloaded answers must follow the known sequence, and the
     score must be the share of scored trials whose real image was on the right."""
     from browser import chromium_page
-
     from cyclegan.cli import main
     from cyclegan.config import build_config
     from cyclegan.train import train
@@ -132,13 +163,54 @@ def test_study_page_in_chromium_scripted_participant_answers_left(tmp_path):
         (data / split).symlink_to(labels)
     for split in ("trainB", "testB"):
         (data / split).symlink_to(photos)
-    train(build_config([], [], TINY + [f"data.root={data}", "train.max_steps=3", "data.load_size=64",
-                                       "data.crop_size=64"]), tmp_path / "run")
-    assert main(["translate", "-c", str(tmp_path / "run"), str(labels), "--out", str(tmp_path / "fake"),
-                 "--no-gallery", "--direction", "AtoB"]) == 0
+    train(
+        build_config(
+            [], [], TINY + [f"data.root={data}", "train.max_steps=3", "data.load_size=64", "data.crop_size=64"]
+        ),
+        tmp_path / "run",
+    )
+    assert (
+        main(
+            [
+                "translate",
+                "-c",
+                str(tmp_path / "run"),
+                str(labels),
+                "--out",
+                str(tmp_path / "fake"),
+                "--no-gallery",
+                "--direction",
+                "AtoB",
+            ]
+        )
+        == 0
+    )
     study = tmp_path / "study"
-    assert main(["study", "make", "--real", str(photos), "--fake", f"cyclegan={tmp_path / 'fake'}", "--out", str(study),
-                 "--participants", "2", "--practice", "3", "--trials", "8", "--show-ms", "40", "--feedback-ms", "0"]) == 0
+    assert (
+        main(
+            [
+                "study",
+                "make",
+                "--real",
+                str(photos),
+                "--fake",
+                f"cyclegan={tmp_path / 'fake'}",
+                "--out",
+                str(study),
+                "--participants",
+                "2",
+                "--practice",
+                "3",
+                "--trials",
+                "8",
+                "--show-ms",
+                "40",
+                "--feedback-ms",
+                "0",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((study / "study.json").read_text())
     assert manifest["pairing"] == {"cyclegan": "by file name"}
     files = []
@@ -163,8 +235,10 @@ def test_study_page_in_chromium_scripted_participant_answers_left(tmp_path):
         assert all(t["answer"] == "left" and t["fooled"] == (t["real_side"] == "right") for t in answers["trials"])
         assert all(t["shown_ms"] >= 35 for t in answers["trials"])
     rows = score_answers(read_answers(files, study))
-    expected = [np.mean([t["real_side"] == "right" for t in manifest["participants"][p]["trials"] if not t["practice"]])
-                for p in ("1", "2")]
+    expected = [
+        np.mean([t["real_side"] == "right" for t in manifest["participants"][p]["trials"] if not t["practice"]])
+        for p in ("1", "2")
+    ]
     assert rows[0].per_participant == pytest.approx({1: expected[0], 2: expected[1]})
     assert rows[0].fooled == pytest.approx(np.mean(expected)) and rows[0].trials == 16
     assert main(["study", "score", *map(str, files), "--study", str(study)]) == 0

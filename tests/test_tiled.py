@@ -50,7 +50,7 @@ def test_the_context_border_and_the_whole_image_statistics_are_both_needed(monke
     monkeypatch.setattr(tiled, "HEAD_HALO", 0)  # tiles cut without context: wrong near the cuts
     assert (tiled.tiled_forward(net, x, 32) - whole).abs().max() > 1e-2
     monkeypatch.undo()
-    per_tile = torch.cat([torch.cat([net(x[:, :, i:i + 48, j:j + 48]) for j in (0, 48)], 3) for i in (0, 48)], 2)
+    per_tile = torch.cat([torch.cat([net(x[:, :, i : i + 48, j : j + 48]) for j in (0, 48)], 3) for i in (0, 48)], 2)
     assert (per_tile - whole).abs().max() > 1e-2  # per-tile statistics: colours shift from tile to tile
 
 
@@ -73,16 +73,45 @@ def test_translate_cli_with_tiles_writes_the_one_piece_image(tmp_path, capsys):
     torch.save(_net().state_dict(), tmp_path / "latest_net_G_A.pth")
     write_images(tmp_path / "in", 2, size=(150, 98))
     for tile in ("0", "48"):
-        assert main(["translate", "-c", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "in"), "--out",
-                     str(tmp_path / f"out{tile}"), "--tile", tile, "--no-gallery"]) == 0
+        assert (
+            main(
+                [
+                    "translate",
+                    "-c",
+                    str(tmp_path / "latest_net_G_A.pth"),
+                    str(tmp_path / "in"),
+                    "--out",
+                    str(tmp_path / f"out{tile}"),
+                    "--tile",
+                    tile,
+                    "--no-gallery",
+                ]
+            )
+            == 0
+        )
     for name in ("img_000.png", "img_001.png"):
         a, b = (np.asarray(Image.open(tmp_path / f"out{t}" / name), dtype=np.int16) for t in ("0", "48"))
         assert a.shape == (98, 150, 3) and np.abs(a - b).max() <= 1
     torch.save(_net("unet_128", norm="batch").state_dict(), tmp_path / "unet.pth")
-    for checkpoint, tile, message in [("latest_net_G_A.pth", "30", "--tile 30: give a positive multiple of 4"),
-                                      ("unet.pth", "64", "cannot be translated in tiles: UnetGenerator is not a ResNet")]:
-        assert main(["translate", "-c", str(tmp_path / checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "x"),
-                     "--tile", tile]) == 2
+    for checkpoint, tile, message in [
+        ("latest_net_G_A.pth", "30", "--tile 30: give a positive multiple of 4"),
+        ("unet.pth", "64", "cannot be translated in tiles: UnetGenerator is not a ResNet"),
+    ]:
+        assert (
+            main(
+                [
+                    "translate",
+                    "-c",
+                    str(tmp_path / checkpoint),
+                    str(tmp_path / "in"),
+                    "--out",
+                    str(tmp_path / "x"),
+                    "--tile",
+                    tile,
+                ]
+            )
+            == 2
+        )
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
@@ -105,8 +134,21 @@ def test_translate_out_of_memory_suggests_tiles(tmp_path, capsys, monkeypatch):
         return real_call(self, x)
 
     monkeypatch.setattr(translate.Translator, "translate_float", flaky)
-    assert main(["translate", "-c", str(tmp_path / "latest_net_G_A.pth"), str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-                 "--batch-size", "1"]) == 2
+    assert (
+        main(
+            [
+                "translate",
+                "-c",
+                str(tmp_path / "latest_net_G_A.pth"),
+                str(tmp_path / "in"),
+                "--out",
+                str(tmp_path / "out"),
+                "--batch-size",
+                "1",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "out of memory translating" in err and "img_001.png (48x40, 1 image(s) at once): CUDA out of memory" in err
     assert "try --tile 512 (the same result in about a third of the memory), or --precision bf16" in err

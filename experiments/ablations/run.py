@@ -18,7 +18,8 @@ the 106 labels->photo outputs with the 106 real test photos resized to SxS (TF-I
 pytorch-fid protocol; very biased upward at 106 images, so read it only relative to the reference rows).
 
 The default scale fits a shared CPU in under an hour: 64x64 crops (from 72x72), ResNet-6 generators with
-ngf 16 (ndf 32), 200 training images, 4 + 4 epochs (1,600 steps at batch 1), identity loss off for every CycleGAN variant (the paper's
+ngf 16 (ndf 32), 200 training images, 4 + 4 epochs (1,600 steps at batch 1), identity loss off for every CycleGAN
+variant (the paper's
 ablations do not use it), one intra-op thread. `--paper-scale` is the paper's setting for a GPU: 256x256
 crops from 286, ResNet-9 (CycleGAN) and the pix2pix preset's U-Net 256, ngf 64, all 400 images,
 100 + 100 epochs. Finished runs and evaluations are reused, so the command can be re-run after an
@@ -47,8 +48,14 @@ from cyclegan import checkpoint as ckpt
 from cyclegan.config import build_config
 from cyclegan.data.aligned import split_aligned_folder
 from cyclegan.data.files import find_images, read_image
-from cyclegan.metrics import (FACADES_PALETTE, colors_to_labels, feature_statistics, folder_features,
-                              frechet_distance, segmentation_scores)
+from cyclegan.metrics import (
+    FACADES_PALETTE,
+    colors_to_labels,
+    feature_statistics,
+    folder_features,
+    frechet_distance,
+    segmentation_scores,
+)
 from cyclegan.metrics.features import InceptionLoader
 from cyclegan.metrics.segmentation import majority_baseline
 from cyclegan.train import train
@@ -59,10 +66,10 @@ NUM_CLASSES = len(FACADES_PALETTE)
 
 @dataclass(frozen=True)
 class Variant:
-    name: str            # run folder and results key
-    label: str           # row label (the paper's wording)
-    presets: tuple       # config presets
-    directions: tuple    # which of photo2labels (AtoB) / labels2photo (BtoA) this run serves
+    name: str  # run folder and results key
+    label: str  # row label (the paper's wording)
+    presets: tuple  # config presets
+    directions: tuple  # which of photo2labels (AtoB) / labels2photo (BtoA) this run serves
     paired: bool = False
 
 
@@ -81,14 +88,30 @@ VARIANTS = [
 def scale_overrides(args) -> tuple[list[str], list[str]]:
     """(overrides for every run, extra overrides for CycleGAN runs)."""
     if args.paper_scale:
-        common = ["data.load_size=286", "data.crop_size=256", "model.ngf=64", "model.ndf=64",
-                  "optim.n_epochs=100", "optim.n_epochs_decay=100", f"train.device={args.device}"]
+        common = [
+            "data.load_size=286",
+            "data.crop_size=256",
+            "model.ngf=64",
+            "model.ndf=64",
+            "optim.n_epochs=100",
+            "optim.n_epochs_decay=100",
+            f"train.device={args.device}",
+        ]
         return common, ["model.generator=resnet_9blocks", "loss.lambda_identity=0"]
     load = round(args.size * 286 / 256)
-    common = [f"data.load_size={load}", f"data.crop_size={args.size}", f"model.ngf={args.ngf}", f"model.ndf={args.ndf}",
-              f"data.max_images={args.images}", f"optim.n_epochs={args.epochs}", f"optim.n_epochs_decay={args.epochs_decay}",
-              # U-Nets need sides that are multiples of 2^levels; at small sizes both methods use ResNet-6
-              "model.generator=resnet_6blocks", "data.workers=0", f"train.device={args.device}"]
+    common = [
+        f"data.load_size={load}",
+        f"data.crop_size={args.size}",
+        f"model.ngf={args.ngf}",
+        f"model.ndf={args.ndf}",
+        f"data.max_images={args.images}",
+        f"optim.n_epochs={args.epochs}",
+        f"optim.n_epochs_decay={args.epochs_decay}",
+        # U-Nets need sides that are multiples of 2^levels; at small sizes both methods use ResNet-6
+        "model.generator=resnet_6blocks",
+        "data.workers=0",
+        f"train.device={args.device}",
+    ]
     return common, ["loss.lambda_identity=0"]
 
 
@@ -122,7 +145,10 @@ def ground_truth_labels(label_dir: Path, size: int) -> dict[str, np.ndarray]:
 
 
 def predicted_labels(folder: Path) -> dict[str, np.ndarray]:
-    return {f.stem: colors_to_labels(read_image(f, 3).permute(1, 2, 0).numpy(), FACADES_PALETTE) for f in find_images(folder)}
+    return {
+        f.stem: colors_to_labels(read_image(f, 3).permute(1, 2, 0).numpy(), FACADES_PALETTE)
+        for f in find_images(folder)
+    }
 
 
 def seg_scores(truths: dict[str, np.ndarray], preds: dict[str, np.ndarray]) -> dict[str, float]:
@@ -164,8 +190,13 @@ def train_variant(v: Variant, args, data_root: Path, work: Path) -> float:
         overrides = common + [f"data.root={args.data}", f"data.direction={v.directions[0]}"]
     else:
         overrides = common + cyclegan_extra + [f"data.root={data_root}"]
-    overrides += ["train.progress=false", "train.sample_every=0", "train.save_every_epochs=0",
-                  f"train.log_every={args.log_every}", f"train.seed={args.seed}"]
+    overrides += [
+        "train.progress=false",
+        "train.sample_every=0",
+        "train.save_every_epochs=0",
+        f"train.log_every={args.log_every}",
+        f"train.seed={args.seed}",
+    ]
     cfg = build_config(list(v.presets), [], overrides)
     resume = (run_dir / "checkpoints" / "latest.state.safetensors").is_file()
     print(f"[{v.name}] training ({'resuming' if resume else 'new'}): presets {','.join(v.presets)}", flush=True)
@@ -198,8 +229,10 @@ def fmt(x, digits=3) -> str:
 
 
 def table(results: dict, references: dict) -> str:
-    head = ("| Loss | photo→labels per-pixel acc. | per-class acc. | class IoU | labels→photo FID ↓ | train min |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: |\n")
+    head = (
+        "| Loss | photo→labels per-pixel acc. | per-class acc. | class IoU | labels→photo FID ↓ | train min |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: |\n"
+    )
     rows = []
     order = ["cycle_only", "gan_only", "gan_forward", "gan_backward", "cyclegan", "pix2pix"]
     labels = {v.name: v.label for v in VARIANTS} | {"pix2pix": "pix2pix (paired)"}
@@ -207,11 +240,15 @@ def table(results: dict, references: dict) -> str:
         r = results.get(name)
         if r is None:
             continue
-        rows.append(f"| {labels[name]} | {fmt(r.get('per_pixel_acc'))} | {fmt(r.get('per_class_acc'))} | "
-                    f"{fmt(r.get('class_iou'))} | {fmt(r.get('fid'), 1)} | {fmt(r.get('train_seconds', 0) / 60, 1)} |")
+        rows.append(
+            f"| {labels[name]} | {fmt(r.get('per_pixel_acc'))} | {fmt(r.get('per_class_acc'))} | "
+            f"{fmt(r.get('class_iou'))} | {fmt(r.get('fid'), 1)} | {fmt(r.get('train_seconds', 0) / 60, 1)} |"
+        )
     for label, r in references.items():
-        rows.append(f"| *{label}* | {fmt(r.get('per_pixel_acc'))} | {fmt(r.get('per_class_acc'))} | "
-                    f"{fmt(r.get('class_iou'))} | {fmt(r.get('fid'), 1)} | |")
+        rows.append(
+            f"| *{label}* | {fmt(r.get('per_pixel_acc'))} | {fmt(r.get('per_class_acc'))} | "
+            f"{fmt(r.get('class_iou'))} | {fmt(r.get('fid'), 1)} | |"
+        )
     return head + "\n".join(rows) + "\n"
 
 
@@ -234,12 +271,23 @@ def findings(results: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--data", type=Path, required=True, help="the facades folder (train/, test/, val/ of side-by-side files)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument(
+        "--data", type=Path, required=True, help="the facades folder (train/, test/, val/ of side-by-side files)"
+    )
     p.add_argument("--work", type=Path, required=True, help="working folder: split data, runs, translations, results")
-    p.add_argument("--paper-scale", action="store_true", help="256x256, ngf 64, ResNet-9 / U-Net 256, 400 images, 100+100 epochs (GPU)")
-    p.add_argument("--variants", default=",".join(v.name for v in VARIANTS), help="comma-separated subset of: %(default)s")
+    p.add_argument(
+        "--paper-scale",
+        action="store_true",
+        help="256x256, ngf 64, ResNet-9 / U-Net 256, 400 images, 100+100 epochs (GPU)",
+    )
+    p.add_argument(
+        "--variants", default=",".join(v.name for v in VARIANTS), help="comma-separated subset of: %(default)s"
+    )
     p.add_argument("--size", type=int, default=64, help="training crop (reduced scale; default 64)")
     p.add_argument("--ngf", type=int, default=16, help="generator width (reduced scale; default 16)")
     p.add_argument("--ndf", type=int, default=32, help="discriminator width (reduced scale; default 32)")
@@ -270,8 +318,12 @@ def main(argv=None) -> int:
     real_photos = resize_folder(data_root / "testA", work / "data" / f"test_photos_{s}", s)
     real_labels = resize_folder(data_root / "testB", work / "data" / f"test_labels_{s}", s)
     cache = work / "cache"
-    test = {"photos": data_root / "testA", "labels": data_root / "testB",
-            "truths": ground_truth_labels(data_root / "testB", s), "fid": FID(real_photos, cache, args.device)}
+    test = {
+        "photos": data_root / "testA",
+        "labels": data_root / "testB",
+        "truths": ground_truth_labels(data_root / "testB", s),
+        "fid": FID(real_photos, cache, args.device),
+    }
 
     results_path = work / "results.json"
     saved = json.loads(results_path.read_text()) if results_path.is_file() else {}
@@ -286,8 +338,11 @@ def main(argv=None) -> int:
             continue
         t = time.time()
         scores = evaluate_variant(v, args, work, test)
-        results[v.name] = {**scores, "train_seconds": seconds or prev.get("train_seconds", 0.0),
-                           "eval_seconds": time.time() - t}
+        results[v.name] = {
+            **scores,
+            "train_seconds": seconds or prev.get("train_seconds", 0.0),
+            "eval_seconds": time.time() - t,
+        }
         print(f"[{v.name}] {json.dumps({k: round(x, 4) for k, x in scores.items()})}", flush=True)
         results_path.write_text(json.dumps({**saved, "variants": results}, indent=2) + "\n")
 
@@ -295,29 +350,43 @@ def main(argv=None) -> int:
     merged = dict(results)
     if "pix2pix_AtoB" in results or "pix2pix_BtoA" in results:
         a, b = results.get("pix2pix_AtoB", {}), results.get("pix2pix_BtoA", {})
-        merged["pix2pix"] = {**{k: a[k] for k in ("per_pixel_acc", "per_class_acc", "class_iou") if k in a},
-                             **({"fid": b["fid"]} if "fid" in b else {}),
-                             "train_seconds": a.get("train_seconds", 0) + b.get("train_seconds", 0)}
+        merged["pix2pix"] = {
+            **{k: a[k] for k in ("per_pixel_acc", "per_class_acc", "class_iou") if k in a},
+            **({"fid": b["fid"]} if "fid" in b else {}),
+            "train_seconds": a.get("train_seconds", 0) + b.get("train_seconds", 0),
+        }
     references = saved.get("references")
     if references is None or args.reevaluate:
         truths = test["truths"]
         names_sorted = sorted(truths)
-        split_aligned_folder(args.data / "val", work / "data" / "facades_val" / "A", work / "data" / "facades_val" / "B")
+        split_aligned_folder(
+            args.data / "val", work / "data" / "facades_val" / "A", work / "data" / "facades_val" / "B"
+        )
         val_photos = resize_folder(work / "data" / "facades_val" / "A", work / "data" / f"val_photos_{s}", s)
         references = {
             "real val photos (FID floor at this size and count)": {"fid": test["fid"](val_photos, use_cache=True)},
-            "no translation (input as output)": {**seg_scores(truths, predicted_labels(real_photos)),
-                                                 "fid": test["fid"](real_labels, use_cache=True)},
-            "all pixels the majority class": majority_baseline([truths[n] for n in names_sorted], NUM_CLASSES).to_dict(),
+            "no translation (input as output)": {
+                **seg_scores(truths, predicted_labels(real_photos)),
+                "fid": test["fid"](real_labels, use_cache=True),
+            },
+            "all pixels the majority class": majority_baseline(
+                [truths[n] for n in names_sorted], NUM_CLASSES
+            ).to_dict(),
         }
         saved = {**saved, "variants": results, "references": references}
         results_path.write_text(json.dumps(saved, indent=2) + "\n")
     text = table(merged, references)
-    setting = ("paper scale: 256x256, ngf 64, 400 images, 100+100 epochs" if args.paper_scale else
-               f"{args.size}x{args.size} crops, ngf {args.ngf}, ndf {args.ndf}, {args.images} images, "
-               f"{args.epochs}+{args.epochs_decay} epochs, {args.threads} thread(s)")
-    report = f"facades, {setting}; evaluated on the 106 test images at {s}x{s}\n\n{text}\n" + \
-             "\n".join(f"- {line}" for line in findings(merged)) + f"\n\ntotal wall time of this command: {(time.time() - t0) / 60:.1f} min\n"
+    setting = (
+        "paper scale: 256x256, ngf 64, 400 images, 100+100 epochs"
+        if args.paper_scale
+        else f"{args.size}x{args.size} crops, ngf {args.ngf}, ndf {args.ndf}, {args.images} images, "
+        f"{args.epochs}+{args.epochs_decay} epochs, {args.threads} thread(s)"
+    )
+    report = (
+        f"facades, {setting}; evaluated on the 106 test images at {s}x{s}\n\n{text}\n"
+        + "\n".join(f"- {line}" for line in findings(merged))
+        + f"\n\ntotal wall time of this command: {(time.time() - t0) / 60:.1f} min\n"
+    )
     (work / "table.md").write_text(report)
     print(report)
     return 0

@@ -22,7 +22,8 @@ training images, 2 + 2 epochs (800 steps at batch 1), identity loss off, one thr
 mini-batch GAN from noise (and uses batch norm): it trains with batch --latent-batch (4) for as many
 optimisation steps as the others (epochs multiplied by the batch size); its translations search z with
 --latent-steps (100; model.latent_steps is 200 elsewhere) Adam steps per image. `--paper-scale` is
-256x256 with the paper's networks and 100 + 100 epochs, for a GPU. Finished runs and evaluations are reused; unfinished runs resume.
+256x256 with the paper's networks and 100 + 100 epochs, for a GPU. Finished runs and evaluations are reused;
+unfinished runs resume.
 
     python experiments/baselines/run.py --data ../shared/data/facades --work /tmp/baselines
     python experiments/baselines/run.py --data ../shared/data/facades --work /data/baselines --paper-scale
@@ -62,10 +63,10 @@ BOTH = ("AtoB", "BtoA")
 
 @dataclass(frozen=True)
 class Variant:
-    name: str            # run folder and results key
-    label: str           # row label (the paper's wording)
-    presets: tuple       # config presets
-    directions: tuple    # AtoB = photo->labels, BtoA = labels->photo
+    name: str  # run folder and results key
+    label: str  # row label (the paper's wording)
+    presets: tuple  # config presets
+    directions: tuple  # AtoB = photo->labels, BtoA = labels->photo
     paired: bool = False
     latent: bool = False  # a mini-batch GAN from noise (CoGAN / vector BiGAN): --latent-batch, equal steps
 
@@ -95,10 +96,19 @@ def overrides_for(v: Variant, args, data_root: Path) -> list[str]:
         out = common + unpaired_extra + [f"data.root={data_root}"]
     if v.latent and not args.paper_scale:
         b = args.latent_batch
-        out += [f"train.batch_size={b}", f"optim.n_epochs={args.epochs * b}", f"optim.n_epochs_decay={args.epochs_decay * b}",
-                f"model.latent_steps={args.latent_steps}"]
-    return out + ["train.progress=false", "train.sample_every=0", "train.save_every_epochs=0",
-                  f"train.log_every={args.log_every}", f"train.seed={args.seed}"]
+        out += [
+            f"train.batch_size={b}",
+            f"optim.n_epochs={args.epochs * b}",
+            f"optim.n_epochs_decay={args.epochs_decay * b}",
+            f"model.latent_steps={args.latent_steps}",
+        ]
+    return out + [
+        "train.progress=false",
+        "train.sample_every=0",
+        "train.save_every_epochs=0",
+        f"train.log_every={args.log_every}",
+        f"train.seed={args.seed}",
+    ]
 
 
 def train_variant(v: Variant, args, data_root: Path, work: Path) -> float:
@@ -108,8 +118,11 @@ def train_variant(v: Variant, args, data_root: Path, work: Path) -> float:
         return 0.0
     cfg = build_config(list(v.presets), [], overrides_for(v, args, data_root))
     resume = (run_dir / "checkpoints" / "latest.state.safetensors").is_file()
-    print(f"[{v.name}] training ({'resuming' if resume else 'new'}): presets {','.join(v.presets)}, "
-          f"batch {cfg.train.batch_size}, {cfg.optim.n_epochs}+{cfg.optim.n_epochs_decay} epochs", flush=True)
+    print(
+        f"[{v.name}] training ({'resuming' if resume else 'new'}): presets {','.join(v.presets)}, "
+        f"batch {cfg.train.batch_size}, {cfg.optim.n_epochs}+{cfg.optim.n_epochs_decay} epochs",
+        flush=True,
+    )
     result = train(cfg, run_dir, resume=resume)
     print(f"[{v.name}] trained {result.state.step} steps in {result.seconds / 60:.1f} min", flush=True)
     return result.seconds
@@ -139,18 +152,24 @@ def evaluate_variant(v: Variant, args, work: Path, test: dict) -> dict:
 
 def table(results: dict, references: dict) -> str:
     fmt = abl.fmt
-    head = ("| Method | photo→labels per-pixel acc. | per-class acc. | class IoU | labels→photo FID ↓ | train min |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: |\n")
+    head = (
+        "| Method | photo→labels per-pixel acc. | per-class acc. | class IoU | labels→photo FID ↓ | train min |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: |\n"
+    )
     labels = {v.name: v.label for v in VARIANTS} | {"pix2pix": "pix2pix (paired)"}
     rows = []
     for name in ROWS:
         r = results.get(name)
         if r is not None:
-            rows.append(f"| {labels[name]} | {fmt(r.get('per_pixel_acc'))} | {fmt(r.get('per_class_acc'))} | "
-                        f"{fmt(r.get('class_iou'))} | {fmt(r.get('fid'), 1)} | {fmt(r.get('train_seconds', 0) / 60, 1)} |")
+            rows.append(
+                f"| {labels[name]} | {fmt(r.get('per_pixel_acc'))} | {fmt(r.get('per_class_acc'))} | "
+                f"{fmt(r.get('class_iou'))} | {fmt(r.get('fid'), 1)} | {fmt(r.get('train_seconds', 0) / 60, 1)} |"
+            )
     for label, r in references.items():
-        rows.append(f"| *{label}* | {fmt(r.get('per_pixel_acc'))} | {fmt(r.get('per_class_acc'))} | "
-                    f"{fmt(r.get('class_iou'))} | {fmt(r.get('fid'), 1)} | |")
+        rows.append(
+            f"| *{label}* | {fmt(r.get('per_pixel_acc'))} | {fmt(r.get('per_class_acc'))} | "
+            f"{fmt(r.get('class_iou'))} | {fmt(r.get('fid'), 1)} | |"
+        )
     return head + "\n".join(rows) + "\n"
 
 
@@ -177,21 +196,40 @@ def findings(results: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--data", type=Path, required=True, help="the facades folder (train/, test/, val/ of side-by-side files)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument(
+        "--data", type=Path, required=True, help="the facades folder (train/, test/, val/ of side-by-side files)"
+    )
     p.add_argument("--work", type=Path, required=True, help="working folder: split data, runs, translations, results")
-    p.add_argument("--paper-scale", action="store_true", help="256x256, ngf 64, the paper's networks, 400 images, 100+100 epochs (GPU)")
-    p.add_argument("--variants", default=",".join(DEFAULT), help="comma-separated subset of the methods (default: %(default)s; "
-                                                                    "also: bigan_latent)")
+    p.add_argument(
+        "--paper-scale",
+        action="store_true",
+        help="256x256, ngf 64, the paper's networks, 400 images, 100+100 epochs (GPU)",
+    )
+    p.add_argument(
+        "--variants",
+        default=",".join(DEFAULT),
+        help="comma-separated subset of the methods (default: %(default)s; also: bigan_latent)",
+    )
     p.add_argument("--size", type=int, default=64, help="training crop and evaluation size (reduced scale; default 64)")
     p.add_argument("--ngf", type=int, default=16, help="generator width (reduced scale; default 16)")
     p.add_argument("--ndf", type=int, default=32, help="discriminator width (reduced scale; default 32)")
     p.add_argument("--images", type=int, default=200, help="training images (reduced scale; default 200)")
     p.add_argument("--epochs", type=int, default=2, help="epochs at the initial lr (reduced scale; default 2)")
     p.add_argument("--epochs-decay", type=int, default=2, help="epochs of linear decay (reduced scale; default 2)")
-    p.add_argument("--latent-batch", type=int, default=4, help="batch size of CoGAN / vector BiGAN (reduced scale; default 4)")
-    p.add_argument("--latent-steps", type=int, default=100, help="CoGAN's latent-search steps per image (reduced scale; default 100)")
+    p.add_argument(
+        "--latent-batch", type=int, default=4, help="batch size of CoGAN / vector BiGAN (reduced scale; default 4)"
+    )
+    p.add_argument(
+        "--latent-steps",
+        type=int,
+        default=100,
+        help="CoGAN's latent-search steps per image (reduced scale; default 100)",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: the machine is shared)")
     p.add_argument("--seed", type=int, default=0)
@@ -214,8 +252,12 @@ def main(argv=None) -> int:
     s = args.size
     real_photos = abl.resize_folder(data_root / "testA", work / "data" / f"test_photos_{s}", s)
     real_labels = abl.resize_folder(data_root / "testB", work / "data" / f"test_labels_{s}", s)
-    test = {"photos": data_root / "testA", "labels": data_root / "testB",
-            "truths": abl.ground_truth_labels(data_root / "testB", s), "fid": abl.FID(real_photos, work / "cache", args.device)}
+    test = {
+        "photos": data_root / "testA",
+        "labels": data_root / "testB",
+        "truths": abl.ground_truth_labels(data_root / "testB", s),
+        "fid": abl.FID(real_photos, work / "cache", args.device),
+    }
 
     results_path = work / "results.json"
     saved = json.loads(results_path.read_text()) if results_path.is_file() else {}
@@ -230,36 +272,57 @@ def main(argv=None) -> int:
             continue
         t = time.time()
         scores = evaluate_variant(v, args, work, test)
-        results[v.name] = {**scores, "train_seconds": seconds or prev.get("train_seconds", 0.0), "eval_seconds": time.time() - t}
-        print(f"[{v.name}] {json.dumps({k: round(x, 4) for k, x in scores.items()})} (evaluated in {time.time() - t:.0f} s)", flush=True)
+        results[v.name] = {
+            **scores,
+            "train_seconds": seconds or prev.get("train_seconds", 0.0),
+            "eval_seconds": time.time() - t,
+        }
+        print(
+            f"[{v.name}] {json.dumps({k: round(x, 4) for k, x in scores.items()})} "
+            f"(evaluated in {time.time() - t:.0f} s)",
+            flush=True,
+        )
         saved["variants"] = results
         results_path.write_text(json.dumps(saved, indent=2) + "\n")
 
     merged = dict(results)  # pix2pix is one row: photo->labels from its AtoB model, FID from its BtoA model
     if "pix2pix_AtoB" in results or "pix2pix_BtoA" in results:
         a, b = results.get("pix2pix_AtoB", {}), results.get("pix2pix_BtoA", {})
-        merged["pix2pix"] = {**{k: a[k] for k in ("per_pixel_acc", "per_class_acc", "class_iou") if k in a},
-                             **({"fid": b["fid"]} if "fid" in b else {}),
-                             "train_seconds": a.get("train_seconds", 0) + b.get("train_seconds", 0)}
+        merged["pix2pix"] = {
+            **{k: a[k] for k in ("per_pixel_acc", "per_class_acc", "class_iou") if k in a},
+            **({"fid": b["fid"]} if "fid" in b else {}),
+            "train_seconds": a.get("train_seconds", 0) + b.get("train_seconds", 0),
+        }
     references = saved.get("references")
     if references is None or args.reevaluate:
         truths = test["truths"]
-        split_aligned_folder(args.data / "val", work / "data" / "facades_val" / "A", work / "data" / "facades_val" / "B")
+        split_aligned_folder(
+            args.data / "val", work / "data" / "facades_val" / "A", work / "data" / "facades_val" / "B"
+        )
         val_photos = abl.resize_folder(work / "data" / "facades_val" / "A", work / "data" / f"val_photos_{s}", s)
         references = {
             "real val photos (FID floor at this size and count)": {"fid": test["fid"](val_photos, use_cache=True)},
-            "no translation (input as output)": {**abl.seg_scores(truths, abl.predicted_labels(real_photos)),
-                                                 "fid": test["fid"](real_labels, use_cache=True)},
-            "all pixels the majority class": abl.majority_baseline([truths[n] for n in sorted(truths)], abl.NUM_CLASSES).to_dict(),
+            "no translation (input as output)": {
+                **abl.seg_scores(truths, abl.predicted_labels(real_photos)),
+                "fid": test["fid"](real_labels, use_cache=True),
+            },
+            "all pixels the majority class": abl.majority_baseline(
+                [truths[n] for n in sorted(truths)], abl.NUM_CLASSES
+            ).to_dict(),
         }
         saved = {**saved, "variants": results, "references": references}
         results_path.write_text(json.dumps(saved, indent=2) + "\n")
-    setting = ("paper scale: 256x256, ngf 64, 400 images, 100+100 epochs" if args.paper_scale else
-               f"{s}x{s} crops, ngf {args.ngf}, ndf {args.ndf}, {args.images} images, {args.epochs}+{args.epochs_decay} "
-               f"epochs (CoGAN: batch {args.latent_batch}, same number of steps), {args.threads} thread(s)")
-    report = (f"facades, {setting}; evaluated on the 106 test images at {s}x{s}\n\n{table(merged, references)}\n"
-              + "\n".join(f"- {line}" for line in findings(merged))
-              + f"\n\ntotal wall time of this command: {(time.time() - t0) / 60:.1f} min\n")
+    setting = (
+        "paper scale: 256x256, ngf 64, 400 images, 100+100 epochs"
+        if args.paper_scale
+        else f"{s}x{s} crops, ngf {args.ngf}, ndf {args.ndf}, {args.images} images, {args.epochs}+{args.epochs_decay} "
+        f"epochs (CoGAN: batch {args.latent_batch}, same number of steps), {args.threads} thread(s)"
+    )
+    report = (
+        f"facades, {setting}; evaluated on the 106 test images at {s}x{s}\n\n{table(merged, references)}\n"
+        + "\n".join(f"- {line}" for line in findings(merged))
+        + f"\n\ntotal wall time of this command: {(time.time() - t0) / 60:.1f} min\n"
+    )
     (work / "table.md").write_text(report)
     print(report)
     return 0

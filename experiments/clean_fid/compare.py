@@ -32,8 +32,10 @@ def main() -> None:
     net = FT.InceptionLoader()
     t0 = time.perf_counter()
     legacy = [FT.folder_features(d, net, batch_size=args.batch_size, use_cache=False) for d in (args.dir1, args.dir2)]
-    clean = [FT.folder_features(d, net, batch_size=args.batch_size, use_cache=False, protocol="clean")
-             for d in (args.dir1, args.dir2)]
+    clean = [
+        FT.folder_features(d, net, batch_size=args.batch_size, use_cache=False, protocol="clean")
+        for d in (args.dir1, args.dir2)
+    ]
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         extractor = cleanfid_extractor(tmp)
@@ -46,8 +48,10 @@ def main() -> None:
     print(f"legacy FID (ours, pytorch-fid protocol): {fid_legacy:.4f}")
     print(f"clean FID (ours):                        {fid_clean:.4f}")
     print(f"clean FID (clean-fid package pipeline):  {fid_pkg:.4f}")
-    print(f"relative gap ours vs package: {abs(fid_clean - fid_pkg) / fid_pkg:.2e}; "
-          f"max feature difference {max(np.abs(a - b).max() for a, b in zip(clean, theirs)):.2e}")
+    print(
+        f"relative gap ours vs package: {abs(fid_clean - fid_pkg) / fid_pkg:.2e}; "
+        f"max feature difference {max(np.abs(a - b).max() for a, b in zip(clean, theirs)):.2e}"
+    )
     print(f"({t1 - t0:.0f} s ours, both protocols; {t2 - t1:.0f} s clean-fid features)")
 
 

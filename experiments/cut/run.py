@@ -48,12 +48,31 @@ def task_settings(task: str, smoke: bool) -> dict:
     if task == "h2z":
         sets = ["data.load_size=143", "data.crop_size=128", "model.generator=resnet_9blocks"]
         if smoke:  # small networks and few images: the pipeline, not the comparison
-            sets = ["data.load_size=72", "data.crop_size=64", "model.generator=resnet_6blocks", "model.ngf=16",
-                    "model.ndf=16", "data.max_images=200"]
+            sets = [
+                "data.load_size=72",
+                "data.crop_size=64",
+                "model.generator=resnet_6blocks",
+                "model.ngf=16",
+                "model.ndf=16",
+                "data.max_images=200",
+            ]
         return {"sets": sets, "epoch_steps": 200 if smoke else 1334, "size": 64 if smoke else 128}
-    sets = ["data.channels_a=1", "data.channels_b=1", "data.preprocess=none", "data.load_size=32", "data.crop_size=32",
-            "data.flip=false", "data.max_images=5000", "model.generator=resnet_6blocks", "model.ngf=32", "model.ndf=16",
-            "train.batch_size=8", "loss.lambda_identity=0", "loss.lambda_a=3", "loss.lambda_b=3"]
+    sets = [
+        "data.channels_a=1",
+        "data.channels_b=1",
+        "data.preprocess=none",
+        "data.load_size=32",
+        "data.crop_size=32",
+        "data.flip=false",
+        "data.max_images=5000",
+        "model.generator=resnet_6blocks",
+        "model.ngf=32",
+        "model.ndf=16",
+        "train.batch_size=8",
+        "loss.lambda_identity=0",
+        "loss.lambda_a=3",
+        "loss.lambda_b=3",
+    ]
     if smoke:
         sets += ["model.ngf=8", "data.max_images=400"]
     return {"sets": sets, "epoch_steps": 50 if smoke else 625, "size": 32}
@@ -73,10 +92,34 @@ def sh(cmd: list[str], log: Path) -> tuple[float, int]:
 
 
 def train_cmd(method: str, data: Path, run: Path, sets: list[str], threads: int, *extra: str) -> list[str]:
-    flags = [a for s in sets + [f"train.threads={threads}", "data.workers=0", "train.save_every_epochs=0",
-                                "train.sample_every=0", "train.log_every=10"] for a in ("--set", s)]
-    return [sys.executable, "-m", "cyclegan", "train", str(data), "--method", method, "--preset", PRESET[method],
-            "--run-dir", str(run), "--no-progress", *flags, *extra]
+    flags = [
+        a
+        for s in sets
+        + [
+            f"train.threads={threads}",
+            "data.workers=0",
+            "train.save_every_epochs=0",
+            "train.sample_every=0",
+            "train.log_every=10",
+        ]
+        for a in ("--set", s)
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "cyclegan",
+        "train",
+        str(data),
+        "--method",
+        method,
+        "--preset",
+        PRESET[method],
+        "--run-dir",
+        str(run),
+        "--no-progress",
+        *flags,
+        *extra,
+    ]
 
 
 def seconds_per_iter(run: Path, skip: int) -> float:
@@ -93,17 +136,29 @@ def run_method(task: str, method: str, data: Path, work: Path, args, settings: d
         sets = settings["sets"]
         calib = out / "calibrate"
         if not (calib / "log.jsonl").is_file():
-            sh(train_cmd(method, data, calib, sets, args.threads, "--max-steps", str(args.calibrate)),
-               out / "calibrate.log")
+            sh(
+                train_cmd(method, data, calib, sets, args.threads, "--max-steps", str(args.calibrate)),
+                out / "calibrate.log",
+            )
         spi = seconds_per_iter(calib, skip=min(10, args.calibrate // 2))
         steps = max(2, int(args.budget_min * 60 / spi))
         epochs = max(2, math.ceil(steps / settings["epoch_steps"]))
         schedule = [f"optim.n_epochs={epochs // 2}", f"optim.n_epochs_decay={epochs - epochs // 2}"]
-        wall, peak = sh(train_cmd(method, data, out / "run", sets + schedule, args.threads, "--max-steps", str(steps)),
-                        out / "train.log")
-        record = {"method": method, "task": task, "budget_s": args.budget_min * 60, "steps": steps,
-                  "calibrated_s_per_iter": spi, "s_per_iter": seconds_per_iter(out / "run", skip=10),
-                  "train_wall_s": wall, "peak_rss_mib": peak, "epochs": epochs}
+        wall, peak = sh(
+            train_cmd(method, data, out / "run", sets + schedule, args.threads, "--max-steps", str(steps)),
+            out / "train.log",
+        )
+        record = {
+            "method": method,
+            "task": task,
+            "budget_s": args.budget_min * 60,
+            "steps": steps,
+            "calibrated_s_per_iter": spi,
+            "s_per_iter": seconds_per_iter(out / "run", skip=10),
+            "train_wall_s": wall,
+            "peak_rss_mib": peak,
+            "epochs": epochs,
+        }
         train_file.write_text(json.dumps(record, indent=2) + "\n")
     result = json.loads(train_file.read_text())
     result.update(evaluate(task, out / "run", work, args, settings))
@@ -116,11 +171,19 @@ def evaluate(task: str, run: Path, work: Path, args, settings: dict) -> dict:
     if task == "h2z":
         cmd = ["--data", str(args.h2z), "--metrics", "fid,kid", "--size", str(settings["size"])]
     else:
-        cmd = ["--data", str(work / "mnist" / "data"), "--metrics", "content",
-               "--classifier-b", str(work / "mnist" / "usps_cnn.safetensors")]
+        cmd = [
+            "--data",
+            str(work / "mnist" / "data"),
+            "--metrics",
+            "content",
+            "--classifier-b",
+            str(work / "mnist" / "usps_cnn.safetensors"),
+        ]
     if not (ev / "metrics.json").is_file():
-        sh([sys.executable, "-m", "cyclegan", "evaluate", str(run), *cmd, "--direction", "AtoB", "--out", str(ev)],
-           run.parent / "eval.log")
+        sh(
+            [sys.executable, "-m", "cyclegan", "evaluate", str(run), *cmd, "--direction", "AtoB", "--out", str(ev)],
+            run.parent / "eval.log",
+        )
     values = json.loads((ev / "metrics.json").read_text())["metrics"]["AtoB"]
     keep = ("fid", "kid", "kid_std") if task == "h2z" else ("content_acc", "content_untranslated")
     return {k: values.get(k) for k in keep}
@@ -129,12 +192,33 @@ def evaluate(task: str, run: Path, work: Path, args, settings: dict) -> dict:
 def prepare_mnist(args, work: Path) -> None:
     d = work / "mnist"
     if not (d / "data" / "trainA").is_dir():
-        sh([sys.executable, str(HERE.parent / "mnist_usps" / "prepare.py"), "--data", str(args.mnist), "--out",
-            str(d / "data")], d / "prepare.log")
+        sh(
+            [
+                sys.executable,
+                str(HERE.parent / "mnist_usps" / "prepare.py"),
+                "--data",
+                str(args.mnist),
+                "--out",
+                str(d / "data"),
+            ],
+            d / "prepare.log",
+        )
     if not (d / "usps_cnn.safetensors").is_file():
         epochs = ["--epochs", "2"] if args.smoke else []
-        sh([sys.executable, str(HERE.parent / "mnist_usps" / "train_classifier.py"), "--data", str(d / "data"),
-            "--out", str(d / "usps_cnn.safetensors"), "--augment", "none", *epochs], d / "classifier.log")
+        sh(
+            [
+                sys.executable,
+                str(HERE.parent / "mnist_usps" / "train_classifier.py"),
+                "--data",
+                str(d / "data"),
+                "--out",
+                str(d / "usps_cnn.safetensors"),
+                "--augment",
+                "none",
+                *epochs,
+            ],
+            d / "classifier.log",
+        )
 
 
 def sample_grid(work: Path, args, settings: dict, out: Path, n: int = 4) -> None:
@@ -156,15 +240,19 @@ def sample_grid(work: Path, args, settings: dict, out: Path, n: int = 4) -> None
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| task | method | steps | s/iter | train time (s) | peak RSS (MiB) | FID | KID x 1000 | content acc. |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| task | method | steps | s/iter | train time (s) | peak RSS (MiB) | FID | KID x 1000 | content acc. |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in results:
         fid = f"{r['fid']:.1f}" if r.get("fid") is not None else ""
         kid = f"{1000 * r['kid']:.1f} +- {1000 * (r.get('kid_std') or 0):.1f}" if r.get("kid") is not None else ""
         acc = f"{100 * r['content_acc']:.1f}%" if r.get("content_acc") is not None else ""
-        lines.append(f"| {r['task']} | {r['method']} | {r['steps']} | {r['s_per_iter']:.3f} | "
-                     f"{r['train_wall_s']:.0f} | "
-                     f"{r['peak_rss_mib']} | {fid} | {kid} | {acc} |")
+        lines.append(
+            f"| {r['task']} | {r['method']} | {r['steps']} | {r['s_per_iter']:.3f} | "
+            f"{r['train_wall_s']:.0f} | "
+            f"{r['peak_rss_mib']} | {fid} | {kid} | {acc} |"
+        )
     return "\n".join(lines)
 
 

@@ -12,7 +12,8 @@ as `cyclegan evaluate --metrics seg` decodes both the ground truth and a transla
 - with --figure, a picture: label map as stored | decoded map repainted in palette colours | pixels beyond
   40 units in white, for the first few test images.
 
-    python experiments/facades/decoded_labels.py --data ../shared/data/facades --figure docs/images/facades_decoded_labels.png
+    python experiments/facades/decoded_labels.py --data ../shared/data/facades --figure
+    docs/images/facades_decoded_labels.png
 """
 
 from __future__ import annotations
@@ -75,8 +76,11 @@ def figure(folder: Path, path: Path, n: int = 2) -> None:
         image = np.array(Image.open(f).convert("RGB"))
         labels = colors_to_labels(image, FACADES_PALETTE)
         far = np.sqrt(((image.astype(np.int32) - pal[labels]) ** 2).sum(-1)) > FAR
-        rows.append(np.concatenate([image, labels_to_colors(labels, FACADES_PALETTE),
-                                    np.repeat(far[..., None] * np.uint8(255), 3, 2)], 1))
+        rows.append(
+            np.concatenate(
+                [image, labels_to_colors(labels, FACADES_PALETTE), np.repeat(far[..., None] * np.uint8(255), 3, 2)], 1
+            )
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, 0)).save(path)
 

@@ -36,10 +36,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
-
-import torch
 
 from cyclegan.augment import color
 from cyclegan.data import find_images, read_image, to_float, to_uint8
@@ -98,8 +97,9 @@ PROBES = {
 }
 
 
-def diagnose(run: str | Path, data: str | Path, size: int, device: str = "cpu",
-             probes: bool = False) -> dict[str, dict[str, float]]:
+def diagnose(
+    run: str | Path, data: str | Path, size: int, device: str = "cpu", probes: bool = False
+) -> dict[str, dict[str, float]]:
     """Table 3 scores (and the majority baseline, and the best-relabelling oracle) of G(real photo) and of
     G(F(label map)), both against the test label maps, through `cyclegan evaluate`'s own seg scorer (which
     also gives the unaligned baseline: each test label map predicted by the next one); with `probes`, also
@@ -113,35 +113,45 @@ def diagnose(run: str | Path, data: str | Path, size: int, device: str = "cpu",
     torch.manual_seed(0)  # the colour jitter's draws
     for [photo], x in iter_batches(find_images(Path(data) / "testA", "test photos"), 3, 1, size):
         real.update([photo], x, g(x).cpu(), None)  # names the photo whose label map is missing
-        y = TF.resize(read_image(real.truth[photo.stem], 3), list(x.shape[-2:]),
-                      interpolation=InterpolationMode.NEAREST_EXACT)
+        y = TF.resize(
+            read_image(real.truth[photo.stem], 3), list(x.shape[-2:]), interpolation=InterpolationMode.NEAREST_EXACT
+        )
         fy = f(y[None]).cpu()
         scorers["G(F(label map))"].update([photo], x, g(fy).cpu(), None)
         for name in names[2:]:
             source, alter = PROBES[name]
             scorers[name].update([photo], x, g(alter(fy if source == "F" else x, fy)).cpu(), None)
-    return {name: {**sc.result(), "relabelled_per_pixel_acc": best_relabelling(sc.conf)[1]}
-            for name, sc in scorers.items()}
+    return {
+        name: {**sc.result(), "relabelled_per_pixel_acc": best_relabelling(sc.conf)[1]} for name, sc in scorers.items()
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="run directory or .model.safetensors of a photos (A) <-> label maps (B) CycleGAN")
     ap.add_argument("--data", required=True, help="folder with testA (photos) and testB (label maps), paired by name")
-    ap.add_argument("--size", type=int, required=True,
-                    help="score at size x size (the training crop size), as `cyclegan evaluate --size` does")
+    ap.add_argument(
+        "--size",
+        type=int,
+        required=True,
+        help="score at size x size (the training crop size), as `cyclegan evaluate --size` does",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--probes", action="store_true", help="also score G on altered inputs (see the top of this file)")
     args = ap.parse_args()
     result = diagnose(args.run, args.data, args.size, args.device, args.probes)
     for name, s in result.items():
-        print(f"{name:30s} per-pixel {s['per_pixel_acc']:.3f}  per-class {s['per_class_acc']:.3f}  "
-              f"IoU {s['class_iou']:.3f}  best relabelling {s['relabelled_per_pixel_acc']:.3f}")
+        print(
+            f"{name:30s} per-pixel {s['per_pixel_acc']:.3f}  per-class {s['per_class_acc']:.3f}  "
+            f"IoU {s['class_iou']:.3f}  best relabelling {s['relabelled_per_pixel_acc']:.3f}"
+        )
     s = result["G(real photo)"]
     for name, key in (("majority class", "majority"), ("another facade's map", "unaligned")):
         if f"{key}_per_pixel_acc" in s:
-            print(f"{name:30s} per-pixel {s[f'{key}_per_pixel_acc']:.3f}  per-class {s[f'{key}_per_class_acc']:.3f}  "
-                  f"IoU {s[f'{key}_class_iou']:.3f}")
+            print(
+                f"{name:30s} per-pixel {s[f'{key}_per_pixel_acc']:.3f}  per-class {s[f'{key}_per_class_acc']:.3f}  "
+                f"IoU {s[f'{key}_class_iou']:.3f}"
+            )
     print(json.dumps(result))
 
 

@@ -24,7 +24,7 @@ from cyclegan.data.files import find_images, read_image
 from cyclegan.data.transforms import to_float
 from cyclegan.metrics import FACADES_PALETTE, colors_to_labels, confusion_matrix, scores_from_confusion
 from cyclegan.metrics.segmentation import FACADES_CLASSES
-from cyclegan.segmenter import SegNet, Segmenter, save_segmenter
+from cyclegan.segmenter import Segmenter, SegNet, save_segmenter
 
 
 def load_pairs(photos: Path, labels: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,8 +35,12 @@ def load_pairs(photos: Path, labels: Path) -> tuple[torch.Tensor, torch.Tensor]:
     if missing:
         raise SystemExit(f"{labels}: no label map for {missing[0]} (paired file names needed; see prepare.py)")
     x = torch.stack([read_image(f, 3) for f in files])
-    y = torch.stack([torch.from_numpy(colors_to_labels(read_image(maps[f.stem], 3).permute(1, 2, 0).numpy(), FACADES_PALETTE))
-                     for f in files])
+    y = torch.stack(
+        [
+            torch.from_numpy(colors_to_labels(read_image(maps[f.stem], 3).permute(1, 2, 0).numpy(), FACADES_PALETTE))
+            for f in files
+        ]
+    )
     return x, y
 
 
@@ -44,7 +48,7 @@ def score(segmenter: Segmenter, x: torch.Tensor, y: torch.Tensor) -> dict[str, f
     k = len(segmenter.classes)
     conf = np.zeros((k, k), np.int64)
     for i in range(0, len(x), 32):
-        conf += confusion_matrix(y[i:i + 32].numpy(), segmenter.predict(x[i:i + 32]).numpy(), k)
+        conf += confusion_matrix(y[i : i + 32].numpy(), segmenter.predict(x[i : i + 32]).numpy(), k)
     return scores_from_confusion(conf).to_dict()
 
 
@@ -77,11 +81,11 @@ def main(argv=None) -> int:
         net.train()
         order, total = torch.randperm(n, generator=gen), 0.0
         for i in range(0, n, args.batch_size):
-            idx = order[i:i + args.batch_size]
+            idx = order[i : i + args.batch_size]
             top = int(torch.randint(0, h - args.crop + 1, (1,), generator=gen))
             left = int(torch.randint(0, w - args.crop + 1, (1,), generator=gen))
-            xb = to_float(x[idx, :, top:top + args.crop, left:left + args.crop])
-            yb = y[idx, top:top + args.crop, left:left + args.crop]
+            xb = to_float(x[idx, :, top : top + args.crop, left : left + args.crop])
+            yb = y[idx, top : top + args.crop, left : left + args.crop]
             flip = torch.rand(len(idx), generator=gen) < 0.5
             xb[flip], yb[flip] = xb[flip].flip(-1), yb[flip].flip(-1)
             loss = F.cross_entropy(net(xb), yb)
@@ -92,13 +96,23 @@ def main(argv=None) -> int:
             total += loss.item() * len(idx)
         if (epoch + 1) % 10 == 0 or epoch + 1 == args.epochs:
             s = score(Segmenter(net, 3, list(FACADES_CLASSES), "facades"), tx, ty)
-            print(f"epoch {epoch + 1}: loss {total / n:.3f}, real test photos: per-pixel {s['per_pixel_acc']:.3f}, "
-                  f"per-class {s['per_class_acc']:.3f}, IoU {s['class_iou']:.3f} ({(time.time() - t0) / 60:.1f} min)", flush=True)
+            print(
+                f"epoch {epoch + 1}: loss {total / n:.3f}, real test photos: per-pixel {s['per_pixel_acc']:.3f}, "
+                f"per-class {s['per_class_acc']:.3f}, IoU {s['class_iou']:.3f} ({(time.time() - t0) / 60:.1f} min)",
+                flush=True,
+            )
             net.train()
     net.eval()
     segmenter = Segmenter(net, 3, list(FACADES_CLASSES), "facades")
-    info = {"train": str(args.data / "trainA"), "images": n, "size": [h, w], "args": {k: str(v) for k, v in vars(args).items()},
-            "real_test_photos": score(segmenter, tx, ty), "train_photos": score(segmenter, x, y), "minutes": (time.time() - t0) / 60}
+    info = {
+        "train": str(args.data / "trainA"),
+        "images": n,
+        "size": [h, w],
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "real_test_photos": score(segmenter, tx, ty),
+        "train_photos": score(segmenter, x, y),
+        "minutes": (time.time() - t0) / 60,
+    }
     save_segmenter(args.out, net, 3, list(FACADES_CLASSES), "facades", kwargs=kwargs, info=info)
     print(json.dumps({k: info[k] for k in ("real_test_photos", "train_photos", "minutes")}, indent=2))
     print(f"wrote {args.out}")

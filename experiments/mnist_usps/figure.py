@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from train_classifier import load_folder  # the sibling script (this folder is on sys.path when run)
 
 from cyclegan.content import load_classifier
 from cyclegan.translate import load_translator
-from train_classifier import load_folder  # the sibling script (this folder is on sys.path when run)
 
 
 def main(argv=None) -> int:
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     outputs, right = [], []
     for checkpoint in args.checkpoints:
         g = load_translator(checkpoint, "AtoB", device="cpu")
-        translated = torch.cat([g(x[i: i + 256]) for i in range(0, len(x), 256)])
+        translated = torch.cat([g(x[i : i + 256]) for i in range(0, len(x), 256)])
         outputs.append(translated)
         right.append(judge.predict(translated) == args.digit)
         print(f"{checkpoint}: {right[-1].float().mean():.1%} of {len(x)} {args.digit}s read right")

@@ -8,8 +8,10 @@ the CycleGAN must close). Writes a classifier file for `cyclegan evaluate --metr
 (`--set loss.semantic_classifier=FILE`, CyCADA's source classifier); reports its accuracy on testA and on
 untranslated USPS test (its "source only" score). It never sees testA's labels or USPS labels in training.
 
-    python experiments/mnist_usps/train_classifier.py --data runs/mnist_usps/data --out runs/mnist_usps/usps_cnn.safetensors
-    python experiments/mnist_usps/train_classifier.py --domain A --data runs/mnist_usps/data --out runs/mnist_usps/mnist_cnn.safetensors
+    python experiments/mnist_usps/train_classifier.py --data runs/mnist_usps/data --out
+    runs/mnist_usps/usps_cnn.safetensors
+    python experiments/mnist_usps/train_classifier.py --domain A --data runs/mnist_usps/data --out
+    runs/mnist_usps/mnist_cnn.safetensors
 """
 
 from __future__ import annotations
@@ -35,16 +37,26 @@ def load_folder(folder: Path, channels: int = 1) -> tuple[torch.Tensor, torch.Te
     return x, y
 
 
-def random_affine(x: torch.Tensor, gen: torch.Generator, degrees: float = 10.0, shift: float = 0.1,
-                  scale: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    degrees: float = 10.0,
+    shift: float = 0.1,
+    scale: tuple[float, float] = (0.9, 1.1),
+) -> torch.Tensor:
     """Per-image random rotation, shift (fraction of the side) and scale of (B, C, H, W) floats in [-1, 1]."""
     b = x.shape[0]
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=gen)  # noqa: E731
     angle = u(-degrees, degrees) * torch.pi / 180
     s = u(*scale)
     tx, ty = u(-2 * shift, 2 * shift), u(-2 * shift, 2 * shift)  # grid units: the image spans [-1, 1]
-    theta = torch.stack([torch.stack([torch.cos(angle) / s, -torch.sin(angle) / s, tx], 1),
-                         torch.stack([torch.sin(angle) / s, torch.cos(angle) / s, ty], 1)], 1)  # (B, 2, 3)
+    theta = torch.stack(
+        [
+            torch.stack([torch.cos(angle) / s, -torch.sin(angle) / s, tx], 1),
+            torch.stack([torch.sin(angle) / s, torch.cos(angle) / s, ty], 1),
+        ],
+        1,
+    )  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     # pad with the background value (-1, black) rather than zeros (mid-grey)
     return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
@@ -53,19 +65,33 @@ def random_affine(x: torch.Tensor, gen: torch.Generator, degrees: float = 10.0, 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder from prepare.py (trainA, testA, trainB, testB)")
-    p.add_argument("--domain", choices=["A", "B"], default="B",
-                   help="B (default): train on USPS train, the judge | A: train on the MNIST training half, "
-                        "the semantic loss's classifier")
+    p.add_argument(
+        "--domain",
+        choices=["A", "B"],
+        default="B",
+        help="B (default): train on USPS train, the judge | A: train on the MNIST training half, "
+        "the semantic loss's classifier",
+    )
     p.add_argument("--out", type=Path, required=True, help="classifier file to write (.safetensors)")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--augment", choices=["none", "affine"], default="none",
-                   help="none (default, the judge of docs/evaluation.md) | affine: random rotation +-10 deg, "
-                        "shift +-10%%, scale (--scale) per image (a judge so robust that untranslated MNIST scores 94%%)")
-    p.add_argument("--scale", type=float, nargs=2, default=(0.9, 1.1), metavar=("MIN", "MAX"),
-                   help="scale range of --augment affine (default 0.9 1.1)")
+    p.add_argument(
+        "--augment",
+        choices=["none", "affine"],
+        default="none",
+        help="none (default, the judge of docs/evaluation.md) | affine: random rotation +-10 deg, "
+        "shift +-10%%, scale (--scale) per image (a judge so robust that untranslated MNIST scores 94%%)",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        nargs=2,
+        default=(0.9, 1.1),
+        metavar=("MIN", "MAX"),
+        help="scale range of --augment affine (default 0.9 1.1)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine may be shared)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -87,7 +113,7 @@ def main(argv=None) -> int:
         order = torch.randperm(len(x_train), generator=gen)
         total = 0.0
         for i in range(0, len(order), args.batch_size):
-            idx = order[i:i + args.batch_size]
+            idx = order[i : i + args.batch_size]
             inputs = clf.prepare(x_train[idx])
             if args.augment == "affine":
                 inputs = random_affine(inputs, gen, scale=tuple(args.scale))
@@ -98,15 +124,24 @@ def main(argv=None) -> int:
             total += loss.item() * len(idx)
         sched.step()
         net.eval()
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {total / len(order):.4f}, "
-              f"test{args.domain} acc {accuracy(clf.predict(x_test), y_test):.4f}", flush=True)
+        print(
+            f"epoch {epoch + 1}/{args.epochs}: loss {total / len(order):.4f}, "
+            f"test{args.domain} acc {accuracy(clf.predict(x_test), y_test):.4f}",
+            flush=True,
+        )
     train_name, test_name = {"A": "mnist", "B": "usps"}, {"A": "mnist_eval", "B": "usps_test"}
-    results = {"domain": args.domain, f"{test_name[args.domain]}_accuracy": accuracy(clf.predict(x_test), y_test),
-               f"{test_name[other]}_no_translation_accuracy": accuracy(clf.predict(x_other), y_other),
-               f"{train_name[args.domain]}_train_images": len(x_train), f"{test_name[args.domain]}_images": len(x_test),
-               f"{test_name[other]}_images": len(x_other),
-               "epochs": args.epochs, "augment": args.augment,
-               **({"scale": list(args.scale)} if args.augment == "affine" else {}), "seconds": round(time.time() - t0, 1)}
+    results = {
+        "domain": args.domain,
+        f"{test_name[args.domain]}_accuracy": accuracy(clf.predict(x_test), y_test),
+        f"{test_name[other]}_no_translation_accuracy": accuracy(clf.predict(x_other), y_other),
+        f"{train_name[args.domain]}_train_images": len(x_train),
+        f"{test_name[args.domain]}_images": len(x_test),
+        f"{test_name[other]}_images": len(x_other),
+        "epochs": args.epochs,
+        "augment": args.augment,
+        **({"scale": list(args.scale)} if args.augment == "affine" else {}),
+        "seconds": round(time.time() - t0, 1),
+    }
     save_classifier(args.out, net, size, 1, clf.classes, kwargs=kwargs, info=results)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -24,19 +24,32 @@ def main() -> int:
     args = p.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-    from browser import chromium_executable
     from playwright.sync_api import sync_playwright
 
+    from browser import chromium_executable
     from cyclegan.config import build_config
     from cyclegan.serve import Service, create_app, running
     from cyclegan.train import train
 
     run = Path(args.run)
     if not (run / "checkpoints" / "latest.model.safetensors").is_file():
-        cfg = build_config([], [], [f"data.root={args.data}", "train.device=cpu", "model.generator=resnet_6blocks",
-                                    "model.ngf=16", "model.ndf=16", "data.load_size=72", "data.crop_size=64",
-                                    f"train.max_steps={args.steps}", "train.sample_every=0", "train.progress=false",
-                                    "train.log_every=20"])
+        cfg = build_config(
+            [],
+            [],
+            [
+                f"data.root={args.data}",
+                "train.device=cpu",
+                "model.generator=resnet_6blocks",
+                "model.ngf=16",
+                "model.ndf=16",
+                "data.load_size=72",
+                "data.crop_size=64",
+                f"train.max_steps={args.steps}",
+                "train.sample_every=0",
+                "train.progress=false",
+                "train.log_every=20",
+            ],
+        )
         train(cfg, run)
     photo = Path(args.image) if args.image else sorted((Path(args.data) / "testA").glob("*.jpg"))[0]
     with running(create_app(Service(run, device="cpu"))) as url, sync_playwright() as pw:

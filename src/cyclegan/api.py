@@ -40,8 +40,9 @@ class Model:
         if direction not in self.directions:
             raise UserError(f"{self.path} translates {', '.join(self.directions)}, not {direction!r}")
         if direction not in self._translators:
-            self._translators[direction] = load_translator(self.path, direction, self.device, precision=self.precision,
-                                                           tile=self.tile)
+            self._translators[direction] = load_translator(
+                self.path, direction, self.device, precision=self.precision, tile=self.tile
+            )
         return self._translators[direction]
 
     def translate(self, image, direction: str = "AtoB"):
@@ -50,8 +51,9 @@ class Model:
         t = self.translator(direction)
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim not in (2, 3):
-                raise UserError(f"translate: expected a uint8 (H, W) or (H, W, C) array, got {image.dtype} "
-                                f"{image.shape}")
+                raise UserError(
+                    f"translate: expected a uint8 (H, W) or (H, W, C) array, got {image.dtype} {image.shape}"
+                )
             with seeded(0, t.device):
                 out = np.asarray(t.image(Image.fromarray(image)))
             return out  # (H, W) for one output channel, else (H, W, C)
@@ -62,8 +64,9 @@ class Model:
             except OSError as e:
                 raise UserError(f"{image}: not a readable image ({e})") from None
         if not isinstance(image, Image.Image):
-            raise UserError(f"translate: expected a PIL image, a file path or a uint8 array, not a "
-                            f"{type(image).__name__}")
+            raise UserError(
+                f"translate: expected a PIL image, a file path or a uint8 array, not a {type(image).__name__}"
+            )
         with seeded(0, t.device):  # networks in train mode (dropout): the same output every call
             return t.image(image)
 

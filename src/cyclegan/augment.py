@@ -27,7 +27,7 @@ POLICIES = ("color", "translation", "cutout")
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
-    """"color,translation" -> ("color", "translation"); "" -> () (off). Unknown names raise ValueError."""
+    """ "color,translation" -> ("color", "translation"); "" -> () (off). Unknown names raise ValueError."""
     names = tuple(p.strip() for p in policy.split(",") if p.strip())
     unknown = [n for n in names if n not in POLICIES]
     if unknown:

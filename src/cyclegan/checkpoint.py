@@ -170,8 +170,11 @@ def verify_file(path: str | Path) -> str | None:
         return f"its header is not valid JSON ({e})"
     if not isinstance(header, dict):
         return "its header is not a JSON object"
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
-            and "data_offsets" in v]
+    ends = [
+        v["data_offsets"][1]
+        for k, v in header.items()
+        if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
+    ]
     expected = 8 + n + max(ends, default=0)
     if size != expected:
         return f"{'truncated' if size < expected else 'trailing bytes'}: {size} bytes, the header says {expected}"
@@ -187,12 +190,17 @@ def resume_state(run_dir: str | Path) -> Path:
     if problem is None:
         return latest
     if previous.is_file() and verify_file(previous) is None:
-        warnings.warn(f"{latest} is damaged ({problem}); resuming from {previous.name}, the state saved before it "
-                      f"(step {read_meta(previous).get('step', '?')})")
+        warnings.warn(
+            f"{latest} is damaged ({problem}); resuming from {previous.name}, the state saved before it "
+            f"(step {read_meta(previous).get('step', '?')})",
+            stacklevel=2,
+        )
         return previous
     if latest.is_file():
-        raise UserError(f"{latest} is damaged ({problem}) and there is no readable previous.state.safetensors "
-                        "beside it; the run cannot resume (its model snapshots may still translate)")
+        raise UserError(
+            f"{latest} is damaged ({problem}) and there is no readable previous.state.safetensors "
+            "beside it; the run cannot resume (its model snapshots may still translate)"
+        )
     raise UserError(f"{run_dir}: no checkpoints/latest.state.safetensors there; nothing to resume")
 
 
@@ -217,10 +225,16 @@ def _read(path: Path, device, tensors: bool) -> tuple[dict, dict]:
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             raw = (f.metadata() or {}).get("cyclegan")
             loaded = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
-    except (SafetensorError, OSError, ValueError) as e:  # not CUDA's errors (out of memory, driver): those are no file's fault
+    except (
+        SafetensorError,
+        OSError,
+        ValueError,
+    ) as e:  # not CUDA's errors (out of memory, driver): those are no file's fault
         raise UserError(f"{path}: not a readable safetensors checkpoint ({e})") from None
     if raw is None:
-        raise UserError(f"{path}: a safetensors file without cyclegan metadata; pass a file written by `cyclegan train`")
+        raise UserError(
+            f"{path}: a safetensors file without cyclegan metadata; pass a file written by `cyclegan train`"
+        )
     return json.loads(raw), loaded
 
 
@@ -277,18 +291,24 @@ def resolve_checkpoint(path: str | Path, kind: str = "model") -> Path:
     path = Path(path)
     if path.is_dir():
         package = (path / "model.safetensors",) if kind == "model" else ()
-        for candidate in (path / "checkpoints" / f"latest.{kind}.safetensors", path / f"latest.{kind}.safetensors", *package):
+        for candidate in (
+            path / "checkpoints" / f"latest.{kind}.safetensors",
+            path / f"latest.{kind}.safetensors",
+            *package,
+        ):
             if candidate.is_file():
                 return candidate
-        raise UserError(f"{path}: no checkpoints/latest.{kind}.safetensors in this folder; is it a run directory of "
-                        "`cyclegan train` (or a package folder of `cyclegan package`)?")
+        raise UserError(
+            f"{path}: no checkpoints/latest.{kind}.safetensors in this folder; is it a run directory of "
+            "`cyclegan train` (or a package folder of `cyclegan package`)?"
+        )
     if not path.exists():
         raise UserError(f"checkpoint {path} not found")
     return path
 
 
 def parse_init_from(spec: str, exist: bool = True) -> list[tuple[str | None, Path]]:
-    """"PATH,NET=PATH,..." -> [(None, PATH), (NET, PATH), ...]; with `exist`, the paths must exist."""
+    """ "PATH,NET=PATH,..." -> [(None, PATH), (NET, PATH), ...]; with `exist`, the paths must exist."""
     out = []
     for item in (s.strip() for s in spec.split(",")):
         if not item:

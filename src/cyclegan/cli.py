@@ -34,7 +34,10 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="cyclegan", description="Unpaired image-to-image translation (CycleGAN) and relatives: train, translate, evaluate, export.")
+    parser = argparse.ArgumentParser(
+        prog="cyclegan",
+        description="Unpaired image-to-image translation (CycleGAN) and relatives: train, translate, evaluate, export.",
+    )
     parser.add_argument("--version", action="version", version=f"cyclegan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

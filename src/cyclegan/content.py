@@ -35,13 +35,25 @@ class DigitCNN(nn.Module):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            nn.Conv2d(in_ch, w, 3, padding=1), nn.ReLU(True), nn.Conv2d(w, w, 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(in_ch, w, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.ReLU(True),
             nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(True), nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+            nn.ReLU(True),
             nn.MaxPool2d(2),
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(2 * w * (size // 4) ** 2, 128),
-                                  nn.ReLU(True), nn.Dropout(0.5), nn.Linear(128, num_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(0.5),
+            nn.Linear(2 * w * (size // 4) ** 2, 128),
+            nn.ReLU(True),
+            nn.Dropout(0.5),
+            nn.Linear(128, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -66,8 +78,14 @@ class Classifier:
             else:
                 x = x[:, :1].expand(-1, self.channels, -1, -1)
         if tuple(x.shape[-2:]) != (self.size, self.size):
-            x = F.interpolate(x.float(), size=(self.size, self.size), mode="bilinear", antialias=True,
-                              align_corners=False).round().clamp(0, 255).to(torch.uint8)
+            x = (
+                F.interpolate(
+                    x.float(), size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+                )
+                .round()
+                .clamp(0, 255)
+                .to(torch.uint8)
+            )
         return to_float(x)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,22 +102,48 @@ class Classifier:
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """(B, C, H, W) uint8 -> (B,) int64 predicted class ids."""
-        out = [self.net(self.prepare(images[i:i + batch_size]).to(self.device)).argmax(1).cpu()
-               for i in range(0, len(images), batch_size)]
+        out = [
+            self.net(self.prepare(images[i : i + batch_size]).to(self.device)).argmax(1).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
-def save_classifier(path: str | Path, net: DigitCNN, size: int, channels: int, classes: list[str],
-                    *, kwargs: dict, info: dict | None = None) -> None:
+def save_classifier(
+    path: str | Path,
+    net: DigitCNN,
+    size: int,
+    channels: int,
+    classes: list[str],
+    *,
+    kwargs: dict,
+    info: dict | None = None,
+) -> None:
     """Weights + metadata (architecture kwargs, input size/channels, class names, free-form info)."""
-    save_weights(path, net, {"format": FORMAT_CLASSIFIER, "arch": "digit_cnn", "kwargs": kwargs, "size": size,
-                             "channels": channels, "classes": classes, "info": info or {}})
+    save_weights(
+        path,
+        net,
+        {
+            "format": FORMAT_CLASSIFIER,
+            "arch": "digit_cnn",
+            "kwargs": kwargs,
+            "size": size,
+            "channels": channels,
+            "classes": classes,
+            "info": info or {},
+        },
+    )
 
 
 def load_classifier(path: str | Path, device="cpu") -> Classifier:
     """A classifier written by `save_classifier`."""
-    net, meta = load_weights(path, FORMAT_CLASSIFIER, "classifier", "train one, e.g. experiments/mnist_usps/train_classifier.py",
-                             lambda m: DigitCNN(**m["kwargs"]))
+    net, meta = load_weights(
+        path,
+        FORMAT_CLASSIFIER,
+        "classifier",
+        "train one, e.g. experiments/mnist_usps/train_classifier.py",
+        lambda m: DigitCNN(**m["kwargs"]),
+    )
     return Classifier(net.to(device), meta["size"], meta["channels"], list(meta["classes"]))
 
 

@@ -59,8 +59,10 @@ class DistContext:
             return cls()
         rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
         if device.startswith("cuda:"):
-            raise UserError(f"--device {device} under torchrun would put all {world} processes on one GPU; "
-                            "use --device cuda (process r uses cuda:LOCAL_RANK) and CUDA_VISIBLE_DEVICES to pick GPUs")
+            raise UserError(
+                f"--device {device} under torchrun would put all {world} processes on one GPU; "
+                "use --device cuda (process r uses cuda:LOCAL_RANK) and CUDA_VISIBLE_DEVICES to pick GPUs"
+            )
         use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
         if use_cuda:
             n_gpus = torch.cuda.device_count()
@@ -69,8 +71,10 @@ class DistContext:
             elif local < n_gpus:
                 local_gpu = local
             else:
-                raise UserError(f"LOCAL_RANK {local} but only {n_gpus} GPU(s) visible on this node; "
-                                f"use --nproc_per_node={n_gpus} (one process per GPU)")
+                raise UserError(
+                    f"LOCAL_RANK {local} but only {n_gpus} GPU(s) visible on this node; "
+                    f"use --nproc_per_node={n_gpus} (one process per GPU)"
+                )
             torch.cuda.set_device(local_gpu)
         if not torch.distributed.is_initialized():
             # 30 min (NCCL's default is 10): the other ranks wait while rank 0 alone writes a
@@ -104,7 +108,7 @@ class DistContext:
                 offset = 0
                 for g in grads:
                     n = g.numel()
-                    g.copy_(flat[offset:offset + n].view_as(g))
+                    g.copy_(flat[offset : offset + n].view_as(g))
                     offset += n
 
         return reduce
@@ -119,8 +123,11 @@ class DistContext:
 
 def is_distributed() -> bool:
     """True inside an initialised process group of more than one process."""
-    return (torch.distributed.is_available() and torch.distributed.is_initialized()
-            and torch.distributed.get_world_size() > 1)
+    return (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    )
 
 
 def _comm_device() -> torch.device:
@@ -168,8 +175,11 @@ def prepare_nets(nets: nn.ModuleDict, device: torch.device) -> nn.ModuleDict:
             if isinstance(m, nn.SyncBatchNorm):
                 m.local_group = local
     elif has_bn and torch.distributed.get_rank() == 0:
-        warnings.warn("batch norm under several CPU processes keeps per-process batch statistics "
-                      "(SyncBatchNorm needs CUDA); results differ from one process on the union batch")
+        warnings.warn(
+            "batch norm under several CPU processes keeps per-process batch statistics "
+            "(SyncBatchNorm needs CUDA); results differ from one process on the union batch",
+            stacklevel=2,
+        )
     broadcast_module_states(nets)
     return nets
 
@@ -188,7 +198,7 @@ def broadcast_module_states(module: nn.Module, src: int = 0) -> None:
         offset = 0
         for t in tensors:
             n = t.numel()
-            t.copy_(flat[offset:offset + n].view_as(t))
+            t.copy_(flat[offset : offset + n].view_as(t))
             offset += n
 
 
@@ -249,10 +259,10 @@ def mean_over_ranks(sums: dict[str, torch.Tensor], n: int) -> dict[str, float]:
 # the count of skipped images. Rank 0 saves the full tree with its own part at the top level, as a
 # single process does, plus "world_size" and "ranks": {"1": part, ...} for the other ranks.
 
+
 def rank_part(tree: dict) -> dict:
     """The rank-specific entries of a TrainState.state_dict(), on the CPU."""
-    return _to_cpu({"rng": tree["rng"], "pools": tree["pools"],
-                    "skipped_images": tree["progress"]["skipped_images"]})
+    return _to_cpu({"rng": tree["rng"], "pools": tree["pools"], "skipped_images": tree["progress"]["skipped_images"]})
 
 
 def gather_rank_parts(tree: dict) -> dict[str, dict] | None:

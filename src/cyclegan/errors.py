@@ -31,7 +31,9 @@ def torch_load_problem(path, e: BaseException) -> str:
     if "Weights only load failed" in text or type(e).__name__ == "UnpicklingError":
         found = [line.strip() for line in text.splitlines() if "GLOBAL" in line or "global" in line.split(" ")[:3]]
         what = f" ({found[0].rstrip('.')})" if found else ""
-        return (f"{path}: refused: it holds pickled Python objects, not only tensors{what}; loading it could run "
-                "code, so cyclegan does not (it reads .pth files with torch.load(weights_only=True)). If you trust "
-                "its source, load it yourself and re-save the tensors with torch.save(net.state_dict(), ...)")
+        return (
+            f"{path}: refused: it holds pickled Python objects, not only tensors{what}; loading it could run "
+            "code, so cyclegan does not (it reads .pth files with torch.load(weights_only=True)). If you trust "
+            "its source, load it yourself and re-save the tensors with torch.save(net.state_dict(), ...)"
+        )
     return f"{path}: cannot read as a PyTorch state dict of tensors ({type(e).__name__}: {first_line(e)})"

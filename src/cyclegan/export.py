@@ -52,10 +52,14 @@ class PadToMultiple(torch.nn.Module):
         top, left = torch.div(ph, 2, rounding_mode="floor"), torch.div(pw, 2, rounding_mode="floor")
         rows, cols = _source_index(h, ph, top, reflect, x.device), _source_index(w, pw, left, reflect, x.device)
         y = self.net(x.index_select(2, rows).index_select(3, cols))
-        return y.index_select(2, torch.arange(h, device=y.device) + top).index_select(3, torch.arange(w, device=y.device) + left)
+        return y.index_select(2, torch.arange(h, device=y.device) + top).index_select(
+            3, torch.arange(w, device=y.device) + left
+        )
 
 
-def _source_index(n: torch.Tensor, pad: torch.Tensor, before: torch.Tensor, reflect: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _source_index(
+    n: torch.Tensor, pad: torch.Tensor, before: torch.Tensor, reflect: torch.Tensor, device: torch.device
+) -> torch.Tensor:
     """For each of the n + pad padded positions, the source position: reflected (edge not repeated, as F.pad's
     "reflect") or replicated; both clamped into [0, n) so the unused one is always a valid index."""
     i = torch.arange(n + pad, device=device) - before
@@ -74,13 +78,22 @@ def _min(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(a < b, a, b)
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, direction: str | None = "AtoB", opset: int = 17,
-                *, trace_size: int = 64, check: bool = True) -> dict:
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    direction: str | None = "AtoB",
+    opset: int = 17,
+    *,
+    trace_size: int = 64,
+    check: bool = True,
+) -> dict:
     """Write `out` (.onnx) and `out`.json; return the metadata including the check's max error."""
     out = Path(out)
     lo, hi = supported_opsets()
     if not lo <= opset <= hi:
-        raise UserError(f"--opset {opset}: this export writes ONNX opsets {lo} to {hi} (with torch {torch.__version__}); default 17")
+        raise UserError(
+            f"--opset {opset}: this export writes ONNX opsets {lo} to {hi} (with torch {torch.__version__}); default 17"
+        )
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the .onnx file to write, e.g. {out / 'generator.onnx'}")
     check_parents(out)
@@ -89,7 +102,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str | None =
     t = load_translator(checkpoint, direction, device="cpu", train_mode=False)
     direction, net = t.direction or direction, t.fn
     if not isinstance(net, torch.nn.Module):
-        raise UserError(f"{checkpoint}: this method translates {direction} with a procedure (not one network); ONNX export needs a feed-forward generator")
+        raise UserError(
+            f"{checkpoint}: this method translates {direction} with a procedure (not one network); ONNX export "
+            f"needs a feed-forward generator"
+        )
     net.eval()
     graph = PadToMultiple(net, t.multiple, t.min_size).eval()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -98,21 +114,42 @@ def export_onnx(checkpoint: str | Path, out: str | Path, direction: str | None =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
         try:
-            torch.onnx.export(graph, (x,), str(out), input_names=["image"], output_names=["translated"], opset_version=opset,
-                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                            "translated": {0: "batch", 2: "height", 3: "width"}}, dynamo=False)
+            torch.onnx.export(
+                graph,
+                (x,),
+                str(out),
+                input_names=["image"],
+                output_names=["translated"],
+                opset_version=opset,
+                dynamic_axes={
+                    "image": {0: "batch", 2: "height", 3: "width"},
+                    "translated": {0: "batch", 2: "height", 3: "width"},
+                },
+                dynamo=False,
+            )
         except OSError as e:
             raise UserError(f"cannot write {out}: {e}") from None
-        except Exception as e:  # the exporter's own refusals (an operator this opset lacks...): one line, not a traceback
+        except (
+            Exception
+        ) as e:  # the exporter's own refusals (an operator this opset lacks...): one line, not a traceback
             raise UserError(f"ONNX export at opset {opset} failed: {first_line(e)}") from e
-    meta = {"source": str(checkpoint), "direction": direction, "in_channels": t.in_ch, "out_channels": t.out_ch,
-            "size_multiple": t.multiple, "min_size": t.min_size, "any_size": True,
-            "padding": "inside the graph: to a multiple of size_multiple (and at least min_size), reflection "
-                       "(replication where a pad is not smaller than its side), cropped back; as cyclegan translate",
-            "network_mode": "eval: no dropout, norm layers' running statistics where kept (as `cyclegan translate "
-                            "--eval-mode`; pix2pix's default test mode, dropout on, is random and not exported)",
-            "input_range": [-1, 1],
-            "normalisation": "x = pixel / 127.5 - 1; pixel = (y + 1) * 127.5", "opset": opset, "description": t.description}
+    meta = {
+        "source": str(checkpoint),
+        "direction": direction,
+        "in_channels": t.in_ch,
+        "out_channels": t.out_ch,
+        "size_multiple": t.multiple,
+        "min_size": t.min_size,
+        "any_size": True,
+        "padding": "inside the graph: to a multiple of size_multiple (and at least min_size), reflection "
+        "(replication where a pad is not smaller than its side), cropped back; as cyclegan translate",
+        "network_mode": "eval: no dropout, norm layers' running statistics where kept (as `cyclegan translate "
+        "--eval-mode`; pix2pix's default test mode, dropout on, is random and not exported)",
+        "input_range": [-1, 1],
+        "normalisation": "x = pixel / 127.5 - 1; pixel = (y + 1) * 127.5",
+        "opset": opset,
+        "description": t.description,
+    }
     if check:
         meta["check_max_abs_error"] = check_onnx(out, t)
     out.with_suffix(out.suffix + ".json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -131,13 +168,17 @@ def export_reference(checkpoint: str | Path, out: str | Path, direction: str | N
         raise UserError(f"--out {out} is a folder; give the .pth file to write, e.g. {out / 'latest_net_G_A.pth'}")
     check_parents(out)
     if out.exists():  # a .pth may be any checkpoint, this model's own included: never overwritten
-        raise UserError(f"--out {out} exists; export writes a new .pth file, never over one (choose another name, "
-                        "or delete it first)")
+        raise UserError(
+            f"--out {out} exists; export writes a new .pth file, never over one (choose another name, "
+            "or delete it first)"
+        )
     t = load_translator(checkpoint, direction, device="cpu", train_mode=False)
     net = t.fn
     if not isinstance(net, (ResnetGenerator, UnetGenerator)):
-        raise UserError(f"{checkpoint}: {t.direction} is not translated by a ResNet or U-Net generator, so it has no "
-                        "reference-implementation layout; export it as .onnx")
+        raise UserError(
+            f"{checkpoint}: {t.direction} is not translated by a ResNet or U-Net generator, so it has no "
+            "reference-implementation layout; export it as .onnx"
+        )
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     atomic_write(out, lambda tmp: torch.save(state, tmp))
     back = load_reference_generator(out).eval()  # dropout layers hold no weights; off in eval mode either way
@@ -153,13 +194,17 @@ def check_onnx(path: Path, translator: Translator) -> float:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise UserError("checking the export needs onnxruntime: pip install 'cyclegan[export]' (or pass --no-check)") from None
+        raise UserError(
+            "checking the export needs onnxruntime: pip install 'cyclegan[export]' (or pass --no-check)"
+        ) from None
     m = translator.multiple
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's own exception types
-        raise UserError(f"{path}: onnxruntime cannot load the exported graph ({first_line(e)}); try another --opset, "
-                        f"or pass --no-check") from None
+        raise UserError(
+            f"{path}: onnxruntime cannot load the exported graph ({first_line(e)}); try another --opset, "
+            f"or pass --no-check"
+        ) from None
     err = 0.0
     for h, w in [(3 * m + 1, 5 * m - 3), (2 * m, 3 * m), (3, 5)]:
         x = torch.rand(2, translator.in_ch, h, w) * 2 - 1

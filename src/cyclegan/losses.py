@@ -64,8 +64,13 @@ def semantic_loss(logits_mapped: torch.Tensor, logits_source: torch.Tensor) -> t
     return F.cross_entropy(logits_mapped.float(), logits_source.detach().argmax(1))
 
 
-def gradient_penalty(discriminator, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def gradient_penalty(
+    discriminator,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    weight: float = 10.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """WGAN-GP penalty (Gulrajani et al. 2017, Eq. 3): weight * E[(||grad_x D(x_hat)||_2 - 1)^2] on
     random interpolates x_hat = a * real + (1 - a) * fake, a ~ U[0, 1] per sample.
 

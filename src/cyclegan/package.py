@@ -29,12 +29,25 @@ from .errors import UserError
 
 WEIGHTS, CONFIG, CARD, SAMPLES = "model.safetensors", "config.json", "README.md", "samples.png"
 PACKAGE_FORMAT = "cyclegan-package/1"
-FIGURE_KEYS = ("fid", "kid", "kid_std", "fcn_per_pixel_acc", "fcn_per_class_acc", "fcn_class_iou", "content_acc",
-               "content_untranslated", "per_pixel_acc", "per_class_acc", "class_iou", "cycle_l1")
+FIGURE_KEYS = (
+    "fid",
+    "kid",
+    "kid_std",
+    "fcn_per_pixel_acc",
+    "fcn_per_class_acc",
+    "fcn_class_iou",
+    "content_acc",
+    "content_untranslated",
+    "per_pixel_acc",
+    "per_class_acc",
+    "class_iou",
+    "cycle_l1",
+)
 
 
-def package_model(source: str | Path, out: str | Path, *, license: str = "other", name: str = "",
-                  sample_images: int = 4) -> Path:
+def package_model(
+    source: str | Path, out: str | Path, *, license: str = "other", name: str = "", sample_images: int = 4
+) -> Path:
     """Write the package folder `out` for a run directory or a `.model/.state.safetensors` checkpoint; returns out.
 
     license: the card's licence identifier (the hub's list: mit, apache-2.0, cc-by-4.0, other...); the weights'
@@ -57,8 +70,11 @@ def package_model(source: str | Path, out: str | Path, *, license: str = "other"
     config = {"format": PACKAGE_FORMAT, "library_name": "cyclegan", **meta, "training": info}
     (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     samples = write_samples(out, meta, n=sample_images) or copy_run_samples(run, out / SAMPLES)
-    (out / CARD).write_text(model_card(meta, info, license=license, name=name or (run.name if run else path.stem),
-                                       samples=samples is not None))
+    (out / CARD).write_text(
+        model_card(
+            meta, info, license=license, name=name or (run.name if run else path.stem), samples=samples is not None
+        )
+    )
     return out
 
 
@@ -81,9 +97,12 @@ def data_folders(cfg: dict) -> dict[str, dict]:
     root = Path(d["root"]) if d["root"] else None
     folders = {}
     if d["dir_a"] or d["dir_b"] or (root and (root / "trainA").is_dir()) or not (root and (root / "train").is_dir()):
-        candidates = {"train A": Path(d["dir_a"]) if d["dir_a"] else root and root / "trainA",
-                      "train B": Path(d["dir_b"]) if d["dir_b"] else root and root / "trainB",
-                      "test A": root and root / "testA", "test B": root and root / "testB"}
+        candidates = {
+            "train A": Path(d["dir_a"]) if d["dir_a"] else root and root / "trainA",
+            "train B": Path(d["dir_b"]) if d["dir_b"] else root and root / "trainB",
+            "test A": root and root / "testA",
+            "test B": root and root / "testB",
+        }
     else:  # paired data (pix2pix): root/train holds A|B side by side
         candidates = {"train (pairs)": root / "train", "test (pairs)": root / "test"}
     for role, folder in candidates.items():
@@ -123,13 +142,21 @@ def evaluations(run: Path, meta: dict, checkpoint: Path) -> list[dict]:
             continue
         if report.get("step") != meta.get("step") or not report.get("metrics"):
             continue
-        command = (f"cyclegan evaluate {report['checkpoint']} --test-a {report['test_a']} --test-b {report['test_b']} "
-                   f"--metrics {','.join(report.get('metrics_requested', []))}"
-                   + (f" --size {report['size']}" if report.get("size") else ""))
-        found.append({"source": f"{report_file.parent.relative_to(run).as_posix()}/metrics.json",
-                      "command": command, "images": report.get("images"),
-                      "values": {d: {k: v for k, v in vals.items() if k in FIGURE_KEYS}
-                                 for d, vals in report["metrics"].items()}})
+        command = (
+            f"cyclegan evaluate {report['checkpoint']} --test-a {report['test_a']} --test-b {report['test_b']} "
+            f"--metrics {','.join(report.get('metrics_requested', []))}"
+            + (f" --size {report['size']}" if report.get("size") else "")
+        )
+        found.append(
+            {
+                "source": f"{report_file.parent.relative_to(run).as_posix()}/metrics.json",
+                "command": command,
+                "images": report.get("images"),
+                "values": {
+                    d: {k: v for k, v in vals.items() if k in FIGURE_KEYS} for d, vals in report["metrics"].items()
+                },
+            }
+        )
     from .plots import metric_series, read_log
 
     live = metric_series([r for r in read_log(run / "log.jsonl") if r["step"] <= meta["step"]])
@@ -137,13 +164,19 @@ def evaluations(run: Path, meta: dict, checkpoint: Path) -> list[dict]:
         cfg = meta["config"]["train"]
         values: dict[str, dict[str, float]] = {}
         for name, by_direction in live.items():
-            for d, (steps, vals) in by_direction.items():
+            for d, (_steps, vals) in by_direction.items():
                 values.setdefault(d, {})[name] = vals[-1]
-        found.append({"source": "log.jsonl (in-training evaluation)", "images": cfg["eval_images"], "values": values,
-                      "command": f"cyclegan train ... --set train.eval_every_epochs={cfg['eval_every_epochs']} "
-                                 f"--set train.eval_metric={cfg['eval_metric']} "
-                                 f"--set train.eval_images={cfg['eval_images']}",
-                      "step": max(s for by in live.values() for steps, _ in by.values() for s in steps)})
+        found.append(
+            {
+                "source": "log.jsonl (in-training evaluation)",
+                "images": cfg["eval_images"],
+                "values": values,
+                "command": f"cyclegan train ... --set train.eval_every_epochs={cfg['eval_every_epochs']} "
+                f"--set train.eval_metric={cfg['eval_metric']} "
+                f"--set train.eval_images={cfg['eval_images']}",
+                "step": max(s for by in live.values() for steps, _ in by.values() for s in steps),
+            }
+        )
     return found
 
 
@@ -197,43 +230,66 @@ def model_card(meta: dict, info: dict, *, license: str, name: str, samples: bool
     specs = meta["specs"]
     nets = ", ".join(f"{k}: {s['name']}" for k, s in specs.items())
     directions = ", ".join(f"{d} ({net})" for d, net in meta["directions"].items())
-    data = "\n".join(f"| {role} | `{v['folder']}` | {'?' if v['images'] is None else v['images']} |"
-                     for role, v in info["data"].items())
+    data = "\n".join(
+        f"| {role} | `{v['folder']}` | {'?' if v['images'] is None else v['images']} |"
+        for role, v in info["data"].items()
+    )
     wall = info["wall_seconds"]
-    length = (f"{info['steps']} steps ({info['epochs']} full epochs), batch size {cfg['train']['batch_size']}, "
-              f"{cfg['data']['crop_size']}x{cfg['data']['crop_size']} crops"
-              + (f"; {wall / 60:.1f} minutes of training" if wall is not None else "; wall time not recorded"))
+    length = (
+        f"{info['steps']} steps ({info['epochs']} full epochs), batch size {cfg['train']['batch_size']}, "
+        f"{cfg['data']['crop_size']}x{cfg['data']['crop_size']} crops"
+        + (f"; {wall / 60:.1f} minutes of training" if wall is not None else "; wall time not recorded")
+    )
     figures = []
     for ev in info["evaluations"]:
         dirs = list(ev["values"])
         names = list(dict.fromkeys(k for d in dirs for k in ev["values"][d]))
         images = ev["images"]
-        images = (", ".join(f"{d}: {n} test images" for d, n in images.items()) if isinstance(images, dict)
-                  else f"the first {images} test images per direction")
-        figures += [f"From `{ev['source']}` ({images}" + (f", at step {ev['step']}" if "step" in ev else "") + "):", "",
-                    f"| metric | {' | '.join(dirs)} |", "| --- |" + " ---: |" * len(dirs)]
+        images = (
+            ", ".join(f"{d}: {n} test images" for d, n in images.items())
+            if isinstance(images, dict)
+            else f"the first {images} test images per direction"
+        )
+        figures += [
+            f"From `{ev['source']}` ({images}" + (f", at step {ev['step']}" if "step" in ev else "") + "):",
+            "",
+            f"| metric | {' | '.join(dirs)} |",
+            "| --- |" + " ---: |" * len(dirs),
+        ]
         figures += [f"| {n} | " + " | ".join(_fmt(ev["values"][d].get(n)) for d in dirs) + " |" for n in names]
         figures += ["", f"Command: `{ev['command']}`", ""]
-    figures_text = "\n".join(figures) if figures else ("No evaluation figures: the run was not evaluated at this step "
-                                                      "(`cyclegan evaluate RUN` writes RUN/eval/latest/metrics.json, "
-                                                      "which a new package reports).")
-    weights = (f", cycle weights lambda_A {loss['lambda_a']}, lambda_B {loss['lambda_b']}, identity "
-               f"{loss['lambda_identity']}" if meta["method"] == "cyclegan" else "")
-    samples_text = ("![test images and their translations](samples.png)\n\nLeft: a test image (128x128 centre "
-                    "crop); right: its translation by this model." if samples
-                    else "No test images were available to translate when this package was made.")
+    figures_text = (
+        "\n".join(figures)
+        if figures
+        else (
+            "No evaluation figures: the run was not evaluated at this step "
+            "(`cyclegan evaluate RUN` writes RUN/eval/latest/metrics.json, "
+            "which a new package reports)."
+        )
+    )
+    weights = (
+        f", cycle weights lambda_A {loss['lambda_a']}, lambda_B {loss['lambda_b']}, identity {loss['lambda_identity']}"
+        if meta["method"] == "cyclegan"
+        else ""
+    )
+    samples_text = (
+        "![test images and their translations](samples.png)\n\nLeft: a test image (128x128 centre "
+        "crop); right: its translation by this model."
+        if samples
+        else "No test images were available to translate when this package was made."
+    )
     tags = ["cyclegan", "image-to-image", "pytorch", "unpaired-image-translation", m["method"]]
     front = ["---", f"license: {license}", "library_name: cyclegan", "pipeline_tag: image-to-image", "tags:"]
     front += [f"- {t}" for t in dict.fromkeys(tags)] + ["---", ""]
     body = f"""# {name}
 
-A **{meta['method']}** model trained with [cyclegan](https://pypi.org/project/cyclegan/): translates {directions}.
+A **{meta["method"]}** model trained with [cyclegan](https://pypi.org/project/cyclegan/): translates {directions}.
 
 ## Model
 
-- Method: `{meta['method']}` (GAN loss `{loss['gan_mode']}`{weights})
-- Networks: {nets}; generator width ngf {m['ngf']}, normalisation `{m['norm']}`, dropout {str(m['dropout']).lower()}
-- Images: domain A {data_cfg['channels_a']} channel(s), domain B {data_cfg['channels_b']} channel(s), in [-1, 1]; \
+- Method: `{meta["method"]}` (GAN loss `{loss["gan_mode"]}`{weights})
+- Networks: {nets}; generator width ngf {m["ngf"]}, normalisation `{m["norm"]}`, dropout {str(m["dropout"]).lower()}
+- Images: domain A {data_cfg["channels_a"]} channel(s), domain B {data_cfg["channels_b"]} channel(s), in [-1, 1]; \
 any size (padded to the generator's size multiple and cropped back)
 
 ## Training data
@@ -244,8 +300,8 @@ any size (padded to the generator's size multiple and cropped back)
 
 ## Training
 
-{length}; Adam lr {optim['lr']}, betas ({optim['beta1']}, {optim['beta2']}), `{optim['lr_policy']}` schedule \
-over {optim['n_epochs']} + {optim['n_epochs_decay']} epochs, seed {cfg['train']['seed']}. The whole configuration \
+{length}; Adam lr {optim["lr"]}, betas ({optim["beta1"]}, {optim["beta2"]}), `{optim["lr_policy"]}` schedule \
+over {optim["n_epochs"]} + {optim["n_epochs_decay"]} epochs, seed {cfg["train"]["seed"]}. The whole configuration \
 is in `config.json` (`config`).
 
 ## Evaluation
@@ -260,7 +316,7 @@ is in `config.json` (`config`).
 
 ```bash
 pip install cyclegan
-cyclegan translate -c THIS_FOLDER photo.jpg --out translated/ --direction {next(iter(meta['directions']))}
+cyclegan translate -c THIS_FOLDER photo.jpg --out translated/ --direction {next(iter(meta["directions"]))}
 cyclegan serve -c THIS_FOLDER          # a page in the browser: drop a photo, see the translation
 ```
 
@@ -268,7 +324,7 @@ cyclegan serve -c THIS_FOLDER          # a page in the browser: drop a photo, se
 import cyclegan
 
 model = cyclegan.load("THIS_FOLDER")   # offline; the folder alone is enough
-out = model.translate("photo.jpg", direction="{next(iter(meta['directions']))}")   # a PIL image of the input's size
+out = model.translate("photo.jpg", direction="{next(iter(meta["directions"]))}")   # a PIL image of the input's size
 ```
 
 From the hub: `huggingface_hub.snapshot_download("USER/NAME")` returns the folder to load.

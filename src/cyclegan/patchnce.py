@@ -20,8 +20,9 @@ import torch.nn.functional as F
 MASKED_LOGIT = -10.0  # the reference's fill for a query's own position among its negatives
 
 
-def patch_nce_loss(queries: torch.Tensor, keys: torch.Tensor, *, images: int,
-                   temperature: float = 0.07) -> torch.Tensor:
+def patch_nce_loss(
+    queries: torch.Tensor, keys: torch.Tensor, *, images: int, temperature: float = 0.07
+) -> torch.Tensor:
     """Mean of Eq. 2 over the rows of `queries` (B * P, C), each against the row of `keys` (B * P, C) at
     the same index (positive) and the other P - 1 keys of the same image (negatives; rows are ordered
     image by image, `images` = B). Both are L2-normalised projections; `keys` get no gradient."""

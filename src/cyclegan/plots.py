@@ -71,7 +71,7 @@ def smooth(values: list[float], weight: float) -> list[float]:
     out, m = [], 0.0
     for t, v in enumerate(values, 1):
         m = weight * m + (1 - weight) * v
-        out.append(m / (1 - weight ** t))
+        out.append(m / (1 - weight**t))
     return out
 
 
@@ -142,15 +142,22 @@ def curves_html(run_dir: str | Path, page_dir: str | Path) -> str:
     run_dir, page_dir = Path(run_dir), Path(page_dir)
     records = read_log(run_dir / "log.jsonl")
     parts = []
-    for title, plot, name in (("Losses", plot_losses, "losses.png"),
-                              ("Metrics during training", plot_metrics, "metrics.png")):
+    for title, plot, name in (
+        ("Losses", plot_losses, "losses.png"),
+        ("Metrics during training", plot_metrics, "metrics.png"),
+    ):
         path = plot(records, run_dir / "plots" / name)
         if path is not None:
             src = Path(os.path.relpath(path.resolve(), page_dir.resolve())).as_posix()
-            caption = ("faint: as logged; solid: smoothed" if name == "losses.png"
-                       else "evaluated on test images during training")
-            parts.append(f'<h2>{title}</h2><p>{caption}</p><img src="{html.escape(src)}" alt="{title.lower()}" '
-                         'style="image-rendering:auto;width:auto;max-width:100%">')
+            caption = (
+                "faint: as logged; solid: smoothed"
+                if name == "losses.png"
+                else "evaluated on test images during training"
+            )
+            parts.append(
+                f'<h2>{title}</h2><p>{caption}</p><img src="{html.escape(src)}" alt="{title.lower()}" '
+                'style="image-rendering:auto;width:auto;max-width:100%">'
+            )
     return "\n".join(parts)
 
 
@@ -177,14 +184,18 @@ def write_run_page(run_dir: str | Path) -> Path:
     records = read_log(run_dir / "log.jsonl")
     last = records[-1] if records else {}
     grids = sorted((run_dir / "samples").glob("*.png"))
-    grid = (f'<h2>Samples</h2><p>{html.escape(grids[-1].name)}: rows A, G_A(A), G_B(G_A(A)) then B, G_B(B), '
-            f'G_A(G_B(B)).</p><img src="samples/{html.escape(grids[-1].name)}">' if grids else "")
+    grid = (
+        f"<h2>Samples</h2><p>{html.escape(grids[-1].name)}: rows A, G_A(A), G_B(G_A(A)) then B, G_B(B), "
+        f'G_A(G_B(B)).</p><img src="samples/{html.escape(grids[-1].name)}">'
+        if grids
+        else ""
+    )
     page = run_dir / "index.html"
     page.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(run_dir.name)}</title>
 <style>body{{font-family:sans-serif;margin:1em;max-width:72em}} img{{image-rendering:pixelated;max-width:100%}}</style>
 </head><body>
 <h1>Run {html.escape(run_dir.name)}</h1>
-<p>Step {last.get('step', 0)}; model: <code>checkpoints/latest.model.safetensors</code>;
+<p>Step {last.get("step", 0)}; model: <code>checkpoints/latest.model.safetensors</code>;
 scalars: <code>log.jsonl</code>, <code>tensorboard --logdir {html.escape(str(run_dir))}</code>.</p>
 {grid}
 </body></html>

@@ -34,7 +34,7 @@ class ImagePool:
         images = images.detach()
         rows = [images] if images.shape[0] == 1 and not self.copy else [im.unsqueeze(0).clone() for im in images]
         out = []
-        for row, image in enumerate(rows):
+        for _row, image in enumerate(rows):
             if len(self.images) < self.size:
                 self.images.append(image)
                 out.append(image)
@@ -51,7 +51,8 @@ class ImagePool:
             "size": self.size,
             # one tensor when all stored images have one size; a list where they differ (preprocess=none)
             "images": (torch.cat(self.images, 0) if len({im.shape for im in self.images}) == 1 else list(self.images))
-            if self.images else torch.zeros(0),
+            if self.images
+            else torch.zeros(0),
             "generator": self.generator.get_state(),
         }
 

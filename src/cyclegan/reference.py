@@ -38,7 +38,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def infer_generator(sd: dict[str, torch.Tensor]) -> tuple[str, dict]:
     """(registry name, kwargs) of the reference generator that wrote this state dict."""
-    batch = any(k.endswith(".weight") and v.dim() == 1 and k.replace(".weight", ".running_mean") in sd for k, v in sd.items())
+    batch = any(
+        k.endswith(".weight") and v.dim() == 1 and k.replace(".weight", ".running_mean") in sd for k, v in sd.items()
+    )
     norm = "batch" if batch else "instance"
     if "model.1.weight" in sd and sd["model.1.weight"].dim() == 4 and sd["model.1.weight"].shape[-1] == 7:
         blocks = {int(m.group(1)) for k in sd if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
@@ -49,11 +51,16 @@ def infer_generator(sd: dict[str, torch.Tensor]) -> tuple[str, dict]:
         name = {9: "resnet_9blocks", 6: "resnet_6blocks"}.get(n)
         if name is None:
             raise UserError(f"a ResNet generator with {n} blocks; only 6 and 9 are registered")
-        return name, dict(in_ch=first.shape[1], out_ch=sd[last].shape[0], ngf=first.shape[0], norm=norm, dropout=dropout)
+        return name, dict(
+            in_ch=first.shape[1], out_ch=sd[last].shape[0], ngf=first.shape[0], norm=norm, dropout=dropout
+        )
     if "model.model.0.weight" in sd:
         depth = max(k.count("model.") for k in sd) - 1  # nesting depth of the skip blocks
         first = sd["model.model.0.weight"]
-        out_key = max((k for k in sd if k.startswith("model.model.") and k.endswith(".weight") and k.count("model.") == 2), key=lambda k: int(k.split(".")[2]))
+        out_key = max(
+            (k for k in sd if k.startswith("model.model.") and k.endswith(".weight") and k.count("model.") == 2),
+            key=lambda k: int(k.split(".")[2]),
+        )
         name = {8: "unet_256", 7: "unet_128"}.get(depth)
         if name is None:
             raise UserError(f"a U-Net with {depth} levels; only unet_256 (8) and unet_128 (7) are registered")

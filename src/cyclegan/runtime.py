@@ -30,10 +30,11 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} requested but CUDA is not available; use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"device {name!r}: only {torch.cuda.device_count()} GPU(s) visible (cuda:0 to "
-                        f"cuda:{torch.cuda.device_count() - 1}); CUDA_VISIBLE_DEVICES renumbers them from 0")
+        raise UserError(
+            f"device {name!r}: only {torch.cuda.device_count()} GPU(s) visible (cuda:0 to "
+            f"cuda:{torch.cuda.device_count() - 1}); CUDA_VISIBLE_DEVICES renumbers them from 0"
+        )
     return dev
-
 
 
 @contextlib.contextmanager
@@ -54,7 +55,6 @@ def process_settings(threads: int, device: torch.device):
         torch.set_num_threads(n_threads)
         if current is not None:
             torch.cuda.set_device(current)
-
 
 
 def unwrap(net: nn.Module) -> nn.Module:
@@ -101,8 +101,9 @@ def resolve_precision(name: str, device_type: str, option: str = "train.precisio
     if name != "auto":
         return name
     if device_type == "cuda":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False) \
-            else "fp32"
+        return (
+            "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
+        )
     return "bf16" if device_type == "cpu" and native_cpu_bf16() else "fp32"
 
 
@@ -131,8 +132,10 @@ def precision_note(name: str, device: torch.device) -> str:
         return f"precision: {chosen}"
     if chosen == "bf16":
         why = f"CPU ({native_cpu_bf16()})" if device.type == "cpu" else torch.cuda.get_device_name(device)
-        return (f"precision: bf16 autocast (auto: native on this {why}); --precision fp32 for strict float32, "
-                "whose results do not depend on the machine")
+        return (
+            f"precision: bf16 autocast (auto: native on this {why}); --precision fp32 for strict float32, "
+            "whose results do not depend on the machine"
+        )
     return "precision: fp32 (auto: no native bfloat16 on this device)"
 
 
@@ -149,15 +152,19 @@ def adam_options(impl: str, device: torch.device, precision: str = "fp32") -> di
     return {"fused": {"fused": True}, "foreach": {"foreach": True}, "forloop": {"foreach": False}}[impl]
 
 
-def compile_networks(nets: nn.ModuleDict, device: torch.device, mode: str = "default", backend: str = "inductor") -> nn.ModuleDict:
+def compile_networks(
+    nets: nn.ModuleDict, device: torch.device, mode: str = "default", backend: str = "inductor"
+) -> nn.ModuleDict:
     """Wrap each network in torch.compile (in place). The wrappers keep the parameters, so optimizers
     built before or after see the same tensors, and `TrainState.state_dict` strips `_orig_mod.`.
     Compilation happens at the first call of each network (minutes on a CPU; seconds on a GPU)."""
     if mode not in COMPILE_MODES:
         raise UserError(f"train.compile_mode={mode!r}: choose one of {', '.join(COMPILE_MODES)}")
     if backend == "inductor" and device.type == "cpu" and not have_cxx():
-        raise UserError("train.compile on CPU needs a C++ compiler (g++ or clang++ on PATH, or $CXX); "
-                        "install one or set train.compile=false")
+        raise UserError(
+            "train.compile on CPU needs a C++ compiler (g++ or clang++ on PATH, or $CXX); "
+            "install one or set train.compile=false"
+        )
     options = {} if backend != "inductor" or mode == "default" else {"mode": mode}
     for name in list(nets.keys()):
         nets[name] = torch.compile(unwrap(nets[name]), backend=backend, **options)

@@ -14,8 +14,16 @@ from .errors import UserError
 POLICIES = ("linear", "step", "cosine", "plateau")
 
 
-def lr_factor(policy: str, epoch: int, n_epochs: int = 100, n_epochs_decay: int = 100, *,
-              decay_epochs: int = 50, gamma: float = 0.1, plateau_factor: float = 1.0) -> float:
+def lr_factor(
+    policy: str,
+    epoch: int,
+    n_epochs: int = 100,
+    n_epochs_decay: int = 100,
+    *,
+    decay_epochs: int = 50,
+    gamma: float = 0.1,
+    plateau_factor: float = 1.0,
+) -> float:
     """Multiplier of the base lr during 0-based `epoch`."""
     if policy == "linear":
         return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)

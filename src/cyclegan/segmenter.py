@@ -25,8 +25,14 @@ FORMAT_SEGMENTER = "cyclegan-segmenter/1"
 
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
-                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(True),
+    )
 
 
 class SegNet(nn.Module):
@@ -38,9 +44,12 @@ class SegNet(nn.Module):
     def __init__(self, in_ch: int = 3, num_classes: int = 12, width: int = 32, depth: int = 3):
         super().__init__()
         widths = [width * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList([_double_conv(in_ch, widths[0])] +
-                                  [_double_conv(widths[i], widths[i + 1]) for i in range(depth)])
-        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth))])
+        self.down = nn.ModuleList(
+            [_double_conv(in_ch, widths[0])] + [_double_conv(widths[i], widths[i + 1]) for i in range(depth)]
+        )
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth))]
+        )
         self.merge = nn.ModuleList([_double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth))])
         self.head = nn.Conv2d(widths[0], num_classes, 1)
         self.multiple = 2**depth
@@ -72,23 +81,50 @@ class Segmenter:
 
         x = images
         if x.shape[1] != self.channels:
-            x = x[:, :3].float().mean(1, keepdim=True).round().to(torch.uint8) if self.channels == 1 else \
-                x[:, :1].expand(-1, self.channels, -1, -1)
+            x = (
+                x[:, :3].float().mean(1, keepdim=True).round().to(torch.uint8)
+                if self.channels == 1
+                else x[:, :1].expand(-1, self.channels, -1, -1)
+            )
         h, w = x.shape[-2:]
         top, bottom, left, right, mode = pad_amounts(h, w, self.net.multiple, self.net.multiple)
         x = F.pad(to_float(x.to(self.device)), (left, right, top, bottom), mode=mode)
-        return self.net(x)[..., top:top + h, left:left + w].argmax(1).cpu()
+        return self.net(x)[..., top : top + h, left : left + w].argmax(1).cpu()
 
 
-def save_segmenter(path: str | Path, net: SegNet, channels: int, classes: list[str], palette: str, *, kwargs: dict,
-                   info: dict | None = None) -> None:
+def save_segmenter(
+    path: str | Path,
+    net: SegNet,
+    channels: int,
+    classes: list[str],
+    palette: str,
+    *,
+    kwargs: dict,
+    info: dict | None = None,
+) -> None:
     """Weights + metadata (architecture kwargs, channels, class names, the palette of the label maps it scores)."""
-    save_weights(path, net, {"format": FORMAT_SEGMENTER, "arch": "segnet", "kwargs": kwargs, "channels": channels,
-                             "classes": classes, "palette": palette, "info": info or {}})
+    save_weights(
+        path,
+        net,
+        {
+            "format": FORMAT_SEGMENTER,
+            "arch": "segnet",
+            "kwargs": kwargs,
+            "channels": channels,
+            "classes": classes,
+            "palette": palette,
+            "info": info or {},
+        },
+    )
 
 
 def load_segmenter(path: str | Path, device="cpu") -> Segmenter:
     """A segmenter written by `save_segmenter`."""
-    net, meta = load_weights(path, FORMAT_SEGMENTER, "segmenter", "train one, e.g. experiments/facades/train_segmenter.py",
-                             lambda m: SegNet(**m["kwargs"]))
+    net, meta = load_weights(
+        path,
+        FORMAT_SEGMENTER,
+        "segmenter",
+        "train one, e.g. experiments/facades/train_segmenter.py",
+        lambda m: SegNet(**m["kwargs"]),
+    )
     return Segmenter(net.to(device), meta["channels"], list(meta["classes"]), meta["palette"])

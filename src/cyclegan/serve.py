@@ -66,8 +66,9 @@ class Service:
             try:
                 out = t.image(image)
             except (RuntimeError, MemoryError) as e:  # out of memory on a huge photo: say so, keep serving
-                raise UserError(f"could not translate this {image.width}x{image.height} image: "
-                                f"{first_line(e)}") from None
+                raise UserError(
+                    f"could not translate this {image.width}x{image.height} image: {first_line(e)}"
+                ) from None
         buf = io.BytesIO()
         out.save(buf, format="PNG")
         return buf.getvalue()
@@ -78,8 +79,10 @@ def decode_image(data: bytes) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as f:
             if f.width * f.height > MAX_PIXELS:
-                raise UserError(f"the image is {f.width}x{f.height}: at most {MAX_PIXELS // 1_000_000} megapixels, "
-                                "please scale it down")
+                raise UserError(
+                    f"the image is {f.width}x{f.height}: at most {MAX_PIXELS // 1_000_000} megapixels, "
+                    "please scale it down"
+                )
             image = ImageOps.exif_transpose(f)
             image.load()
     except UnidentifiedImageError:
@@ -117,8 +120,9 @@ def create_app(service: Service):
             return JSONResponse({"error": str(e)}, 400)
         return Response(png, media_type="image/png")
 
-    return Starlette(routes=[Route("/", index), Route("/health", health),
-                             Route("/translate", translate, methods=["POST"])])
+    return Starlette(
+        routes=[Route("/", index), Route("/health", health), Route("/translate", translate, methods=["POST"])]
+    )
 
 
 def render_page(service: Service) -> str:
@@ -223,8 +227,9 @@ def serve(model_path: str | Path, *, host: str = "127.0.0.1", port: int = 7860, 
         import starlette  # noqa: F401
         import uvicorn
     except ImportError:
-        raise UserError("cyclegan serve needs its web server: pip install 'cyclegan[serve]' (starlette, "
-                        "uvicorn)") from None
+        raise UserError(
+            "cyclegan serve needs its web server: pip install 'cyclegan[serve]' (starlette, uvicorn)"
+        ) from None
     app = create_app(Service(model_path, device=device))
     print(f"serving {model_path} on http://{host}:{port} (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

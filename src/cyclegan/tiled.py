@@ -28,7 +28,7 @@ from .nets.generators import ResnetBlock, ResnetGenerator
 AUTO_TILE_PIXELS = 16 * 2**20
 AUTO_TILE = 512
 HEAD_HALO = 32  # input pixels of context around a head tile: the head disturbs <= 12 pixels from a tile's cut edges
-TAIL_HALO = 8   # quarter-resolution pixels around a tail tile (32 output pixels; the tail disturbs <= 12)
+TAIL_HALO = 8  # quarter-resolution pixels around a tail tile (32 output pixels; the tail disturbs <= 12)
 
 
 def tiling_problem(net) -> str | None:
@@ -37,8 +37,10 @@ def tiling_problem(net) -> str | None:
     if not isinstance(net, nn.Module):
         return "this method translates with a procedure, not one network"
     if not isinstance(net, ResnetGenerator):
-        return (f"{type(net).__name__} is not a ResNet generator (only those translate in tiles; U-Nets see the whole "
-                "image at their bottleneck)")
+        return (
+            f"{type(net).__name__} is not a ResNet generator (only those translate in tiles; U-Nets see the whole "
+            "image at their bottleneck)"
+        )
     norms = [m for m in net.modules() if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d))]
     if any(not isinstance(m, nn.InstanceNorm2d) or m.track_running_stats for m in norms):
         return "its generator uses batch norm (or stored statistics); tiles need instance norm or none"
@@ -55,16 +57,17 @@ def auto_tile(net, height: int, width: int) -> int:
 
 @torch.no_grad()
 def tiled_forward(net: ResnetGenerator, x: torch.Tensor, tile: int) -> torch.Tensor:
-    """net(x) computed in tiles of `tile` x `tile` input pixels (a multiple of 4); x: (B, C, H, W), H and W multiples of 4."""
+    """net(x) computed in tiles of `tile` x `tile` input pixels (a multiple of 4); x: (B, C, H, W), H and W "
+    "multiples of 4."""
     if tile % 4 or tile < 4:
         raise ValueError(f"tile {tile}: must be a positive multiple of 4")
     layers = list(net.model)
     blocks = [i for i, m in enumerate(layers) if isinstance(m, ResnetBlock)]
     first, last = blocks[0], blocks[-1]
     y = _streamed(layers[:first], x, tile, HEAD_HALO)
-    for block in layers[first:last + 1]:
+    for block in layers[first : last + 1]:
         y = block(y)
-    return _streamed(layers[last + 1:], y, tile // 4, TAIL_HALO)
+    return _streamed(layers[last + 1 :], y, tile // 4, TAIL_HALO)
 
 
 def _streamed(layers: list[nn.Module], x: torch.Tensor, tile: int, halo: int) -> torch.Tensor:
@@ -83,7 +86,7 @@ def _streamed(layers: list[nn.Module], x: torch.Tensor, tile: int, halo: int) ->
     for (y0, y1, x0, x1, scale), out in _tiles(layers, x, tile, halo, stats):
         if result is None:
             result = out.new_empty(*out.shape[:2], int(x.shape[2] * scale[0]), int(x.shape[3] * scale[1]))
-        result[:, :, int(y0 * scale[0]):int(y1 * scale[0]), int(x0 * scale[1]):int(x1 * scale[1])] = out
+        result[:, :, int(y0 * scale[0]) : int(y1 * scale[0]), int(x0 * scale[1]) : int(x1 * scale[1])] = out
     return result
 
 
@@ -98,7 +101,7 @@ def _tiles(layers, x, tile, halo, stats):
             for k, layer in enumerate(layers):
                 part = _instance_norm(part, layer, *stats[k]) if k in stats else layer(part)
             sy, sx = Fraction(part.shape[2], ey1 - ey0), Fraction(part.shape[3], ex1 - ex0)  # 1/4 ... 4
-            core = part[:, :, int((y0 - ey0) * sy):int((y1 - ey0) * sy), int((x0 - ex0) * sx):int((x1 - ex0) * sx)]
+            core = part[:, :, int((y0 - ey0) * sy) : int((y1 - ey0) * sy), int((x0 - ex0) * sx) : int((x1 - ex0) * sx)]
             yield (y0, y1, x0, x1, (sy, sx)), core
 
 

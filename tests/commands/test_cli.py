@@ -31,7 +31,9 @@ def test_help_works_as_a_program():
         assert command in out.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "translate", "evaluate", "fid", "export", "package", "serve", "demo", "list"])
+@pytest.mark.parametrize(
+    "command", ["train", "translate", "evaluate", "fid", "export", "package", "serve", "demo", "list"]
+)
 def test_help_of_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -42,13 +44,34 @@ def test_train_then_translate(trained_run, capsys):
     run = trained_run / "run"
     assert (run / "checkpoints" / "latest.model.safetensors").is_file()
     out = trained_run / "out"
-    assert main(["translate", "-c", str(run), "--direction", "BtoA", str(trained_run / "data" / "testB"), "--out", str(out)]) == 0
+    assert (
+        main(
+            ["translate", "-c", str(run), "--direction", "BtoA", str(trained_run / "data" / "testB"), "--out", str(out)]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.glob("*.png")) == ["img_000.png", "img_001.png"]
     assert Image.open(out / "img_000.png").size == (40, 36)  # the input's own size
     assert "2 images written" in capsys.readouterr().out
     bf16 = trained_run / "out_bf16"
-    assert main(["translate", "-c", str(run), "--direction", "BtoA", str(trained_run / "data" / "testB"),
-                 "--out", str(bf16), "--precision", "bf16", "--no-gallery"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "-c",
+                str(run),
+                "--direction",
+                "BtoA",
+                str(trained_run / "data" / "testB"),
+                "--out",
+                str(bf16),
+                "--precision",
+                "bf16",
+                "--no-gallery",
+            ]
+        )
+        == 0
+    )
     a, b = (np.asarray(Image.open(d / "img_000.png")).astype(int) for d in (out, bf16))
     assert a.shape == b.shape and np.abs(a - b).mean() < 2
 
@@ -114,16 +137,28 @@ def test_bad_inputs_get_one_clear_line(tmp_path, trained_run, capsys):
     assert "no training data" in _err(["train", "--run-dir", r], capsys)
     write_images(tmp_path / "small" / "trainA", 2, size=(20, 20))
     write_images(tmp_path / "small" / "trainB", 2, size=(20, 20))
-    assert "smaller than the crop 256x256" in _err(["train", str(tmp_path / "small"), "--run-dir", r, "--set", "data.preprocess=crop"], capsys)
+    assert "smaller than the crop 256x256" in _err(
+        ["train", str(tmp_path / "small"), "--run-dir", r, "--set", "data.preprocess=crop"], capsys
+    )
     (tmp_path / "small" / "trainB" / "img_001.png").write_bytes(b"garbage")
-    assert "img_001.png: cannot read image" in _err(["train", str(tmp_path / "small"), "--run-dir", r, "--preset", "quick"], capsys)
-    assert "model.generator='resnet_5' is not one of" in _err(["train", str(tmp_path / "ok"), "--run-dir", r, "--set", "model.generator=resnet_5"], capsys)
+    assert "img_001.png: cannot read image" in _err(
+        ["train", str(tmp_path / "small"), "--run-dir", r, "--preset", "quick"], capsys
+    )
+    assert "model.generator='resnet_5' is not one of" in _err(
+        ["train", str(tmp_path / "ok"), "--run-dir", r, "--set", "model.generator=resnet_5"], capsys
+    )
     assert "unknown config key 'model.widht'" in _err(["train", "x", "--set", "model.widht=3"], capsys)
     assert "unknown preset 'fastest'" in _err(["train", "x", "--preset", "fastest"], capsys)
-    assert "no config.json or checkpoints/latest.state.safetensors there" in _err(["train", "--resume", str(tmp_path)], capsys)
+    assert "no config.json or checkpoints/latest.state.safetensors there" in _err(
+        ["train", "--resume", str(tmp_path)], capsys
+    )
     assert "not found" in _err(["translate", "-c", str(tmp_path / "none.safetensors"), "x", "--out", r], capsys)
-    assert "no such file or folder" in _err(["translate", "-c", str(trained_run / "run"), str(tmp_path / "missing.png"), "--out", r], capsys)
-    assert "translates AtoB, BtoA, not XtoY" in _err(["translate", "-c", str(trained_run / "run"), "--direction", "XtoY", "x", "--out", r], capsys)
+    assert "no such file or folder" in _err(
+        ["translate", "-c", str(trained_run / "run"), str(tmp_path / "missing.png"), "--out", r], capsys
+    )
+    assert "translates AtoB, BtoA, not XtoY" in _err(
+        ["translate", "-c", str(trained_run / "run"), "--direction", "XtoY", "x", "--out", r], capsys
+    )
 
 
 def test_wrong_architecture_checkpoint(tmp_path, trained_run, capsys):
@@ -132,7 +167,17 @@ def test_wrong_architecture_checkpoint(tmp_path, trained_run, capsys):
     tree, meta = ckpt.load_model(trained_run / "run" / "checkpoints" / "latest.model.safetensors")
     meta["specs"]["G_A"]["kwargs"]["ngf"] = 8
     ckpt.save_tree(tmp_path / "wrong.model.safetensors", tree, meta)
-    err = _err(["translate", "-c", str(tmp_path / "wrong.model.safetensors"), str(trained_run / "data" / "testA"), "--out", str(tmp_path / "o")], capsys)
+    err = _err(
+        [
+            "translate",
+            "-c",
+            str(tmp_path / "wrong.model.safetensors"),
+            str(trained_run / "data" / "testA"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert "weights of G_A do not fit its recorded architecture" in err
 
 
@@ -158,8 +203,24 @@ def test_ctrl_c_saves_and_exits_130_then_resume_goes_on(tmp_path):
         write_images(tmp_path / "data" / split, 4, seed=len(split))
     sets = [a for o in TINY + ["optim.n_epochs=500"] for a in ("--set", o)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "cyclegan", "train", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"),
-                             "--preset", "quick", *sets], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cyclegan",
+            "train",
+            str(tmp_path / "data"),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--preset",
+            "quick",
+            *sets,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     log = tmp_path / "run" / "log.jsonl"
     deadline = time.time() + 120
     while not (log.is_file() and log.read_text().strip()) and time.time() < deadline and proc.poll() is None:

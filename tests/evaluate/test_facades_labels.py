@@ -9,10 +9,10 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from conftest import FACADES, needs_facades
 from cyclegan.evaluate import SegScorer
 from cyclegan.metrics import FACADES_PALETTE, colors_to_labels
 from cyclegan.metrics.segmentation import labels_to_colors
-from conftest import FACADES, needs_facades
 
 N = 12  # test pairs
 
@@ -59,8 +59,10 @@ def test_ground_truth_scores_one_at_evaluate_size_when_aligned_like_the_photo(tm
     the ground truth was resized with torch's legacy 'nearest' (shifted by up to a source pixel): this perfect
     translation then scored 0.876 per-pixel on all 106 test maps at 143 -> 128."""
     truth = _label_maps(tmp_path / "prepared", size=143, snap=True)
-    fakes = [(f, torch.from_numpy(np.array(Image.open(f).convert("RGB").resize((128, 128), Image.NEAREST))).permute(2, 0, 1))
-             for f in sorted(truth.glob("*.png"))]
+    fakes = [
+        (f, torch.from_numpy(np.array(Image.open(f).convert("RGB").resize((128, 128), Image.NEAREST))).permute(2, 0, 1))
+        for f in sorted(truth.glob("*.png"))
+    ]
     r = _score(truth, fakes, resize=True)
     assert r["per_pixel_acc"] == r["per_class_acc"] == r["class_iou"] == 1.0
 
@@ -91,15 +93,17 @@ def test_reference_training_script_writes_a_generator_that_evaluate_scores(tmp_p
 
     if not (REFERENCE / "models" / "cycle_gan_model.py").is_file():
         pytest.skip(f"the reference implementation is not at {REFERENCE}")
-    from test_experiments import load_script
-
     from cyclegan.cli import main
+    from test_experiments import load_script
 
     data = tmp_path / "data"
     for i in range(1, 5):
         ab = Image.open(FACADES / "test" / f"{i}.jpg").convert("RGB")
         w = ab.width // 2
-        for split, box, resample in (("A", (0, 0, w, ab.height), Image.BICUBIC), ("B", (w, 0, 2 * w, ab.height), Image.NEAREST)):
+        for split, box, resample in (
+            ("A", (0, 0, w, ab.height), Image.BICUBIC),
+            ("B", (w, 0, 2 * w, ab.height), Image.NEAREST),
+        ):
             for phase in ("train", "test"):
                 (data / f"{phase}{split}").mkdir(parents=True, exist_ok=True)
                 ab.crop(box).resize((36, 36), resample).save(data / f"{phase}{split}" / f"{i}.png")
@@ -107,12 +111,50 @@ def test_reference_training_script_writes_a_generator_that_evaluate_scores(tmp_p
 
     monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts the reference's folder first; undone after
     script = load_script("facades/reference_train.py")
-    assert script.main(["--data", str(data), "--out", str(tmp_path / "ref"), "--reference", str(REFERENCE),
-                        "--load-size", "36", "--crop-size", "32", "--ngf", "4", "--ndf", "4", "--max-steps", "2"]) == 0
+    assert (
+        script.main(
+            [
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "ref"),
+                "--reference",
+                str(REFERENCE),
+                "--load-size",
+                "36",
+                "--crop-size",
+                "32",
+                "--ngf",
+                "4",
+                "--ndf",
+                "4",
+                "--max-steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     generator = tmp_path / "ref" / "latest_net_G_A.pth"
     assert generator.is_file()
-    assert main(["evaluate", str(generator), "--data", str(data), "--size", "32", "--metrics", "seg", "--out",
-                 str(tmp_path / "eval"), "--quiet", "--no-gallery"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(generator),
+                "--data",
+                str(data),
+                "--size",
+                "32",
+                "--metrics",
+                "seg",
+                "--out",
+                str(tmp_path / "eval"),
+                "--quiet",
+                "--no-gallery",
+            ]
+        )
+        == 0
+    )
     import json
 
     values = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]["AtoB"]

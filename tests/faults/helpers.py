@@ -28,14 +28,25 @@ def real_data(root: Path, n_a: int = 4, n_b: int = 3, test: int = 0) -> Path:
 
 
 def env(**extra: str) -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]), **extra}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        **extra,
+    }
 
 
 def cli(*args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
     """`python -m cyclegan ARGS` as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "cyclegan", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env(**extra_env), check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "cyclegan", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env(**extra_env),
+        check=False,
+    )
 
 
 def tiny_sets(*extra: str) -> list[str]:
@@ -44,8 +55,13 @@ def tiny_sets(*extra: str) -> list[str]:
 
 
 def start_train(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cyclegan", "train", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env())
+    return subprocess.Popen(
+        [sys.executable, "-m", "cyclegan", "train", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
 
 
 def wait_for_step(run: Path, proc: subprocess.Popen, step: int, timeout: float = 120) -> None:
@@ -70,7 +86,8 @@ def state_tensors(run: Path, name: str = "latest") -> dict[str, torch.Tensor]:
 
 
 def assert_same_state(a: Path, b: Path) -> None:
-    """Every tensor of the two runs' latest states equal, bit for bit (RNG states aside, as tests/train/test_train.py)."""
+    """Every tensor of the two runs' latest states equal, bit for bit (RNG states aside, as "
+    "tests/train/test_train.py)."""
     ta, tb = state_tensors(a), state_tensors(b)
     assert ta.keys() == tb.keys()
     for k in ta:
@@ -81,7 +98,10 @@ def assert_same_state(a: Path, b: Path) -> None:
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
     """The one line a failed command printed on stderr (warnings aside); fails if there is a traceback or more."""
     assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines()
-             if line.strip() and not line.startswith("warning: ") and not re.search(r"\d+%\|", line)]  # bars aside
+    lines = [
+        line
+        for line in proc.stderr.replace("\r", "\n").splitlines()
+        if line.strip() and not line.startswith("warning: ") and not re.search(r"\d+%\|", line)
+    ]  # bars aside
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     return lines[0]

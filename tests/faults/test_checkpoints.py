@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import needs_horse2zebra
 from cyclegan import checkpoint as ckpt
 from cyclegan.cli import main
 from cyclegan.errors import UserError
-from conftest import needs_horse2zebra
 
 from .helpers import assert_same_state, cli, one_line_error, real_data, state_tensors, tiny_sets
 
@@ -96,8 +96,11 @@ def test_disk_full_during_a_save_patched_writer(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt, "save_file", disk_full)
-    with pytest.raises(UserError, match=r"could not write .*latest.state.safetensors \(no space left on the device\); "
-                                        r"the latest.state.safetensors saved before is intact"):
+    with pytest.raises(
+        UserError,
+        match=r"could not write .*latest.state.safetensors \(no space left on the device\); "
+        r"the latest.state.safetensors saved before is intact",
+    ):
         ckpt.save_state(path, {"w": torch.zeros(3)}, {"step": 3})
     assert [p.name for p in tmp_path.iterdir()] == ["latest.state.safetensors"]
     assert torch.equal(ckpt.load_tree(path)[0]["w"], torch.ones(3))
@@ -111,9 +114,15 @@ def test_save_fsyncs_the_file_and_its_folder(tmp_path, monkeypatch):
     assert any(p.endswith(".tmp") for p in synced) and str(tmp_path) in synced  # the file, then the folder
 
 
-@pytest.mark.parametrize("damage, problem", [(lambda b: b[:-10], "truncated"), (lambda b: b + b"xx", "trailing bytes"),
-                                             (lambda b: b[:5], "shorter than a safetensors header"),
-                                             (lambda b: b[:8] + b"{" * 20 + b[28:], "header is not valid JSON")])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda b: b[:-10], "truncated"),
+        (lambda b: b + b"xx", "trailing bytes"),
+        (lambda b: b[:5], "shorter than a safetensors header"),
+        (lambda b: b[:8] + b"{" * 20 + b[28:], "header is not valid JSON"),
+    ],
+)
 def test_verify_file_names_the_damage(tmp_path, damage, problem):
     path = tmp_path / "s.safetensors"
     ckpt.save_tree(path, {"w": torch.ones(100)}, {"step": 1})
@@ -126,8 +135,12 @@ def _mount_tmpfs(where: Path, size: str) -> bool:
     where.mkdir()
     if os.geteuid() != 0:
         return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True,
-                          check=False).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 def test_disk_full_on_a_real_small_file_system(data, tmp_path):

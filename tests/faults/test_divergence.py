@@ -6,13 +6,13 @@ import copy
 import pytest
 import torch
 
+from conftest import TINY, needs_horse2zebra
 from cyclegan.cli import main
 from cyclegan.config import build_config
-from cyclegan.methods import validate
 from cyclegan.errors import UserError
+from cyclegan.methods import validate
 from cyclegan.train import create_state, train_step
 from cyclegan.train.guard import DivergenceGuard, TrainingDiverged
-from conftest import TINY, needs_horse2zebra
 
 from .helpers import cli, one_line_error, real_data, tiny_sets
 
@@ -24,8 +24,22 @@ def healthy_run(tmp_path):
     """Two good steps on real images, saved: the last good checkpoint."""
     data = real_data(tmp_path / "data")
     run = tmp_path / "run"
-    assert main(["train", str(data), "--run-dir", str(run), "--preset", "quick", *tiny_sets("optim.n_epochs=10"),
-                 "--max-steps", "2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--run-dir",
+                str(run),
+                "--preset",
+                "quick",
+                *tiny_sets("optim.n_epochs=10"),
+                "--max-steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     return run, (run / "checkpoints" / "latest.state.safetensors").read_bytes()
 
 
@@ -35,8 +49,10 @@ def test_a_learning_rate_a_million_times_too_high_stops_the_run(healthy_run):
     assert out.returncode == 4, out.stdout + out.stderr
     line = one_line_error(out)
     assert line.startswith("error: training diverged at step ") and "above train.max_loss=1e+06" in line
-    assert f"nothing was saved over the last good checkpoint, {run / 'checkpoints' / 'latest.state.safetensors'} " \
-           "(step 2)" in line
+    assert (
+        f"nothing was saved over the last good checkpoint, {run / 'checkpoints' / 'latest.state.safetensors'} "
+        "(step 2)" in line
+    )
     assert "a learning rate too high (optim.lr=200" in line and f"cyclegan train --resume {run}" in line
     assert (run / "checkpoints" / "latest.state.safetensors").read_bytes() == saved  # the good state, untouched
     assert not (run / "checkpoints" / "previous.state.safetensors").exists()
@@ -107,9 +123,14 @@ def test_the_guard_leaves_good_steps_bit_identical(image_root):
         assert all(torch.equal(v, guarded.nets[k].state_dict()[n]) for n, v in plain.nets[k].state_dict().items())
 
 
-@pytest.mark.parametrize("setting, message", [("train.max_bad_steps=-1", "train.max_bad_steps must be 0"),
-                                              ("train.max_loss=-5", "train.max_loss must be 0"),
-                                              ("train.max_loss=inf", "train.max_loss must be 0")])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("train.max_bad_steps=-1", "train.max_bad_steps must be 0"),
+        ("train.max_loss=-5", "train.max_loss must be 0"),
+        ("train.max_loss=inf", "train.max_loss must be 0"),
+    ],
+)
 def test_guard_settings_are_checked(setting, message):
     with pytest.raises(UserError, match=message):
         validate(build_config([], [], [setting]))

@@ -7,11 +7,11 @@ import shutil
 import pytest
 from PIL import Image
 
+from conftest import needs_horse2zebra
 from cyclegan.cli import main
 from cyclegan.data import limits
 from cyclegan.data.files import ImageReadError, image_size, read_image
 from cyclegan.errors import UserError
-from conftest import needs_horse2zebra
 
 from .helpers import cli, one_line_error, real_data, tiny_sets
 
@@ -25,8 +25,12 @@ def setup(tmp_path_factory):
     """A tiny model trained on real images, a 22 KB PNG claiming 182 million pixels, and a corrupt 'photo'."""
     root = tmp_path_factory.mktemp("images")
     data = real_data(root / "data", test=3)
-    assert main(["train", str(data), "--run-dir", str(root / "run"), "--preset", "quick", *tiny_sets(),
-                 "--max-steps", "1"]) == 0
+    assert (
+        main(
+            ["train", str(data), "--run-dir", str(root / "run"), "--preset", "quick", *tiny_sets(), "--max-steps", "1"]
+        )
+        == 0
+    )
     Image.new("1", BOMB).save(root / "bomb.png")  # all black, 1 bit per pixel: compresses to almost nothing
     (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return root, data
@@ -46,7 +50,7 @@ def test_translate_a_folder_translates_the_rest_and_lists_what_it_skipped(setup,
     assert out.returncode == 3, out.stdout + out.stderr
     assert "3 images written" in out.stdout and "Traceback" not in out.stderr
     lines = out.stderr.splitlines()
-    lines = lines[lines.index("skipped 2 of 5 input image(s):"):]  # after the progress bar
+    lines = lines[lines.index("skipped 2 of 5 input image(s):") :]  # after the progress bar
     assert lines[1].strip().startswith(_limit_line(inputs / "bomb.png"))
     assert lines[2].strip().startswith(f"{inputs / 'corrupt.jpg'}: cannot read image") and len(lines) == 3
     assert len(list((tmp_path / "out").glob("*.png"))) == 3
@@ -84,8 +88,11 @@ def test_the_limit_is_one_setting(setup, monkeypatch):
     assert image_size(photo) == (256, 256) and limits.max_pixels() == limits.DEFAULT_MAX_PIXELS
     monkeypatch.setenv(limits.ENV, "60000")
     for read in (read_image, image_size):
-        with pytest.raises(ImageReadError, match=r"256x256 = 65,536 pixels, above the limit of 60,000; to accept it "
-                                                 r"set CYCLEGAN_MAX_PIXELS=65536"):
+        with pytest.raises(
+            ImageReadError,
+            match=r"256x256 = 65,536 pixels, above the limit of 60,000; to accept it "
+            r"set CYCLEGAN_MAX_PIXELS=65536",
+        ):
             read(photo)
     monkeypatch.setenv(limits.ENV, "0")  # no limit: Pillow's own check is set aside as well
     assert image_size(root / "bomb.png") == BOMB
@@ -107,8 +114,9 @@ def test_a_large_allowed_image_translates_in_tiles_without_being_asked(setup, mo
     whole = translator(photo)
     calls = []
     real = tiled.tiled_forward
-    monkeypatch.setattr("cyclegan.translate.translator.tiled_forward",
-                        lambda net, x, tile: calls.append(tile) or real(net, x, tile))
+    monkeypatch.setattr(
+        "cyclegan.translate.translator.tiled_forward", lambda net, x, tile: calls.append(tile) or real(net, x, tile)
+    )
     monkeypatch.setattr(tiled, "AUTO_TILE_PIXELS", 100 * 100)
     monkeypatch.setattr(tiled, "AUTO_TILE", 64)
     tiles = translator(photo)

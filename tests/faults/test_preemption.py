@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from cyclegan.cli import main
 from conftest import needs_horse2zebra
+from cyclegan.cli import main
 
 from .helpers import assert_same_state, real_data, start_train, tiny_sets, wait_for_step
 
@@ -36,8 +36,22 @@ def test_preemption_signal_saves_exits_75_and_resumes_bit_identically(data, tmp_
 
     # the preempted run, resumed, ends where a run that never stopped ends
     assert main(["train", "--resume", str(tmp_path / "run"), "--max-steps", str(total)]) == 0
-    assert main(["train", str(data), "--run-dir", str(tmp_path / "straight"), "--preset", "quick", *sets,
-                 "--max-steps", str(total)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--run-dir",
+                str(tmp_path / "straight"),
+                "--preset",
+                "quick",
+                *sets,
+                "--max-steps",
+                str(total),
+            ]
+        )
+        == 0
+    )
     assert_same_state(tmp_path / "run", tmp_path / "straight")
 
 
@@ -45,8 +59,9 @@ def test_preemption_signal_saves_exits_75_and_resumes_bit_identically(data, tmp_
 def test_a_second_ctrl_c_aborts_without_saving_a_second_sigterm_does_not(data, tmp_path, first):
     """Ctrl-C twice: out at once (exit 130, no checkpoint). SIGTERM then SIGTERM (torchrun passing on what SLURM
     sent every process): the save goes on (exit 75). The steps are slow (~1 s), so both signals land in one."""
-    sets = tiny_sets("optim.n_epochs=50", "train.log_every=1", "model.ngf=32", "data.load_size=256",
-                     "data.crop_size=256")
+    sets = tiny_sets(
+        "optim.n_epochs=50", "train.log_every=1", "model.ngf=32", "data.load_size=256", "data.crop_size=256"
+    )
     proc = start_train(data, "--run-dir", tmp_path / "run", "--preset", "quick", *sets)
     wait_for_step(tmp_path / "run", proc, 1)
     proc.send_signal(first)

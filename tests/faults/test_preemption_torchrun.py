@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import needs_horse2zebra
 from cyclegan.checkpoint import load_tree
 from cyclegan.distributed import saved_world_size
-from conftest import needs_horse2zebra
 
 from .helpers import assert_same_state, env, real_data, tiny_sets, wait_for_step
 
@@ -20,8 +20,17 @@ pytestmark = [needs_horse2zebra, pytest.mark.slow]
 
 
 def _torchrun(*args, **kwargs) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cyclegan",
-           "train", *map(str, args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "cyclegan",
+        "train",
+        *map(str, args),
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), **kwargs)
 
 

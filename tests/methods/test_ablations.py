@@ -35,20 +35,45 @@ NO_IDT = ["loss.lambda_identity=0"]
 # preset(s), extra overrides -> generator-phase terms, forward calls per network in the generator phase,
 # and the discriminators that get trained.
 CASES = {
-    "full+identity": (["paper"], [], {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B"},
-                      {"G_A": 3, "G_B": 3, "D_A": 1, "D_B": 1}, ("D_A", "D_B")),
-    "full": (["paper"], NO_IDT, {"G_A", "G_B", "cycle_A", "cycle_B"},
-             {"G_A": 2, "G_B": 2, "D_A": 1, "D_B": 1}, ("D_A", "D_B")),
+    "full+identity": (
+        ["paper"],
+        [],
+        {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B"},
+        {"G_A": 3, "G_B": 3, "D_A": 1, "D_B": 1},
+        ("D_A", "D_B"),
+    ),
+    "full": (
+        ["paper"],
+        NO_IDT,
+        {"G_A", "G_B", "cycle_A", "cycle_B"},
+        {"G_A": 2, "G_B": 2, "D_A": 1, "D_B": 1},
+        ("D_A", "D_B"),
+    ),
     "gan_only": (["gan_only"], [], {"G_A", "G_B"}, {"G_A": 1, "G_B": 1, "D_A": 1, "D_B": 1}, ("D_A", "D_B")),
     "cycle_only": (["cycle_only"], [], {"cycle_A", "cycle_B"}, {"G_A": 2, "G_B": 2, "D_A": 0, "D_B": 0}, ()),
     # forward cycle only: F(G(x)) ~ x, so G(F(y)) is never computed
-    "gan_forward": (["gan_forward"], NO_IDT, {"G_A", "G_B", "cycle_A"},
-                    {"G_A": 1, "G_B": 2, "D_A": 1, "D_B": 1}, ("D_A", "D_B")),
-    "gan_backward": (["gan_backward"], NO_IDT, {"G_A", "G_B", "cycle_B"},
-                     {"G_A": 2, "G_B": 1, "D_A": 1, "D_B": 1}, ("D_A", "D_B")),
+    "gan_forward": (
+        ["gan_forward"],
+        NO_IDT,
+        {"G_A", "G_B", "cycle_A"},
+        {"G_A": 1, "G_B": 2, "D_A": 1, "D_B": 1},
+        ("D_A", "D_B"),
+    ),
+    "gan_backward": (
+        ["gan_backward"],
+        NO_IDT,
+        {"G_A", "G_B", "cycle_B"},
+        {"G_A": 2, "G_B": 1, "D_A": 1, "D_B": 1},
+        ("D_A", "D_B"),
+    ),
     # with identity on, gan_forward keeps only the identity term whose cycle weight is nonzero (idt_B)
-    "gan_forward+identity": (["gan_forward"], [], {"G_A", "G_B", "cycle_A", "idt_B"},
-                             {"G_A": 1, "G_B": 3, "D_A": 1, "D_B": 1}, ("D_A", "D_B")),
+    "gan_forward+identity": (
+        ["gan_forward"],
+        [],
+        {"G_A", "G_B", "cycle_A", "idt_B"},
+        {"G_A": 1, "G_B": 3, "D_A": 1, "D_B": 1},
+        ("D_A", "D_B"),
+    ),
 }
 
 
@@ -117,12 +142,19 @@ def test_gan_only_step_trains_generators_from_the_adversarial_terms_alone():
     assert counts == {"G_A": 1, "G_B": 1, "D_A": 3, "D_B": 3}
 
 
-@pytest.mark.parametrize("preset, kept, dropped", [("gan_forward", "cycle_A", "cycle_B"),
-                                                    ("gan_backward", "cycle_B", "cycle_A")])
+@pytest.mark.parametrize(
+    "preset, kept, dropped", [("gan_forward", "cycle_A", "cycle_B"), ("gan_backward", "cycle_B", "cycle_A")]
+)
 def test_one_sided_cycle_values(preset, kept, dropped):
     """The kept cycle term is lambda * ||F(G(x)) - x||_1 (forward) or lambda * ||G(F(y)) - y||_1 (backward)."""
-    cfg = build_config([preset], [], TINY + NO_IDT + ["loss.lambda_a=7", "loss.lambda_b=7"] +
-                       [f"loss.lambda_{'b' if preset == 'gan_forward' else 'a'}=0"])
+    cfg = build_config(
+        [preset],
+        [],
+        TINY
+        + NO_IDT
+        + ["loss.lambda_a=7", "loss.lambda_b=7"]
+        + [f"loss.lambda_{'b' if preset == 'gan_forward' else 'a'}=0"],
+    )
     method = create_method(cfg)
     torch.manual_seed(0)
     nets = method.build_networks()

@@ -46,8 +46,9 @@ def test_all_baselines_are_registered():
 
 def _config(method: str, size: int, *extra: str):
     gen = "resnet_9blocks" if size == 256 else "resnet_6blocks"
-    return build_config([method], [], [f"data.crop_size={size}", f"data.load_size={size}", f"model.generator={gen}",
-                                       *SMALL, *extra])
+    return build_config(
+        [method], [], [f"data.crop_size={size}", f"data.load_size={size}", f"model.generator={gen}", *SMALL, *extra]
+    )
 
 
 @pytest.mark.parametrize("size", [128, 256])
@@ -89,8 +90,14 @@ def test_latent_networks_shapes_and_counts():
     assert j(torch.zeros(2, 3, 128, 128), torch.zeros(2, 50)).shape == (2, 1)
     # DCGAN widths at 64x64, ngf=8: 4x4x64, 8x8x64, 16x16x32, 32x32x16, 64x64x8, to RGB (batch norm)
     single = LATENT_NETS.create("latent_generator", latent_dim=100, out_ch=3, size=64, ngf=8)
-    expected = (100 * 64 * 16 + 2 * 64) + (64 * 64 * 16 + 2 * 64) + (64 * 32 * 16 + 2 * 32) \
-        + (32 * 16 * 16 + 2 * 16) + (16 * 8 * 16 + 2 * 8) + (8 * 3 * 9 + 3)
+    expected = (
+        (100 * 64 * 16 + 2 * 64)
+        + (64 * 64 * 16 + 2 * 64)
+        + (64 * 32 * 16 + 2 * 32)
+        + (32 * 16 * 16 + 2 * 16)
+        + (16 * 8 * 16 + 2 * 8)
+        + (8 * 3 * 9 + 3)
+    )
     assert count_parameters(single) == expected
     with pytest.raises(ValueError, match="power-of-two"):
         LATENT_NETS.create("cogan_generator", size=96)
@@ -152,8 +159,18 @@ def test_simgan_and_bigan_losses_on_hand_made_inputs():
     """The loss terms are the documented formulas, computed independently here."""
     torch.manual_seed(0)
     a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
-    cfg = build_config(["simgan"], [], ["data.crop_size=32", "model.ngf=4", "model.ndf=4", "model.generator=resnet_6blocks",
-                                        "loss.lambda_self_reg=3", "loss.lambda_gan_b=0"])
+    cfg = build_config(
+        ["simgan"],
+        [],
+        [
+            "data.crop_size=32",
+            "model.ngf=4",
+            "model.ndf=4",
+            "model.generator=resnet_6blocks",
+            "loss.lambda_self_reg=3",
+            "loss.lambda_gan_b=0",
+        ],
+    )
     m = create_method(cfg)
     nets = m.build_networks()
     terms, fakes = m.generator_loss(nets, {"A": a, "B": b})
@@ -162,7 +179,9 @@ def test_simgan_and_bigan_losses_on_hand_made_inputs():
     assert torch.allclose(terms["reg_A"], 3 * (fake - a).abs().mean())
     assert torch.allclose(terms["G_A"], (nets["D_A"](fake) - 1).pow(2).mean())
 
-    cfg = build_config(["bigan"], [], ["data.crop_size=32", "model.ngf=4", "model.ndf=4", "model.generator=resnet_6blocks"])
+    cfg = build_config(
+        ["bigan"], [], ["data.crop_size=32", "model.ngf=4", "model.ndf=4", "model.generator=resnet_6blocks"]
+    )
     m = create_method(cfg)
     nets = m.build_networks()
     assert nets["D"].model[0].in_channels == 6  # judges (a, b) pairs
@@ -187,7 +206,9 @@ def test_vgg16_relu4_2_from_a_local_file(tmp_path):
     net.train()
     assert not net.training  # stays frozen in eval mode
     x = torch.rand(2, 3, 64, 64) * 2 - 1
-    normalised = ((x + 1) / 2 - torch.tensor(feats.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(feats.IMAGENET_STD).view(1, 3, 1, 1)
+    normalised = ((x + 1) / 2 - torch.tensor(feats.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        feats.IMAGENET_STD
+    ).view(1, 3, 1, 1)
     out = net(x)
     assert out.shape == (2, 512, 8, 8)
     assert torch.allclose(out, ref.features(normalised), atol=1e-6)
@@ -208,8 +229,10 @@ def test_inception_mixed_5d_is_the_fid_network_truncated(tmp_path):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
-    save_file({k: v.contiguous() for k, v in full.state_dict().items() if not k.endswith("num_batches_tracked")},
-              str(tmp_path / "inception.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in full.state_dict().items() if not k.endswith("num_batches_tracked")},
+        str(tmp_path / "inception.safetensors"),
+    )
     captured = {}
     full.Mixed_5d.register_forward_hook(lambda mod, inp, out: captured.setdefault("out", out))
     x = torch.rand(1, 3, 75, 75) * 2 - 1
@@ -240,8 +263,19 @@ def test_feature_loss_is_on_features_and_reaches_the_generator(random_inception)
 @pytest.mark.parametrize("method", BASELINES)
 def test_training_step_on_real_horse2zebra(method):
     """One optimisation step on real horse and zebra photos (64x64 crops): finite losses, weights move."""
-    cfg = build_config([method], [], [f"data.root={HORSE2ZEBRA}", "data.max_images=2", "data.load_size=72",
-                                      "data.crop_size=64", "data.workers=0", "model.generator=resnet_6blocks", *SMALL])
+    cfg = build_config(
+        [method],
+        [],
+        [
+            f"data.root={HORSE2ZEBRA}",
+            "data.max_images=2",
+            "data.load_size=72",
+            "data.crop_size=64",
+            "data.workers=0",
+            "model.generator=resnet_6blocks",
+            *SMALL,
+        ],
+    )
     data = build_unaligned(cfg.data, cfg.train.seed)
     items = [data[(0, i)] for i in range(2)]
     batch = {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
@@ -263,8 +297,19 @@ def test_translate_cli_on_a_tiny_run(method, image_root, tiny_overrides, tmp_pat
     assert set(tree) == set(result.state.method.inference_nets()) == set(meta["specs"])
     for direction, folder in (("AtoB", "testA"), ("BtoA", "testB")):
         out = tmp_path / f"out_{direction}"
-        rc = cli(["translate", "--checkpoint", str(tmp_path / "run"), "--direction", direction,
-                  str(image_root / folder), "--out", str(out), "--no-gallery"])
+        rc = cli(
+            [
+                "translate",
+                "--checkpoint",
+                str(tmp_path / "run"),
+                "--direction",
+                direction,
+                str(image_root / folder),
+                "--out",
+                str(out),
+                "--no-gallery",
+            ]
+        )
         assert rc == 0
         files = sorted(out.glob("*.png"))
         assert len(files) == 3 and all(Image.open(f).size == (40, 36) for f in files)

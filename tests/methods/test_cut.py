@@ -14,18 +14,17 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import TINY, flat_tensors
 from PIL import Image
 
+from conftest import TINY, flat_tensors
 from cyclegan.checkpoint import load_model, load_tree
 from cyclegan.cli import main as cli
 from cyclegan.config import build_config
-from cyclegan.methods import validate
 from cyclegan.distributed import DistContext
 from cyclegan.errors import UserError
 from cyclegan.export import export_onnx
 from cyclegan.losses import generator_gan_loss
-from cyclegan.methods import create_method
+from cyclegan.methods import create_method, validate
 from cyclegan.nets import create_generator
 from cyclegan.nets.encoder import layer_features
 from cyclegan.nets.generators import ResnetGenerator
@@ -34,8 +33,15 @@ from cyclegan.patchnce import patch_nce_loss
 from cyclegan.train import create_state, train, train_step
 from cyclegan.translate import load_translator
 
-SMALL = ["model.ngf=4", "model.ndf=4", "model.nce_mlp_nc=16", "loss.nce_patches=32", "model.generator=resnet_6blocks",
-         "data.load_size=32", "data.crop_size=32"]
+SMALL = [
+    "model.ngf=4",
+    "model.ndf=4",
+    "model.nce_mlp_nc=16",
+    "loss.nce_patches=32",
+    "model.generator=resnet_6blocks",
+    "data.load_size=32",
+    "data.crop_size=32",
+]
 
 
 def _direct_nce(q: torch.Tensor, k: torch.Tensor, images: int, tau: float) -> tuple[float, torch.Tensor]:
@@ -74,8 +80,9 @@ def test_patch_nce_equals_a_direct_computation_value_and_gradient():
     assert patch_nce_loss(e, e, images=2, temperature=0.07).item() == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("generator,channels", [("resnet_9blocks", [3, 128, 256, 256, 256]),
-                                                ("resnet_6blocks", [3, 128, 256, 256, 128])])
+@pytest.mark.parametrize(
+    "generator,channels", [("resnet_9blocks", [3, 128, 256, 256, 256]), ("resnet_6blocks", [3, 128, 256, 256, 128])]
+)
 def test_heads_from_known_channels_are_the_lazily_built_ones(generator, channels):
     """The heads built before any data equal those the reference builds on the first batch (from the features'
     channels): same modules, names (the reference's netF keys) and shapes; the generator is untouched."""
@@ -265,21 +272,34 @@ def test_list_shows_the_methods_and_presets(capsys):
 
 def test_settings_are_checked_with_one_line_errors():
     assert validate(build_config(["fastcut"], [], [])).model.method == "fastcut"
-    for extra, message in ((["model.method=fastcut"], "add the preset"), (["model.generator=unet_128"], "not one"),
-                           (["data.channels_a=1"], "same number of channels"),
-                           (["model.nce_layers=0,4,40"], "layers 0 to"), (["model.nce_layers=4,0"], "ascending"),
-                           (["loss.nce_temperature=0"], "positive"), (["loss.nce_patches=0"], "at least 1"),
-                           (["loss.lambda_nce=0", "loss.lambda_gan_a=0"], "nothing to train")):
+    for extra, message in (
+        (["model.method=fastcut"], "add the preset"),
+        (["model.generator=unet_128"], "not one"),
+        (["data.channels_a=1"], "same number of channels"),
+        (["model.nce_layers=0,4,40"], "layers 0 to"),
+        (["model.nce_layers=4,0"], "ascending"),
+        (["loss.nce_temperature=0"], "positive"),
+        (["loss.nce_patches=0"], "at least 1"),
+        (["loss.lambda_nce=0", "loss.lambda_gan_a=0"], "nothing to train"),
+    ):
         with pytest.raises(UserError, match=message):
             validate(build_config(["quick"] if "model.method=fastcut" in extra else ["cut"], [], extra))
 
 
 # --- two processes (Gloo on the CPU), as tests/train/test_distributed.py ---------------------------------
 
+
 def _ddp_worker(rank: int, world: int, port: int, tmp: str, data: str) -> None:
     torch.set_num_threads(1)
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+        }
+    )
     tmp = Path(tmp)
     base = [*TINY, f"data.root={data}", "model.nce_mlp_nc=16", "loss.nce_patches=32", "train.batch_size=2"]
     with DistContext.from_env("cpu") as dist:
@@ -298,8 +318,9 @@ def test_two_processes_agree_and_resume_bit_identically(image_root, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     method = "spawn" if torch.cuda.is_initialized() else "fork"
-    ctx = mp.start_processes(_ddp_worker, args=(2, port, str(tmp_path), str(image_root)), nprocs=2, join=False,
-                             start_method=method)
+    ctx = mp.start_processes(
+        _ddp_worker, args=(2, port, str(tmp_path), str(image_root)), nprocs=2, join=False, start_method=method
+    )
     deadline = time.monotonic() + 120
     try:
         while not ctx.join(timeout=1.0):

@@ -40,21 +40,32 @@ def test_zero_noise_is_the_paper_objective_and_draws_nothing(image_root, tiny_ov
 
 
 def test_noise_gradient_still_reaches_the_forward_generator(image_root, tiny_overrides):
-    method, nets, batch = cyclegan_method_setup(image_root, tiny_overrides, "loss.cycle_noise=0.5", "loss.lambda_gan_a=0",
-                                 "loss.lambda_gan_b=0", "loss.lambda_b=0")
+    method, nets, batch = cyclegan_method_setup(
+        image_root,
+        tiny_overrides,
+        "loss.cycle_noise=0.5",
+        "loss.lambda_gan_a=0",
+        "loss.lambda_gan_b=0",
+        "loss.lambda_b=0",
+    )
     terms, _ = method.generator_loss(nets, batch)
     terms["cycle_A"].backward()  # additive noise: d cycle / d G(x) is unchanged in form, G still learns from it
     assert sum(p.grad.abs().sum() for p in nets["G_A"].parameters()) > 0
 
 
 def test_resume_with_cycle_noise_is_bit_identical(image_root, tiny_overrides, tmp_path):
-    assert_resume_bit_identical(tiny_overrides + [f"data.root={image_root}", "loss.cycle_noise=0.2", "loss.pool_size=3"], tmp_path)  # RNG state included
+    assert_resume_bit_identical(
+        tiny_overrides + [f"data.root={image_root}", "loss.cycle_noise=0.2", "loss.pool_size=3"], tmp_path
+    )  # RNG state included
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["loss.cycle_noise=-0.1"], "standard deviation"),
-    (["loss.cycle_noise=0.1", "model.method=pix2pix"], "not of pix2pix"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["loss.cycle_noise=-0.1"], "standard deviation"),
+        (["loss.cycle_noise=0.1", "model.method=pix2pix"], "not of pix2pix"),
+    ],
+)
 def test_bad_settings_are_named(image_root, tiny_overrides, extra, message):
     with pytest.raises(UserError, match=message):
         validate(build_config([], [], tiny_overrides + [f"data.root={image_root}", *extra]))

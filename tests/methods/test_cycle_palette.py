@@ -42,7 +42,9 @@ def test_snapped_values_are_exactly_palette_colours_in_bfloat16():
 
 
 def test_forward_cycle_sees_the_snapped_translation_and_the_discriminator_the_raw_one(image_root, tiny_overrides):
-    method, nets, batch = cyclegan_method_setup(image_root, tiny_overrides, "loss.cycle_palette_b=facades", "loss.lambda_a=4")
+    method, nets, batch = cyclegan_method_setup(
+        image_root, tiny_overrides, "loss.cycle_palette_b=facades", "loss.lambda_a=4"
+    )
     terms, fakes = method.generator_loss(nets, batch)
     pal = torch.from_numpy(FACADES_PALETTE.astype("float32")) / 127.5 - 1
     with torch.no_grad():
@@ -70,18 +72,27 @@ def test_a_hidden_low_amplitude_signal_does_not_reach_the_cycle(image_root, tiny
 
 
 def test_gradient_still_reaches_the_forward_generator(image_root, tiny_overrides):
-    method, nets, batch = cyclegan_method_setup(image_root, tiny_overrides, "loss.cycle_palette_b=facades", "loss.lambda_gan_a=0",
-                                 "loss.lambda_gan_b=0", "loss.lambda_b=0")
+    method, nets, batch = cyclegan_method_setup(
+        image_root,
+        tiny_overrides,
+        "loss.cycle_palette_b=facades",
+        "loss.lambda_gan_a=0",
+        "loss.lambda_gan_b=0",
+        "loss.lambda_b=0",
+    )
     terms, _ = method.generator_loss(nets, batch)
     terms["cycle_A"].backward()
     assert sum(p.grad.abs().sum() for p in nets["G_A"].parameters()) > 0
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["loss.cycle_palette_b=cityscapes"], "not a known palette"),
-    (["loss.cycle_palette_a=facades", "model.method=pix2pix"], "not of pix2pix"),
-    (["loss.cycle_palette_b=facades", "data.channels_b=1"], "domain B has 1 channels"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["loss.cycle_palette_b=cityscapes"], "not a known palette"),
+        (["loss.cycle_palette_a=facades", "model.method=pix2pix"], "not of pix2pix"),
+        (["loss.cycle_palette_b=facades", "data.channels_b=1"], "domain B has 1 channels"),
+    ],
+)
 def test_bad_settings_are_named(image_root, tiny_overrides, extra, message):
     with pytest.raises(UserError, match=message):
         validate(build_config([], [], tiny_overrides + [f"data.root={image_root}", *extra]))

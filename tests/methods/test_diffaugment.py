@@ -22,8 +22,12 @@ def test_translation_is_a_whole_pixel_shift_with_zero_fill():
     y = augment.translation(x)
     seen = set()
     for b in range(x.shape[0]):
-        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)  # 16 * 0.125 = 2 pixels at most
-                 if torch.equal(y[b], _shifted(x[b], dy, dx))]
+        found = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)  # 16 * 0.125 = 2 pixels at most
+            if torch.equal(y[b], _shifted(x[b], dy, dx))
+        ]
         assert len(found) == 1, f"sample {b} is not one shift of its input"
         seen.add(found[0])
     assert len(seen) > 1  # each sample draws its own shift
@@ -33,7 +37,9 @@ def _shifted(img, dy, dx):
     """out[:, i, j] = img[:, i + dy, j + dx], zero outside, written with slices (the reference for the test)."""
     out = torch.zeros_like(img)
     h, w = img.shape[1:]
-    out[:, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = img[:, max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)]
+    out[:, max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)] = img[
+        :, max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)
+    ]
     return out
 
 
@@ -120,13 +126,19 @@ def test_off_by_default_and_draws_nothing(image_root, tiny_overrides):
 
 
 def test_resume_with_diffaugment_is_bit_identical(image_root, tiny_overrides, tmp_path):
-    assert_resume_bit_identical(tiny_overrides + [f"data.root={image_root}", "loss.diffaugment=color,translation,cutout", "loss.pool_size=3"], tmp_path)  # RNG state included
+    assert_resume_bit_identical(
+        tiny_overrides + [f"data.root={image_root}", "loss.diffaugment=color,translation,cutout", "loss.pool_size=3"],
+        tmp_path,
+    )  # RNG state included
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["loss.diffaugment=translation,flip"], "'flip'.*choose from color, translation, cutout"),
-    (["loss.diffaugment=cutout", "model.method=pix2pix"], "not of pix2pix"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["loss.diffaugment=translation,flip"], "'flip'.*choose from color, translation, cutout"),
+        (["loss.diffaugment=cutout", "model.method=pix2pix"], "not of pix2pix"),
+    ],
+)
 def test_bad_settings_are_named(image_root, tiny_overrides, extra, message):
     with pytest.raises(UserError, match=message):
         validate(build_config([], [], tiny_overrides + [f"data.root={image_root}", *extra]))

@@ -14,8 +14,20 @@ from cyclegan.train.datasets import build_dataset
 
 
 def _step(fuse: bool, extra=(), dtype=torch.float32):
-    cfg = build_config([], [], TINY + [f"data.root={HORSE2ZEBRA}", "data.max_images=2", "model.ngf=8", "model.ndf=8",
-                                       "loss.lambda_identity=0.5", f"train.fuse_passes={fuse}", *extra])
+    cfg = build_config(
+        [],
+        [],
+        TINY
+        + [
+            f"data.root={HORSE2ZEBRA}",
+            "data.max_images=2",
+            "model.ngf=8",
+            "model.ndf=8",
+            "loss.lambda_identity=0.5",
+            f"train.fuse_passes={fuse}",
+            *extra,
+        ],
+    )
     batch = build_dataset(cfg)[(0, 0)]
     batch = {k: batch[k][None] for k in ("A", "B")}
     batch = {k: v.to(dtype) for k, v in batch.items()}
@@ -80,8 +92,10 @@ def test_real_and_fake_in_one_call_or_two():
     assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(one, two))
 
 
-@pytest.mark.parametrize("norm,dropout,expected", [("instance", False, True), ("none", False, True),
-                                                   ("batch", False, False), ("instance", True, False)])
+@pytest.mark.parametrize(
+    "norm,dropout,expected",
+    [("instance", False, True), ("none", False, True), ("batch", False, False), ("instance", True, False)],
+)
 def test_which_networks_can_fuse(norm, dropout, expected):
     assert samples_independent(norm, dropout) is expected
 

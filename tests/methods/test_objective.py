@@ -9,8 +9,9 @@ from cyclegan.methods.extras import AddedTerm, add_noise
 
 
 def test_generator_loss_is_eq3_plus_identity(image_root, tiny_overrides):
-    method, nets, batch = cyclegan_method_setup(image_root, tiny_overrides, "loss.lambda_identity=0.5",
-                                                "loss.lambda_a=7", "loss.lambda_b=3")
+    method, nets, batch = cyclegan_method_setup(
+        image_root, tiny_overrides, "loss.lambda_identity=0.5", "loss.lambda_a=7", "loss.lambda_b=3"
+    )
     x, y = batch["A"], batch["B"]
     G, F, D_Y, D_X = nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"]
     terms, fakes = method.generator_loss(nets, batch)
@@ -42,9 +43,13 @@ def test_zero_weights_skip_terms_and_passes(image_root, tiny_overrides):
 
 def test_weighted_keeps_order_and_calls_only_nonzero_terms():
     called = []
-    out = weighted({"a": (2.0, lambda: called.append("a") or torch.tensor(3.0)),
-                    "b": (0.0, lambda: called.append("b") or torch.tensor(1.0)),
-                    "c": (0.5, lambda: called.append("c") or torch.tensor(4.0))})
+    out = weighted(
+        {
+            "a": (2.0, lambda: called.append("a") or torch.tensor(3.0)),
+            "b": (0.0, lambda: called.append("b") or torch.tensor(1.0)),
+            "c": (0.5, lambda: called.append("c") or torch.tensor(4.0)),
+        }
+    )
     assert list(out) == ["a", "c"] and called == ["a", "c"]
     assert out["a"].item() == 6.0 and out["c"].item() == 2.0
 

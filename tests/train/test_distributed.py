@@ -40,12 +40,26 @@ from cyclegan.distributed import (
 from cyclegan.train import create_state, train
 
 TIMEOUT_S = 120
-TINY = ["model.generator=resnet_6blocks", "model.ngf=8", "model.ndf=8", "data.load_size=36", "data.crop_size=32",
-        "data.workers=0", "optim.n_epochs=1", "optim.n_epochs_decay=1", "train.progress=false", "train.log_every=2",
-        "train.sample_every=3", "train.save_every_epochs=1", "train.device=cpu", "train.precision=fp32"]
+TINY = [
+    "model.generator=resnet_6blocks",
+    "model.ngf=8",
+    "model.ndf=8",
+    "data.load_size=36",
+    "data.crop_size=32",
+    "data.workers=0",
+    "optim.n_epochs=1",
+    "optim.n_epochs_decay=1",
+    "train.progress=false",
+    "train.log_every=2",
+    "train.sample_every=3",
+    "train.save_every_epochs=1",
+    "train.device=cpu",
+    "train.precision=fp32",
+]
 
 
 # --- running ranks -------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -61,8 +75,9 @@ def _spawn(job: str, tmp: Path, world: int = 2) -> None:
     method = "spawn" if torch.cuda.is_initialized() else "fork"
     with contextlib.suppress(ImportError):
         importlib.import_module("torch.utils.tensorboard")  # slow to import: once here, inherited by the ranks
-    ctx = mp.start_processes(_worker, args=(world, _free_port(), job, str(tmp)), nprocs=world, join=False,
-                             start_method=method)
+    ctx = mp.start_processes(
+        _worker, args=(world, _free_port(), job, str(tmp)), nprocs=world, join=False, start_method=method
+    )
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not ctx.join(timeout=1.0):
@@ -77,8 +92,15 @@ def _spawn(job: str, tmp: Path, world: int = 2) -> None:
 def _worker(rank: int, world: int, port: int, job: str, tmp: str) -> None:
     """One rank: the environment torchrun would set, then the job, inside DistContext."""
     torch.set_num_threads(1)
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+        }
+    )
     tmp = Path(tmp)
     writes = _WriteRecorder(tmp)
     with DistContext.from_env("cpu") as dist:
@@ -134,8 +156,15 @@ def _job_one_step(dist: DistContext, tmp: Path, writes: _WriteRecorder) -> None:
     bn = nets["n"][1]
     with local_batchnorm(nets):
         local_size = torch.distributed.get_world_size(bn.process_group)
-    torch.save({"weights": nets.state_dict(), "sync": isinstance(bn, nn.SyncBatchNorm), "local_size": local_size,
-                "restored": bn.process_group is None}, tmp / f"prepare_rank{dist.rank}.pt")
+    torch.save(
+        {
+            "weights": nets.state_dict(),
+            "sync": isinstance(bn, nn.SyncBatchNorm),
+            "local_size": local_size,
+            "restored": bn.process_group is None,
+        },
+        tmp / f"prepare_rank{dist.rank}.pt",
+    )
 
 
 def _job_resume(dist: DistContext, tmp: Path, writes: _WriteRecorder) -> None:
@@ -155,8 +184,13 @@ def _job_resume(dist: DistContext, tmp: Path, writes: _WriteRecorder) -> None:
 
 
 def _save_nets(nets, path: Path) -> None:
-    torch.save({"weights": {k: v.clone() for k, v in nets.state_dict().items()},
-                "grads": {k: p.grad.clone() for k, p in nets.named_parameters() if p.grad is not None}}, path)
+    torch.save(
+        {
+            "weights": {k: v.clone() for k, v in nets.state_dict().items()},
+            "grads": {k: p.grad.clone() for k, p in nets.named_parameters() if p.grad is not None},
+        },
+        path,
+    )
 
 
 @pytest.fixture
@@ -167,6 +201,7 @@ def data(tmp_path: Path) -> Path:
 
 
 # --- 2 processes ---------------------------------------------------------------------------------
+
 
 def test_one_step_equals_single_process_on_union_batch(data, tmp_path):
     _spawn("one_step", tmp_path)
@@ -192,7 +227,9 @@ def test_one_step_equals_single_process_on_union_batch(data, tmp_path):
             # Adam's first step is ~lr * sign(g): where g is rounding noise (biases before instance norm,
             # whose exact gradient is 0), noise flips the sign; elsewhere the step agrees to rounding.
             signal = g.abs() > 1e-4 * scale
-            torch.testing.assert_close(r0["weights"][k][signal], weights[k][signal], rtol=1e-5, atol=1e-6, msg=f"weight {k}")
+            torch.testing.assert_close(
+                r0["weights"][k][signal], weights[k][signal], rtol=1e-5, atol=1e-6, msg=f"weight {k}"
+            )
             assert (r0["weights"][k] - weights[k]).abs().max() <= 2.001 * lr
             compared, total = compared + int(signal.sum()), total + g.numel()
     assert compared > 0.9 * total, f"only {compared} of {total} weights had a gradient above rounding noise"
@@ -220,7 +257,9 @@ def test_resume_under_two_processes_is_bit_identical_and_only_rank0_writes(data,
     assert not torch.equal(full["pools"]["D_A"]["generator"], full["ranks"]["1"]["pools"]["D_A"]["generator"])
     assert not torch.equal(full["pools"]["D_A"]["images"], full["ranks"]["1"]["pools"]["D_A"]["images"])
     # Both ranks end with the same weights, in the straight and the resumed run; the file holds rank 1's pools.
-    finals = {(run, r): torch.load(tmp_path / f"{run}_rank{r}.pt")["weights"] for run in ("full", "resumed") for r in (0, 1)}
+    finals = {
+        (run, r): torch.load(tmp_path / f"{run}_rank{r}.pt")["weights"] for run in ("full", "resumed") for r in (0, 1)
+    }
     for k, w in finals["full", 0].items():
         assert all(torch.equal(w, finals[key][k]) for key in finals), f"weights differ across ranks/runs at {k}"
     pools1 = torch.load(tmp_path / "pools_rank1.pt")
@@ -234,6 +273,7 @@ def test_resume_under_two_processes_is_bit_identical_and_only_rank0_writes(data,
 
 
 # --- one process ---------------------------------------------------------------------------------
+
 
 def test_rank_streams_differ_but_weights_do_not(data):
     cfg = _config(data, "loss.pool_size=4")
@@ -262,14 +302,24 @@ def test_rank_seed():
 def test_select_rank_state():
     def part(tag):
         return {"rng": {"cpu": torch.tensor([tag])}, "pools": {"D_A": tag}, "skipped_images": tag}
-    tree = {"nets": "N", "rng": {"cpu": torch.tensor([0])}, "pools": {"D_A": 0},
-            "progress": {"step": 5, "skipped_images": 0}, "world_size": 2, "ranks": {"1": part(1)}}
+
+    tree = {
+        "nets": "N",
+        "rng": {"cpu": torch.tensor([0])},
+        "pools": {"D_A": 0},
+        "progress": {"step": 5, "skipped_images": 0},
+        "world_size": 2,
+        "ranks": {"1": part(1)},
+    }
     assert select_rank_state(tree, 0, part(9)) == {k: tree[k] for k in ("nets", "rng", "pools", "progress")}
     one = select_rank_state(tree, 1, part(9))
     assert one["pools"] == {"D_A": 1} and one["progress"] == {"step": 5, "skipped_images": 1} and "ranks" not in one
     assert select_rank_state(tree, 2, part(9))["pools"] == {"D_A": 9}  # not in the file: fresh streams
     assert saved_world_size(tree) == 2 and saved_world_size({"nets": 0}) == 1
-    assert rank_part({"rng": {"cpu": torch.tensor([3])}, "pools": {}, "progress": {"skipped_images": 2}})["skipped_images"] == 2
+    assert (
+        rank_part({"rng": {"cpu": torch.tensor([3])}, "pools": {}, "progress": {"skipped_images": 2}})["skipped_images"]
+        == 2
+    )
 
 
 def test_single_process_context_is_a_no_op(monkeypatch):

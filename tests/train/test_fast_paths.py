@@ -57,7 +57,9 @@ def run_step(overrides, device="cpu", backend=None, channels_last=False, n=2, dt
     batch = {k: v.to(dtype) for k, v in make_batch(device, channels_last=channels_last, n=n).items()}
     if noise:
         g = torch.Generator().manual_seed(99)
-        batch = {k: v * (1 + noise * torch.randn(v.shape, generator=g, dtype=dtype).to(device)) for k, v in batch.items()}
+        batch = {
+            k: v * (1 + noise * torch.randn(v.shape, generator=g, dtype=dtype).to(device)) for k, v in batch.items()
+        }
     terms = train_step(state, batch)
     grads = {k: torch.cat([p.grad.float().flatten() for p in state.nets[k].parameters()]).cpu() for k in NETS}
     return {k: float(v) for k, v in terms.items()}, grads, state
@@ -143,7 +145,9 @@ def test_compiled_networks_match_plain(plain_cpu, plain_cpu_f64):
     fast = run_step([], backend="aot_eager")
     assert type(fast[2].nets["G_A"]).__name__ == "OptimizedModule"
     assert_agree(fast, plain_cpu, 1e-4)
-    assert_agree(run_step([], backend="aot_eager", n=1, dtype=torch.float64), plain_cpu_f64, 1e-6, {k: 1e-9 for k in NETS})
+    assert_agree(
+        run_step([], backend="aot_eager", n=1, dtype=torch.float64), plain_cpu_f64, 1e-6, {k: 1e-9 for k in NETS}
+    )
     # checkpoints carry the plain names (no `_orig_mod.` prefix)
     assert set(fast[2].state_dict()["nets"]["G_A"]) == set(plain_cpu[2].state_dict()["nets"]["G_A"])
 
@@ -162,7 +166,9 @@ def test_fp16_with_grad_scaler_matches_plain(plain_cpu, adam):
     fast = run_step(["train.precision=fp16", f"train.adam={adam}"])
     assert_low_precision_agrees(fast, plain_cpu)
     assert fast[2].scaler.get_scale() == 2.0**8  # no overflow at the test's initial scale, so no skip
-    state = create_state(build_config([], [], TINY + PLAIN + ["train.precision=fp16", f"train.adam={adam}"]), torch.device("cpu"))
+    state = create_state(
+        build_config([], [], TINY + PLAIN + ["train.precision=fp16", f"train.adam={adam}"]), torch.device("cpu")
+    )
     before = [p.detach().clone() for p in state.nets.parameters()]
     train_step(state, make_batch())  # PyTorch's initial scale 2^16: these gradients overflow in float16
     assert state.scaler.get_scale() == 2.0**15  # backed off once ...
@@ -184,7 +190,13 @@ def test_foreach_adam_is_bit_identical_to_forloop_and_fused_within_rounding():
             opt.step()
         final[impl] = torch.cat([p.detach().flatten() for p in params])
     assert torch.equal(final["foreach"], final["forloop"])
-    assert rel(final["fused"] - torch.cat([p.flatten() for p in start]), final["forloop"] - torch.cat([p.flatten() for p in start])) < 1e-5
+    assert (
+        rel(
+            final["fused"] - torch.cat([p.flatten() for p in start]),
+            final["forloop"] - torch.cat([p.flatten() for p in start]),
+        )
+        < 1e-5
+    )
 
 
 def test_adam_defaults_by_device():
@@ -275,13 +287,16 @@ def test_cuda_plain_matches_cpu(strict_fp32_cuda, plain_cuda, plain_cpu, plain_c
 
 @needs_cuda
 @pytest.mark.cuda
-@pytest.mark.parametrize("overrides,cl,tol", [
-    (["train.adam=fused"], False, 1e-4),
-    (["train.channels_last=true"], True, 1e-4),
-    (["train.precision=bf16"], False, 2e-2),
-    (["train.precision=fp16"], False, 2e-2),
-    (["train.precision=bf16", "train.channels_last=true", "train.adam=fused"], True, 2e-2),
-])
+@pytest.mark.parametrize(
+    "overrides,cl,tol",
+    [
+        (["train.adam=fused"], False, 1e-4),
+        (["train.channels_last=true"], True, 1e-4),
+        (["train.precision=bf16"], False, 2e-2),
+        (["train.precision=fp16"], False, 2e-2),
+        (["train.precision=bf16", "train.channels_last=true", "train.adam=fused"], True, 2e-2),
+    ],
+)
 def test_cuda_fast_paths_match_plain(plain_cuda, cuda_floor, overrides, cl, tol):
     fast = run_step(overrides, device="cuda", channels_last=cl)
     assert_low_precision_agrees(fast, plain_cuda) if tol > 1e-4 else assert_agree(fast, plain_cuda, tol, cuda_floor)

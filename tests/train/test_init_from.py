@@ -22,7 +22,10 @@ CPU = torch.device("cpu")
 @pytest.fixture
 def source(image_root, tiny_overrides, tmp_path):
     """A finished 3-step run (seed 5): its run directory."""
-    train(build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.seed=5", "train.max_steps=3"]), tmp_path / "src")
+    train(
+        build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.seed=5", "train.max_steps=3"]),
+        tmp_path / "src",
+    )
     return tmp_path / "src"
 
 
@@ -88,13 +91,19 @@ def test_reference_pth_files_folder_single_file_and_later_sources_replace(source
     assert state.initialised["G_B"] == str(tmp_path / "zebra2horse.pth")
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("{tmp}/zebra2horse.pth", "which network does"),
-    ("G_C={tmp}/zebra2horse.pth", "no network G_C (its networks: G_A, G_B, D_A, D_B)"),
-    ("D_A={src}/checkpoints/latest.model.safetensors", "holds no network D_A (it holds G_A, G_B; a run's discriminators"),
-    ("{tmp}", "neither a run directory"),
-    ("{tmp}/missing.pth", "missing.pth not found"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("{tmp}/zebra2horse.pth", "which network does"),
+        ("G_C={tmp}/zebra2horse.pth", "no network G_C (its networks: G_A, G_B, D_A, D_B)"),
+        (
+            "D_A={src}/checkpoints/latest.model.safetensors",
+            "holds no network D_A (it holds G_A, G_B; a run's discriminators",
+        ),
+        ("{tmp}", "neither a run directory"),
+        ("{tmp}/missing.pth", "missing.pth not found"),
+    ],
+)
 def test_bad_sources_are_refused_by_name(source, image_root, tiny_overrides, tmp_path, spec, message):
     torch.save(unwrap(_state(image_root, tiny_overrides).nets["G_B"]).state_dict(), tmp_path / "zebra2horse.pth")
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -107,30 +116,59 @@ def test_syntax_is_checked_by_validate():
 
 
 def test_shape_mismatch_names_the_settings_to_give(source, image_root, tiny_overrides, tmp_path):
-    with pytest.raises(UserError, match=r"G_A of .* does not fit .* it was trained with --set model\.ngf=4; give the same"):
+    with pytest.raises(
+        UserError, match=r"G_A of .* does not fit .* it was trained with --set model\.ngf=4; give the same"
+    ):
         _state(image_root, tiny_overrides, f"train.init_from={source}", "model.ngf=8")
     # a reference generator file: the architecture is read off the weights
     torch.save(unwrap(_state(image_root, tiny_overrides).nets["G_A"]).state_dict(), tmp_path / "latest_net_G_A.pth")
-    with pytest.raises(UserError, match=r"it holds a resnet_6blocks generator \(ngf 4, instance norm, 3 -> 3 channels\); "
-                                        r"give --set model.generator=resnet_6blocks --set model.ngf=4"):
-        _state(image_root, tiny_overrides, f"train.init_from={tmp_path / 'latest_net_G_A.pth'}", "model.generator=resnet_9blocks")
+    with pytest.raises(
+        UserError,
+        match=r"it holds a resnet_6blocks generator \(ngf 4, instance norm, 3 -> 3 channels\); "
+        r"give --set model.generator=resnet_6blocks --set model.ngf=4",
+    ):
+        _state(
+            image_root,
+            tiny_overrides,
+            f"train.init_from={tmp_path / 'latest_net_G_A.pth'}",
+            "model.generator=resnet_9blocks",
+        )
     torch.save(unwrap(_state(image_root, tiny_overrides).nets["D_A"]).state_dict(), tmp_path / "latest_net_D_A.pth")
     with pytest.raises(UserError, match=r"its first layer has 4 filters on 3 channels; give --set model.ndf=4"):
         _state(image_root, tiny_overrides, f"train.init_from={tmp_path / 'latest_net_D_A.pth'}", "model.ndf=8")
 
 
 def test_resume_refuses_a_changed_init_from(source, image_root, tiny_overrides):
-    cfg = build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.seed=5", "train.max_steps=4",
-                                                 f"train.init_from={source}"])
+    cfg = build_config(
+        [],
+        [],
+        tiny_overrides + [f"data.root={image_root}", "train.seed=5", "train.max_steps=4", f"train.init_from={source}"],
+    )
     with pytest.raises(UserError, match="train.init_from starts a new run"):
         train(cfg, source, resume=True)
 
 
-def test_cli_fine_tunes_from_a_run_and_records_the_source(source, image_root, tiny_overrides, tmp_path, capsys, monkeypatch):
+def test_cli_fine_tunes_from_a_run_and_records_the_source(
+    source, image_root, tiny_overrides, tmp_path, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     sets = [a for o in tiny_overrides for a in ("--set", o)]
-    assert main(["train", str(image_root), "--run-dir", "tuned", "--init-from", "src/checkpoints/latest.model.safetensors",
-                 "--max-steps", "2", *sets]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(image_root),
+                "--run-dir",
+                "tuned",
+                "--init-from",
+                "src/checkpoints/latest.model.safetensors",
+                "--max-steps",
+                "2",
+                *sets,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     model = (source / "checkpoints" / "latest.model.safetensors").resolve()
     assert f"initial weights: G_A, G_B from {model}; D_A, D_B fresh" in out

@@ -44,9 +44,19 @@ def _records(run):
 def test_wandb_gets_the_scalars_evaluations_and_sample_grids(image_root, tiny_overrides, tmp_path, monkeypatch):
     fake = FakeWandb()
     monkeypatch.setitem(sys.modules, "wandb", fake)
-    cfg = build_config([], [], tiny_overrides + [f"data.root={image_root}", "log.wandb=true", "log.wandb_project=p1",
-                                                 "train.eval_every_epochs=1", "train.eval_metric=cycle",
-                                                 "train.eval_images=2"])
+    cfg = build_config(
+        [],
+        [],
+        tiny_overrides
+        + [
+            f"data.root={image_root}",
+            "log.wandb=true",
+            "log.wandb_project=p1",
+            "train.eval_every_epochs=1",
+            "train.eval_metric=cycle",
+            "train.eval_images=2",
+        ],
+    )
     run = tmp_path / "run"
     train(cfg, run, hooks=EvaluationHook.from_config(cfg))
     assert fake.inits == [{"project": "p1", "name": "run", "config": cfg.to_dict(), "dir": str(run)}]
@@ -75,7 +85,7 @@ def test_wall_time_is_logged_and_goes_on_after_a_resume(image_root, tiny_overrid
     first = [r["wall_s"] for r in _records(run)]
     assert first and all(b >= a >= 0 for a, b in zip(first, first[1:]))
     train(build_config([], [], base), run, resume=True)
-    after = [r["wall_s"] for r in _records(run)][len(first):]
+    after = [r["wall_s"] for r in _records(run)][len(first) :]
     assert after and min(after) >= first[-1]  # the clock continues, it does not restart at 0
     assert previous_wall_time(run / "log.jsonl") == after[-1]
 

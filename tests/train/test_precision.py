@@ -20,8 +20,11 @@ def test_the_default_is_auto_and_auto_follows_the_hardware():
     assert resolve_precision("auto", "cpu") == ("bf16" if native_cpu_bf16() else "fp32")
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
     note = precision_note("auto", torch.device("cpu"))
-    assert note.startswith("precision: bf16 autocast (auto: native on this CPU (") if native_cpu_bf16() else \
-        note == "precision: fp32 (auto: no native bfloat16 on this device)"
+    assert (
+        note.startswith("precision: bf16 autocast (auto: native on this CPU (")
+        if native_cpu_bf16()
+        else note == "precision: fp32 (auto: no native bfloat16 on this device)"
+    )
 
 
 def test_auto_is_said_and_recorded(image_root, tmp_path, capsys):

@@ -89,9 +89,21 @@ def test_identity_weight_zero_skips_its_passes(tiny_overrides):
 
 @needs_horse2zebra
 def test_training_steps_on_real_horse2zebra_at_64(tmp_path):
-    overrides = [f"data.dir_a={HORSE2ZEBRA / 'trainA'}", f"data.dir_b={HORSE2ZEBRA / 'trainB'}", "data.max_images=24",
-                 "data.load_size=72", "data.crop_size=64", "data.workers=0", "model.generator=resnet_6blocks",
-                 "model.ngf=8", "model.ndf=8", "train.max_steps=12", "train.progress=false", "train.log_every=4", "train.sample_every=0"]
+    overrides = [
+        f"data.dir_a={HORSE2ZEBRA / 'trainA'}",
+        f"data.dir_b={HORSE2ZEBRA / 'trainB'}",
+        "data.max_images=24",
+        "data.load_size=72",
+        "data.crop_size=64",
+        "data.workers=0",
+        "model.generator=resnet_6blocks",
+        "model.ngf=8",
+        "model.ndf=8",
+        "train.max_steps=12",
+        "train.progress=false",
+        "train.log_every=4",
+        "train.sample_every=0",
+    ]
     result = train(build_config([], [], overrides), tmp_path / "run")
     assert result.state.step == 12
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -109,12 +121,18 @@ def test_threads_setting_is_applied_during_the_run_and_checked(image_root, tiny_
     hook = SimpleNamespace(epoch_end=lambda state, run_dir: seen.append(torch.get_num_threads()))
     try:
         torch.set_num_threads(2)
-        train(build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.threads=1"]), tmp_path / "one", hooks=hook)
+        train(
+            build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.threads=1"]),
+            tmp_path / "one",
+            hooks=hook,
+        )
         assert seen == [1, 1]  # at both epoch ends
         assert torch.get_num_threads() == 2  # the caller's setting again afterwards
         assert json.loads((tmp_path / "one" / "config.json").read_text())["train"]["threads"] == 1  # kept for resume
         with pytest.raises(UserError, match="train.threads"):
-            train(build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.threads=-1"]), tmp_path / "bad")
+            train(
+                build_config([], [], tiny_overrides + [f"data.root={image_root}", "train.threads=-1"]), tmp_path / "bad"
+            )
     finally:
         torch.set_num_threads(before)
 
@@ -126,7 +144,9 @@ def test_resume_keeps_adam_kernel_and_layout(image_root, tiny_overrides, tmp_pat
     base = tiny_overrides + [f"data.root={image_root}", "train.channels_last=true", "loss.pool_size=0"]
     straight = train(build_config([], [], base + [f"train.adam={first}", "train.max_steps=6"]), tmp_path / "straight")
     train(build_config([], [], base + [f"train.adam={first}", "train.max_steps=3"]), tmp_path / "resumed")
-    resumed = train(build_config([], [], base + [f"train.adam={second}", "train.max_steps=6"]), tmp_path / "resumed", resume=True)
+    resumed = train(
+        build_config([], [], base + [f"train.adam={second}", "train.max_steps=6"]), tmp_path / "resumed", resume=True
+    )
     for group in resumed.state.opt_g.param_groups + resumed.state.opt_d.param_groups:
         assert bool(group["fused"]) == (second == "fused") and bool(group["foreach"]) == (second == "foreach")
     for p, st in resumed.state.opt_g.state.items():
@@ -145,7 +165,9 @@ def test_resume_at_another_precision(image_root, tiny_overrides, tmp_path):
     """bf16 autocast fills the pools with bf16 fakes; resumed in float32, D must still get float32."""
     base = tiny_overrides + [f"data.root={image_root}", "loss.pool_size=1"]
     train(build_config([], [], base + ["train.precision=bf16", "train.max_steps=3"]), tmp_path / "run")
-    resumed = train(build_config([], [], base + ["train.precision=fp32", "train.max_steps=9"]), tmp_path / "run", resume=True)
+    resumed = train(
+        build_config([], [], base + ["train.precision=fp32", "train.max_steps=9"]), tmp_path / "run", resume=True
+    )
     assert resumed.state.step == 9
 
 

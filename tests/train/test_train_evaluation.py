@@ -79,11 +79,14 @@ def test_evaluation_does_not_change_training(evaluated_run, data_root: Path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("metric, values, best_epoch, saves", [
-    ("cycle", [0.5, 0.2, 0.3], 2, [1, 2]),   # lower is better
-    ("seg", [0.1, 0.3, 0.2], 2, [1, 2]),     # higher is better
-    ("cycle", [0.2, 0.2, 0.1], 3, [1, 3]),   # a tie keeps the earlier snapshot
-])
+@pytest.mark.parametrize(
+    "metric, values, best_epoch, saves",
+    [
+        ("cycle", [0.5, 0.2, 0.3], 2, [1, 2]),  # lower is better
+        ("seg", [0.1, 0.3, 0.2], 2, [1, 2]),  # higher is better
+        ("cycle", [0.2, 0.2, 0.1], 3, [1, 3]),  # a tie keeps the earlier snapshot
+    ],
+)
 def test_best_selection(data_root: Path, tmp_path: Path, monkeypatch, metric, values, best_epoch, saves):
     cfg = _cfg(data_root, ["train.eval_every_epochs=1", "train.eval_metric=cycle"])
     state = create_state(cfg, torch.device("cpu"))
@@ -96,8 +99,13 @@ def test_best_selection(data_root: Path, tmp_path: Path, monkeypatch, metric, va
     for epoch in (1, 2, 3):
         state.epoch, state.step = epoch, 10 * epoch
         hook.epoch_end(state, tmp_path)
-    assert state.best == {"metric": metric, "value": values[best_epoch - 1], "epoch": best_epoch,
-                          "step": 10 * best_epoch, "images_per_direction": 100}
+    assert state.best == {
+        "metric": metric,
+        "value": values[best_epoch - 1],
+        "epoch": best_epoch,
+        "step": 10 * best_epoch,
+        "images_per_direction": 100,
+    }
     assert saved == saves
 
 
@@ -147,10 +155,21 @@ def test_pix2pix_is_evaluated_in_its_own_direction(data_root: Path, tmp_path: Pa
     """A pix2pix model translates only data.direction; in-training seg evaluation (which scores AtoB) must
     run for an AtoB model and be refused, before training, for a BtoA one; the cycle metric, which needs an
     inverse, is refused before training and by `cyclegan evaluate` (a note when other metrics come with it)."""
+
     def cfg(direction):
-        return build_config(["pix2pix"], [], TINY + [f"data.root={data_root}", f"data.direction={direction}",
-                                                     "train.eval_every_epochs=1", "train.eval_metric=seg",
-                                                     "train.eval_images=2"])
+        return build_config(
+            ["pix2pix"],
+            [],
+            TINY
+            + [
+                f"data.root={data_root}",
+                f"data.direction={direction}",
+                "train.eval_every_epochs=1",
+                "train.eval_metric=seg",
+                "train.eval_images=2",
+            ],
+        )
+
     run = tmp_path / "p2p"
     train(cfg("AtoB"), run, hooks=EvaluationHook.from_config(cfg("AtoB")))
     records = [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "eval/seg" in r]
@@ -158,14 +177,45 @@ def test_pix2pix_is_evaluated_in_its_own_direction(data_root: Path, tmp_path: Pa
     with pytest.raises(UserError, match="scores AtoB, which this model does not translate"):
         EvaluationHook.from_config(cfg("BtoA"))
     # one network, no inverse: the cycle metric is refused before training, and by `cyclegan evaluate`
-    cycle_cfg = build_config(["pix2pix"], [], TINY + [f"data.root={data_root}", "train.eval_every_epochs=1",
-                                                      "train.eval_metric=cycle"])
+    cycle_cfg = build_config(
+        ["pix2pix"], [], TINY + [f"data.root={data_root}", "train.eval_every_epochs=1", "train.eval_metric=cycle"]
+    )
     with pytest.raises(UserError, match="translates AtoB only, with no inverse"):
         EvaluationHook.from_config(cycle_cfg)
-    assert main(["evaluate", str(run), "--data", str(data_root), "--metrics", "cycle", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--data",
+                str(data_root),
+                "--metrics",
+                "cycle",
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "translates AtoB only, with no inverse" in capsys.readouterr().err and not (tmp_path / "o").exists()
-    assert main(["evaluate", str(run), "--data", str(data_root), "--metrics", "seg,cycle", "--out", str(tmp_path / "o2"),
-                 "--quiet", "--no-gallery"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--data",
+                str(data_root),
+                "--metrics",
+                "seg,cycle",
+                "--out",
+                str(tmp_path / "o2"),
+                "--quiet",
+                "--no-gallery",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "o2" / "metrics.json").read_text())
     assert "cycle_l1" not in report["metrics"]["AtoB"] and report["notes"][0].startswith("cycle: not computed")
 
@@ -178,8 +228,13 @@ def test_pix2pix_labels_to_photo_is_evaluated_by_fcn_score(data_root: Path, tmp_
 
     kwargs = {"in_ch": 3, "num_classes": 12, "width": 4, "depth": 2}
     save_segmenter(tmp_path / "seg.safetensors", SegNet(**kwargs), 3, list(FACADES_CLASSES), "facades", kwargs=kwargs)
-    overrides = TINY + [f"data.root={data_root}", "data.direction=BtoA", "train.eval_every_epochs=1",
-                        "train.eval_metric=fcn", "train.eval_images=2"]
+    overrides = TINY + [
+        f"data.root={data_root}",
+        "data.direction=BtoA",
+        "train.eval_every_epochs=1",
+        "train.eval_metric=fcn",
+        "train.eval_images=2",
+    ]
     with pytest.raises(UserError, match="train.eval_metric=fcn needs a segmenter .*train.eval_classifier=FILE"):
         EvaluationHook.from_config(build_config(["pix2pix"], [], overrides))
     cfg = build_config(["pix2pix"], [], overrides + [f"train.eval_classifier={tmp_path / 'seg.safetensors'}"])

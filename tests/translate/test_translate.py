@@ -107,8 +107,11 @@ def test_reference_checkpoint_gives_the_same_outputs(tmp_path, old):
 
 
 def test_reference_architecture_inference():
-    for name, kw in [("resnet_6blocks", dict(norm="batch", ngf=16, in_ch=1)), ("unet_128", dict(norm="batch", ngf=8, out_ch=2)),
-                     ("resnet_9blocks", dict(dropout=True))]:
+    for name, kw in [
+        ("resnet_6blocks", dict(norm="batch", ngf=16, in_ch=1)),
+        ("unet_128", dict(norm="batch", ngf=8, out_ch=2)),
+        ("resnet_9blocks", dict(dropout=True)),
+    ]:
         inferred_name, inferred = infer_generator(create_generator(name, **kw).state_dict())
         assert inferred_name == name and all(inferred[k] == v for k, v in kw.items())
 
@@ -149,7 +152,10 @@ def test_an_output_never_overwrites_an_input(tmp_path):
     assert [p.name for p in (tmp_path / "jpg").iterdir()] == [jpgs[0].name]
     with pytest.raises(UserError, match="would overwrite the input"):  # a glob over the output folder
         translate_files(_small(), [str(tmp_path / "in" / "*.png")], tmp_path / "in", progress=False)
-    assert [p.read_bytes() for p in inputs] == before and sorted(p.name for p in (tmp_path / "in").iterdir()) == ["img_000.png", "img_001.png"]
+    assert [p.read_bytes() for p in inputs] == before and sorted(p.name for p in (tmp_path / "in").iterdir()) == [
+        "img_000.png",
+        "img_001.png",
+    ]
 
 
 def test_earlier_outputs_inside_the_input_folder_are_not_inputs(tmp_path):
@@ -157,8 +163,12 @@ def test_earlier_outputs_inside_the_input_folder_are_not_inputs(tmp_path):
     for pattern in [str(tmp_path / "in"), str(tmp_path / "in"), str(tmp_path / "in" / "**" / "*.png")]:
         result = translate_files(_small(), [pattern], tmp_path / "in" / "out", progress=False)
         assert len(result["written"]) == 2
-    assert sorted(p.relative_to(tmp_path / "in").as_posix() for p in (tmp_path / "in").rglob("*.png")) == \
-        ["img_000.png", "img_001.png", "out/img_000.png", "out/img_001.png"]  # no out/out/...
+    assert sorted(p.relative_to(tmp_path / "in").as_posix() for p in (tmp_path / "in").rglob("*.png")) == [
+        "img_000.png",
+        "img_001.png",
+        "out/img_000.png",
+        "out/img_001.png",
+    ]  # no out/out/...
     write_images(tmp_path / "only" / "out", 1, size=(8, 8))  # nothing but earlier outputs
     with pytest.raises(UserError, match="every image this folder finds is under the output folder"):
         translate_files(_small(), [str(tmp_path / "only")], tmp_path / "only" / "out", progress=False)
@@ -168,24 +178,44 @@ def test_two_inputs_with_one_output_name_are_refused_before_writing(tmp_path):
     write_images(tmp_path / "in" / "sub", 1, size=(12, 10), ext=".jpg")
     write_images(tmp_path / "in" / "sub", 1, size=(12, 10), ext=".png")  # sub/img_000.jpg and sub/img_000.png
     write_images(tmp_path / "in", 1, size=(12, 10), ext=".bmp")
-    with pytest.raises(UserError, match=r"sub/img_000.jpg and .*sub/img_000.png would both be written to .*out/sub/img_000.png; "
-                                        r"nothing was written: add --keep-format"):
+    with pytest.raises(
+        UserError,
+        match=r"sub/img_000.jpg and .*sub/img_000.png would both be written to .*out/sub/img_000.png; "
+        r"nothing was written: add --keep-format",
+    ):
         translate_files(_small(), [str(tmp_path / "in")], tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
     result = translate_files(_small(), [str(tmp_path / "in")], tmp_path / "out", keep_format=True, progress=False)
     assert len(result["written"]) == 3 and len(list((tmp_path / "out").rglob("img_000.*"))) == 3
     write_images(tmp_path / "other", 1, size=(12, 10), ext=".bmp")  # in/img_000.bmp and other/img_000.bmp
-    with pytest.raises(UserError, match="would both be written to .*img_000.bmp; nothing was written: rename one, or translate them into separate"):
-        translate_files(_small(), [str(tmp_path / "in"), str(tmp_path / "other")], tmp_path / "out2", keep_format=True, progress=False)
+    with pytest.raises(
+        UserError,
+        match="would both be written to .*img_000.bmp; nothing was written: rename one, or translate them into "
+        "separate",
+    ):
+        translate_files(
+            _small(),
+            [str(tmp_path / "in"), str(tmp_path / "other")],
+            tmp_path / "out2",
+            keep_format=True,
+            progress=False,
+        )
     assert not (tmp_path / "out2").exists()
 
 
 def test_out_as_an_image_file_name_or_an_existing_file(tmp_path):
     write_images(tmp_path / "in", 2, size=(13, 11))
-    result = translate_files(_small(), [str(tmp_path / "in" / "img_000.png")], tmp_path / "x" / "one.jpg", progress=False)
-    assert result["written"] == [(tmp_path / "in" / "img_000.png", tmp_path / "x" / "one.jpg")] and result["gallery"] is None
+    result = translate_files(
+        _small(), [str(tmp_path / "in" / "img_000.png")], tmp_path / "x" / "one.jpg", progress=False
+    )
+    assert (
+        result["written"] == [(tmp_path / "in" / "img_000.png", tmp_path / "x" / "one.jpg")]
+        and result["gallery"] is None
+    )
     assert (tmp_path / "x" / "one.jpg").is_file() and Image.open(tmp_path / "x" / "one.jpg").format == "JPEG"
-    assert Image.open(tmp_path / "x" / "one.jpg").size == (13, 11) and sorted(p.name for p in (tmp_path / "x").iterdir()) == ["one.jpg"]
+    assert Image.open(tmp_path / "x" / "one.jpg").size == (13, 11) and sorted(
+        p.name for p in (tmp_path / "x").iterdir()
+    ) == ["one.jpg"]
     with pytest.raises(UserError, match=r"--out .*one.png names an image file, but the inputs hold 2 images"):
         translate_files(_small(), [str(tmp_path / "in")], tmp_path / "y" / "one.png", progress=False)
     (tmp_path / "notes.txt").write_text("keep me")
@@ -196,15 +226,31 @@ def test_out_as_an_image_file_name_or_an_existing_file(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("size,message", [("0", "at least 1 pixel"), ("-5", "expected N"), ("abc", "expected N"), ("64x", "expected N"),
-                                          ("8x8x8", "expected N"), ("\u00b2", "expected N"), ("100000", "at most 8192"), ("32x0", "at least 1 pixel")])
+@pytest.mark.parametrize(
+    "size,message",
+    [
+        ("0", "at least 1 pixel"),
+        ("-5", "expected N"),
+        ("abc", "expected N"),
+        ("64x", "expected N"),
+        ("8x8x8", "expected N"),
+        ("\u00b2", "expected N"),
+        ("100000", "at most 8192"),
+        ("32x0", "at least 1 pixel"),
+    ],
+)
 def test_bad_size_is_a_clear_error(size, message):
     with pytest.raises(UserError, match=f"^--size '{size}': .*{message}"):
         parse_size(size)
 
 
 def test_size_forms():
-    assert parse_size(None) is None and parse_size("20") == 20 and parse_size("32X24") == (32, 24) and parse_size(" 48x16 ") == (48, 16)
+    assert (
+        parse_size(None) is None
+        and parse_size("20") == 20
+        and parse_size("32X24") == (32, 24)
+        and parse_size(" 48x16 ") == (48, 16)
+    )
 
 
 def test_device_is_checked_before_the_checkpoint_is_read(tmp_path):
@@ -232,12 +278,17 @@ def test_cli_translate_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "bad.png").write_bytes(b"not an image")
     base = ["translate", "-c", str(tmp_path / "g.pth"), str(tmp_path / "in"), "--out", str(tmp_path / "out")]
-    for extra, message in [([], "none of the 1 input image(s) could be read"), (["--size", "32X"], "--size '32X'"),
-                           (["--device", "gpu"], "--device 'gpu'")]:
+    for extra, message in [
+        ([], "none of the 1 input image(s) could be read"),
+        (["--size", "32X"], "--size '32X'"),
+        (["--device", "gpu"], "--device 'gpu'"),
+    ]:
         code = main(base + extra)
         captured = capsys.readouterr()
         last = captured.err.strip().splitlines()[-1]  # after the progress bar, if any
-        assert code == 2 and last.startswith("error: ") and message in last and "Traceback" not in captured.err, captured.err
+        assert code == 2 and last.startswith("error: ") and message in last and "Traceback" not in captured.err, (
+            captured.err
+        )
         assert "gallery" not in captured.out
     assert not (tmp_path / "out").exists()
 
@@ -255,20 +306,76 @@ def test_train_mode_dropout_gives_the_same_outputs_every_run(tmp_path, capsys):
     data = tmp_path / "data"
     for name in ("trainA", "trainB", "testA", "testB"):
         write_images(data / name, 3, size=(40, 36), seed=len(name))
-    train(build_config(["pix2pix"], [], TINY + [f"data.root={data}", "model.generator=unet_128", "data.load_size=128",
-                                                "data.crop_size=128", "data.direction=BtoA", "train.max_steps=2"]), tmp_path / "p2p")
+    train(
+        build_config(
+            ["pix2pix"],
+            [],
+            TINY
+            + [
+                f"data.root={data}",
+                "model.generator=unet_128",
+                "data.load_size=128",
+                "data.crop_size=128",
+                "data.direction=BtoA",
+                "train.max_steps=2",
+            ],
+        ),
+        tmp_path / "p2p",
+    )
     outputs = []
     for run in ("one", "two"):
-        assert main(["translate", "-c", str(tmp_path / "p2p"), str(data / "testB"), "--out", str(tmp_path / run),
-                     "--no-gallery"]) == 0
+        assert (
+            main(
+                [
+                    "translate",
+                    "-c",
+                    str(tmp_path / "p2p"),
+                    str(data / "testB"),
+                    "--out",
+                    str(tmp_path / run),
+                    "--no-gallery",
+                ]
+            )
+            == 0
+        )
         outputs.append([np.asarray(Image.open(p)) for p in sorted((tmp_path / run).glob("*.png"))])
     assert len(outputs[0]) == 3 and all(np.array_equal(a, b) for a, b in zip(*outputs))
     scores = []
     for run in ("e1", "e2"):
-        assert main(["evaluate", str(tmp_path / "p2p"), "--data", str(data), "--metrics", "seg", "--seg-direction", "BtoA", "--out", str(tmp_path / run),
-                     "--quiet", "--no-gallery"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    str(tmp_path / "p2p"),
+                    "--data",
+                    str(data),
+                    "--metrics",
+                    "seg",
+                    "--seg-direction",
+                    "BtoA",
+                    "--out",
+                    str(tmp_path / run),
+                    "--quiet",
+                    "--no-gallery",
+                ]
+            )
+            == 0
+        )
         scores.append(json.loads((tmp_path / run / "metrics.json").read_text())["metrics"])
     assert scores[0] == scores[1] and list(scores[0]) == ["BtoA"]
-    assert main(["translate", "-c", str(tmp_path / "p2p"), "--direction", "AtoB", str(data / "testB"), "--out",
-                 str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "translate",
+                "-c",
+                str(tmp_path / "p2p"),
+                "--direction",
+                "AtoB",
+                str(data / "testB"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "this pix2pix model translates BtoA, not AtoB" in capsys.readouterr().err

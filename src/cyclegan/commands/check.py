@@ -9,14 +9,17 @@ DAMAGED = 1  # exit status when a checkpoint is damaged (the last line says whet
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("check", help="verify a run's checkpoints and say whether it can resume",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Read every checkpoint of a run in full (header, size, every tensor, finite values) "
-                                   "and say which resume state `train --resume` would continue from.\n\n"
-                                   "exit status: 0 all readable, 1 some damaged (see the last line), 2 not a run.\n\n"
-                                   "examples:\n"
-                                   "  cyclegan check runs/h2z\n"
-                                   "  cyclegan check runs/h2z/checkpoints/latest.state.safetensors")
+    p = sub.add_parser(
+        "check",
+        help="verify a run's checkpoints and say whether it can resume",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read every checkpoint of a run in full (header, size, every tensor, finite values) "
+        "and say which resume state `train --resume` would continue from.\n\n"
+        "exit status: 0 all readable, 1 some damaged (see the last line), 2 not a run.\n\n"
+        "examples:\n"
+        "  cyclegan check runs/h2z\n"
+        "  cyclegan check runs/h2z/checkpoints/latest.state.safetensors",
+    )
     p.add_argument("run", metavar="RUN", help="run directory (or its checkpoints/ folder, or one checkpoint file)")
     return p
 

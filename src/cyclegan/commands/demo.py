@@ -17,15 +17,23 @@ from ..plots import add_curves
 
 
 def add_parser(sub):
-    p = sub.add_parser("demo", help="train + translate + results page on a built-in synthetic dataset (a few CPU minutes)")
+    p = sub.add_parser(
+        "demo", help="train + translate + results page on a built-in synthetic dataset (a few CPU minutes)"
+    )
     p.add_argument("--out", default="runs/demo", help="where data, run and results go (default runs/demo)")
     p.add_argument("--epochs", type=int, default=4, help="epochs at constant lr, then as many decaying (default 4)")
     p.add_argument("--images", type=int, default=200, help="training images per domain (default 200)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto: a GPU if there is one)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads (default 1: on 2 idle cores, 0 = one per core is about 20%% faster, but on cores that "
-                        "another job shares it was 30x slower)")
-    p.add_argument("--fresh", action="store_true", help="start over: delete the demo's data, run and results in OUT first")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (default 1: on 2 idle cores, 0 = one per core is about 20%% faster, but on cores that "
+        "another job shares it was 30x slower)",
+    )
+    p.add_argument(
+        "--fresh", action="store_true", help="start over: delete the demo's data, run and results in OUT first"
+    )
     return p
 
 
@@ -42,9 +50,19 @@ def run(args) -> int:
     data = make_demo_dataset(out / "data", n_train=args.images, n_test=16)
     run_dir = out / "run"
     print(f"1/3 data: {data} (synthetic day/night scenes, {args.images} per domain)")
-    cfg = build_config(["quick"], [], [f"data.root={data}", f"optim.n_epochs={args.epochs}", f"optim.n_epochs_decay={args.epochs}",
-                                       f"train.device={args.device}", f"train.threads={args.threads}", "train.sample_every=0",
-                                       "train.compile=false"])  # minutes of compiling would double the demo
+    cfg = build_config(
+        ["quick"],
+        [],
+        [
+            f"data.root={data}",
+            f"optim.n_epochs={args.epochs}",
+            f"optim.n_epochs_decay={args.epochs}",
+            f"train.device={args.device}",
+            f"train.threads={args.threads}",
+            "train.sample_every=0",
+            "train.compile=false",
+        ],
+    )  # minutes of compiling would double the demo
     state_file = run_dir / "checkpoints" / "latest.state.safetensors"
     resume = state_file.is_file()
     start = ckpt.read_meta(state_file).get("step", 0) if resume else 0
@@ -93,8 +111,10 @@ def prepare_out(out: Path, settings: dict, fresh: bool) -> None:
                 else:
                     path.unlink(missing_ok=True)
         elif saved != settings:
-            raise UserError(f"{out} holds a demo run made with --images {saved.get('images')} --epochs {saved.get('epochs')}; "
-                            f"add --fresh to start over with the new settings, or choose another --out")
+            raise UserError(
+                f"{out} holds a demo run made with --images {saved.get('images')} --epochs {saved.get('epochs')}; "
+                f"add --fresh to start over with the new settings, or choose another --out"
+            )
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(settings) + "\n")
 
@@ -103,19 +123,28 @@ def write_results_page(out: Path, run_dir: Path, sections) -> None:
     """Summary page: final losses, the last sample grid, links to both translation galleries."""
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
     last = next((r for r in reversed(log) if "epoch_end" in r), {})
-    losses = "".join(f"<tr><td>{html.escape(k.split('/', 1)[1])}</td><td>{v:.3f}</td></tr>" for k, v in last.items() if k.startswith("epoch/"))
+    losses = "".join(
+        f"<tr><td>{html.escape(k.split('/', 1)[1])}</td><td>{v:.3f}</td></tr>"
+        for k, v in last.items()
+        if k.startswith("epoch/")
+    )
     grids = sorted((run_dir / "samples").glob("*.png"))
     grid = f'<img src="{grids[-1].relative_to(out).as_posix()}">' if grids else ""
-    links = "".join(f'<li><a href="translations/{d}/index.html">{d}</a>: {n} images from {f}</li>' for d, f, n in sections)
+    links = "".join(
+        f'<li><a href="translations/{d}/index.html">{d}</a>: {n} images from {f}</li>' for d, f, n in sections
+    )
     (out / "index.html").write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>cyclegan demo</title>
-<style>body{{font-family:sans-serif;margin:1em;max-width:60em}} img{{image-rendering:pixelated;width:100%}}</style></head><body>
+<style>body{{font-family:sans-serif;margin:1em;max-width:60em}}
+img{{image-rendering:pixelated;width:100%}}</style></head><body>
 <h1>cyclegan demo: day &harr; night</h1>
-<p>A CycleGAN trained for {last.get('epoch_end', '?')} epochs ({last.get('step', '?')} steps) on synthetic unpaired scenes.
-Checkpoint: <code>{html.escape(str(run_dir / 'checkpoints' / 'latest.model.safetensors'))}</code></p>
+<p>A CycleGAN trained for {last.get("epoch_end", "?")} epochs ({last.get("step", "?")} steps) on synthetic unpaired
+scenes.
+Checkpoint: <code>{html.escape(str(run_dir / "checkpoints" / "latest.model.safetensors"))}</code></p>
 <h2>Translations of the test sets</h2><ul>{links}</ul>
 <h2>Samples after the last epoch</h2><p>Rows: A, G_A(A), G_B(G_A(A)) then B, G_B(B), G_A(G_B(B)).</p>{grid}
 <h2>Losses (mean over the last epoch)</h2><table>{losses}</table>
-<p>Loss curves: <code>tensorboard --logdir {html.escape(str(run_dir / 'tensorboard'))}</code> or {html.escape(str(run_dir / 'log.jsonl'))}.</p>
+<p>Loss curves: <code>tensorboard --logdir {html.escape(str(run_dir / "tensorboard"))}</code> or
+{html.escape(str(run_dir / "log.jsonl"))}.</p>
 </body></html>
 """)
     add_curves(out / "index.html", run_dir)  # loss curves (PNG, cyclegan.plots)

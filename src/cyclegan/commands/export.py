@@ -4,22 +4,35 @@ from __future__ import annotations
 
 
 def add_parser(sub):
-    p = sub.add_parser("export", help="export a generator to ONNX for deployment (or a reference .pth)",
-                       description="Export one direction's generator to ONNX with dynamic batch, height and width: the "
-                                   "graph takes float32 (B, C, H, W) in [-1, 1] of any size, pads it to the network's size "
-                                   "multiple and crops the output back, as `cyclegan translate` does. The result is checked "
-                                   "against PyTorch with onnxruntime; OUT.json records channels, normalisation and the multiple.")
+    p = sub.add_parser(
+        "export",
+        help="export a generator to ONNX for deployment (or a reference .pth)",
+        description="Export one direction's generator to ONNX with dynamic batch, height and width: the "
+        "graph takes float32 (B, C, H, W) in [-1, 1] of any size, pads it to the network's size "
+        "multiple and crops the output back, as `cyclegan translate` does. The result is checked "
+        "against PyTorch with onnxruntime; OUT.json records channels, normalisation and the multiple.",
+    )
     p.add_argument("--checkpoint", "-c", required=True, help="run directory, .model.safetensors file or reference .pth")
-    p.add_argument("--direction",
-                   help="AtoB (G_A) or BtoA (G_B): which generator to export (default AtoB; a one-way model's own, e.g. "
-                        "pix2pix's; a reference .pth holds one generator)")
-    p.add_argument("--out", "-o", required=True,
-                   help="output .onnx file (metadata goes to OUT.json), or a .pth file: the generator's state dict as the "
-                        "reference implementation saves it (e.g. latest_net_G_A.pth), for its test.py and the tools "
-                        "that read its checkpoints")
-    p.add_argument("--opset", type=int, default=17,
-                   help="ONNX opset version of the graph (default 17; 11 up to the newest the installed torch exporter writes); "
-                        "lower it for older runtimes")
+    p.add_argument(
+        "--direction",
+        help="AtoB (G_A) or BtoA (G_B): which generator to export (default AtoB; a one-way model's own, e.g. "
+        "pix2pix's; a reference .pth holds one generator)",
+    )
+    p.add_argument(
+        "--out",
+        "-o",
+        required=True,
+        help="output .onnx file (metadata goes to OUT.json), or a .pth file: the generator's state dict as the "
+        "reference implementation saves it (e.g. latest_net_G_A.pth), for its test.py and the tools "
+        "that read its checkpoints",
+    )
+    p.add_argument(
+        "--opset",
+        type=int,
+        default=17,
+        help="ONNX opset version of the graph (default 17; 11 up to the newest the installed torch exporter writes); "
+        "lower it for older runtimes",
+    )
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
     return p
 

@@ -12,8 +12,14 @@ def run(args) -> int:
     from ..methods import METHODS
     from ..nets import DISCRIMINATORS, GENERATORS, INITS, NORMS
 
-    rows = [("methods", METHODS.names()), ("generators", GENERATORS.names()), ("discriminators", DISCRIMINATORS.names()),
-            ("norms", list(NORMS)), ("inits", list(INITS)), ("presets", list(PRESETS))]
+    rows = [
+        ("methods", METHODS.names()),
+        ("generators", GENERATORS.names()),
+        ("discriminators", DISCRIMINATORS.names()),
+        ("norms", list(NORMS)),
+        ("inits", list(INITS)),
+        ("presets", list(PRESETS)),
+    ]
     from ..evaluate import EVAL_METRICS, PALETTES
 
     rows.append(("metrics", list(EVAL_METRICS)))  # what `cyclegan evaluate --metrics` takes

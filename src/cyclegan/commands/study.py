@@ -8,32 +8,47 @@ from pathlib import Path
 
 def add_parser(sub):
     p = sub.add_parser(
-        "study", help="real-vs-fake perceptual study: make the browser page, score the answers",
+        "study",
+        help="real-vs-fake perceptual study: make the browser page, score the answers",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The paper's 'real vs fake' study (CycleGAN Sec. 5.1.1): each trial shows a real image and a\n"
-                    "translation side by side for 1 s, then asks which was real; 10 practice trials with feedback,\n"
-                    "then 40 scored ones. `make` writes a folder to open from disk (no server, no network); each\n"
-                    "participant enters a number, and the page downloads their answers as JSON. `score` turns the\n"
-                    "answer files into the paper's table. docs/evaluation.md says how to run it with people.\n\n"
-                    "examples:\n"
-                    "  cyclegan study make --real photos/ --fake cyclegan=runs/f/eval/latest/BtoA/fake --out study/\n"
-                    "  cyclegan study score answers-*.json --study study/")
+        "translation side by side for 1 s, then asks which was real; 10 practice trials with feedback,\n"
+        "then 40 scored ones. `make` writes a folder to open from disk (no server, no network); each\n"
+        "participant enters a number, and the page downloads their answers as JSON. `score` turns the\n"
+        "answer files into the paper's table. docs/evaluation.md says how to run it with people.\n\n"
+        "examples:\n"
+        "  cyclegan study make --real photos/ --fake cyclegan=runs/f/eval/latest/BtoA/fake --out study/\n"
+        "  cyclegan study score answers-*.json --study study/",
+    )
     ops = p.add_subparsers(dest="study_command", metavar="make|score", required=True)
     m = ops.add_parser("make", help="write a study folder (index.html, images, trials)")
     m.add_argument("--real", required=True, type=Path, help="folder of real target-domain images")
-    m.add_argument("--fake", required=True, action="append", metavar="NAME=DIR",
-                   help="a method's translations (repeat for several methods); a translation is paired with the "
-                        "real image of the same file name when there is one, else with a random real image")
+    m.add_argument(
+        "--fake",
+        required=True,
+        action="append",
+        metavar="NAME=DIR",
+        help="a method's translations (repeat for several methods); a translation is paired with the "
+        "real image of the same file name when there is one, else with a random real image",
+    )
     m.add_argument("--out", "-o", required=True, type=Path, help="the study folder to write (new or empty)")
-    m.add_argument("--participants", type=int, default=50,
-                   help="numbered sequences to prepare; participant p tests method (p-1) mod #methods (default 50: "
-                        "25 per method for two methods, as the paper)")
+    m.add_argument(
+        "--participants",
+        type=int,
+        default=50,
+        help="numbered sequences to prepare; participant p tests method (p-1) mod #methods (default 50: "
+        "25 per method for two methods, as the paper)",
+    )
     m.add_argument("--practice", type=int, default=10, help="practice trials with feedback (default 10)")
     m.add_argument("--trials", type=int, default=40, help="scored trials without feedback (default 40)")
     m.add_argument("--show-ms", type=int, default=1000, help="how long each pair is shown, ms (default 1000)")
     m.add_argument("--feedback-ms", type=int, default=1000, help="how long practice feedback stays, ms (default 1000)")
-    m.add_argument("--size", type=int, default=0,
-                   help="resize every image to SIZExSIZE (bicubic) so resolution gives nothing away (default 0: keep)")
+    m.add_argument(
+        "--size",
+        type=int,
+        default=0,
+        help="resize every image to SIZExSIZE (bicubic) so resolution gives nothing away (default 0: keep)",
+    )
     m.add_argument("--display", type=int, default=256, help="on-screen size of each image, CSS pixels (default 256)")
     m.add_argument("--seed", type=int, default=0, help="seed of the sequences (default 0)")
     s = ops.add_parser("score", help="score answer files: % of trials in which the translation was taken for real")
@@ -63,11 +78,23 @@ def run(args) -> int:
     from ..study import make_study, read_answers, score_answers, score_table
 
     if args.study_command == "make":
-        index = make_study(args.real, _fakes(args.fake), args.out, participants=args.participants,
-                           practice=args.practice, trials=args.trials, show_ms=args.show_ms,
-                           feedback_ms=args.feedback_ms, size=args.size, display=args.display, seed=args.seed)
-        print(f"written: {index} (open it in a browser; participants 1-{args.participants}, e.g. "
-              f"{index.as_uri()}?participant=1)")
+        index = make_study(
+            args.real,
+            _fakes(args.fake),
+            args.out,
+            participants=args.participants,
+            practice=args.practice,
+            trials=args.trials,
+            show_ms=args.show_ms,
+            feedback_ms=args.feedback_ms,
+            size=args.size,
+            display=args.display,
+            seed=args.seed,
+        )
+        print(
+            f"written: {index} (open it in a browser; participants 1-{args.participants}, e.g. "
+            f"{index.as_uri()}?participant=1)"
+        )
         return 0
     rows = score_answers(read_answers(args.answers, args.study))
     print(score_table(rows))

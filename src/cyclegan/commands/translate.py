@@ -7,36 +7,68 @@ from pathlib import Path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("translate", help="translate images with a trained model", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Translate images at their own size (padded to the network's multiple and cropped back).\n\n"
-                                   "examples:\n"
-                                   "  cyclegan translate --checkpoint runs/h2z --direction AtoB data/horse2zebra/testA --out out/h2z\n"
-                                   "  cyclegan translate --checkpoint latest_net_G_A.pth photo.jpg --out out/   # reference weights\n"
-                                   "  cyclegan translate --checkpoint runs/h2z 'photos/*.jpg' --size 512 --out out/")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or glob patterns")
-    p.add_argument("--checkpoint", "-c", required=True, help="run directory, .model.safetensors file, or a reference .pth state dict")
+    p = sub.add_parser(
+        "translate",
+        help="translate images with a trained model",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Translate images at their own size (padded to the network's multiple and cropped back).\n\n"
+        "examples:\n"
+        "  cyclegan translate --checkpoint runs/h2z --direction AtoB data/horse2zebra/testA --out out/h2z\n"
+        "  cyclegan translate --checkpoint latest_net_G_A.pth photo.jpg --out out/   # reference weights\n"
+        "  cyclegan translate --checkpoint runs/h2z 'photos/*.jpg' --size 512 --out out/",
+    )
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files, folders (searched recursively) or glob patterns"
+    )
+    p.add_argument(
+        "--checkpoint",
+        "-c",
+        required=True,
+        help="run directory, .model.safetensors file, or a reference .pth state dict",
+    )
     p.add_argument("--direction", help="AtoB (G_A) or BtoA (G_B) (default AtoB; a one-way model's own, e.g. pix2pix's)")
-    p.add_argument("--out", "-o", required=True,
-                   help="output folder (same relative names as the inputs; images already under it are not inputs), or an "
-                        "image file name (out/x.png) for a single input. An output that would overwrite an input, or two "
-                        "inputs with the same output name, is refused before anything is written")
-    p.add_argument("--size", help="resize first: N (shorter side) or WxH, in pixels; default keeps each image's own size")
+    p.add_argument(
+        "--out",
+        "-o",
+        required=True,
+        help="output folder (same relative names as the inputs; images already under it are not inputs), or an "
+        "image file name (out/x.png) for a single input. An output that would overwrite an input, or two "
+        "inputs with the same output name, is refused before anything is written",
+    )
+    p.add_argument(
+        "--size", help="resize first: N (shorter side) or WxH, in pixels; default keeps each image's own size"
+    )
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (same-size images are batched)")
     p.add_argument("--keep-format", action="store_true", help="keep each input's file format instead of writing PNG")
     p.add_argument("--no-gallery", action="store_true", help="do not write OUT/index.html")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto: cuda when available)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32",
-                   help="autocast precision of the forward pass (auto: bf16 where the device runs it natively; "
-                        "fp16: CUDA). On a CPU with AVX-512 BF16, bf16 measured 1.5-2x faster and moved pixels by about 1 "
-                        "of 255 levels on average (docs/performance.md); default fp32")
-    p.add_argument("--tile", type=int, default=0, metavar="N",
-                   help="translate images larger than N x N pixels in tiles of N (a multiple of 4, e.g. 512), for photos too "
-                        "large to translate in one piece: the instance norms keep whole-image statistics, so the result is "
-                        "the one-piece result (to float rounding) in a fraction of the memory, for ~1.5x the time; "
-                        "ResNet generators")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16", "auto"],
+        default="fp32",
+        help="autocast precision of the forward pass (auto: bf16 where the device runs it natively; "
+        "fp16: CUDA). On a CPU with AVX-512 BF16, bf16 measured 1.5-2x faster and moved pixels by about 1 "
+        "of 255 levels on average (docs/performance.md); default fp32",
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="translate images larger than N x N pixels in tiles of N (a multiple of 4, e.g. 512), for photos too "
+        "large to translate in one piece: the instance norms keep whole-image statistics, so the result is "
+        "the one-piece result (to float rounding) in a fraction of the memory, for ~1.5x the time; "
+        "ResNet generators",
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--train-mode", dest="train_mode", action="store_const", const=True, default=None,
-                      help="dropout on / batch statistics (the reference's test.py default for pix2pix)")
+    mode.add_argument(
+        "--train-mode",
+        dest="train_mode",
+        action="store_const",
+        const=True,
+        default=None,
+        help="dropout on / batch statistics (the reference's test.py default for pix2pix)",
+    )
     mode.add_argument("--eval-mode", dest="train_mode", action="store_const", const=False, help="networks in eval mode")
     ref = p.add_argument_group("reference .pth checkpoints (inferred from the weights when omitted)")
     ref.add_argument("--netG", help="resnet_9blocks | resnet_6blocks | unet_256 | unet_128")
@@ -51,18 +83,39 @@ def run(args) -> int:
     from ..translate import load_translator, parse_size, translate_files
 
     parse_size(args.size)  # cheap checks before the checkpoint is read
-    translator = load_translator(args.checkpoint, args.direction, args.device, train_mode=args.train_mode,
-                                 netG=args.netG, precision=args.precision, tile=args.tile, ngf=args.ngf, norm=args.norm, dropout=args.dropout)
-    result = translate_files(translator, args.inputs, args.out, size=args.size, batch_size=args.batch_size,
-                             keep_format=args.keep_format, gallery=not args.no_gallery)
+    translator = load_translator(
+        args.checkpoint,
+        args.direction,
+        args.device,
+        train_mode=args.train_mode,
+        netG=args.netG,
+        precision=args.precision,
+        tile=args.tile,
+        ngf=args.ngf,
+        norm=args.norm,
+        dropout=args.dropout,
+    )
+    result = translate_files(
+        translator,
+        args.inputs,
+        args.out,
+        size=args.size,
+        batch_size=args.batch_size,
+        keep_format=args.keep_format,
+        gallery=not args.no_gallery,
+    )
     written, failed = result["written"], result["failed"]
     if not written:
         first = failed[0][1] if failed else None
-        raise UserError(f"none of the {len(failed)} input image(s) could be read (first: {first}); "
-                        f"nothing was written to {args.out}")
+        raise UserError(
+            f"none of the {len(failed)} input image(s) could be read (first: {first}); "
+            f"nothing was written to {args.out}"
+        )
     where = written[0][1] if Path(args.out).is_file() else args.out  # --out named the output file
-    print(f"{len(written)} image{'s' if len(written) != 1 else ''} written to {where}"
-          + (f" (gallery: {result['gallery']})" if result["gallery"] else ""))
+    print(
+        f"{len(written)} image{'s' if len(written) != 1 else ''} written to {where}"
+        + (f" (gallery: {result['gallery']})" if result["gallery"] else "")
+    )
     return report_skipped(failed, len(written) + len(failed))
 
 

@@ -5,6 +5,17 @@ from .files import IMAGE_EXTENSIONS, ImageReadError, find_images, read_image
 from .transforms import PREPROCESS, Preprocess, to_float, to_uint8
 
 __all__ = [
-    "EpochBatchSampler", "IMAGE_EXTENSIONS", "ImageReadError", "PREPROCESS", "Preprocess", "UnalignedDataset",
-    "build_unaligned", "find_images", "read_image", "sample_generator", "to_float", "to_uint8", "training_folders",
+    "EpochBatchSampler",
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "PREPROCESS",
+    "Preprocess",
+    "UnalignedDataset",
+    "build_unaligned",
+    "find_images",
+    "read_image",
+    "sample_generator",
+    "to_float",
+    "to_uint8",
+    "training_folders",
 ]

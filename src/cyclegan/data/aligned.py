@@ -36,7 +36,7 @@ def split_halves(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     An odd width drops the last column, so both halves have the same size (and take the same crop).
     """
     half = image.shape[-1] // 2
-    return image[..., :half], image[..., half:2 * half]
+    return image[..., :half], image[..., half : 2 * half]
 
 
 def _convert_channels(image: torch.Tensor, channels: int, path: Path) -> torch.Tensor:
@@ -44,8 +44,10 @@ def _convert_channels(image: torch.Tensor, channels: int, path: Path) -> torch.T
         return image
     if channels == 1 and image.shape[0] == 3:
         return TF.rgb_to_grayscale(image)
-    raise UserError(f"{path}: cannot turn a {image.shape[0]}-channel half into {channels} channels; "
-                    "side-by-side files need data.channels_a == data.channels_b, or 1 and 3")
+    raise UserError(
+        f"{path}: cannot turn a {image.shape[0]}-channel half into {channels} channels; "
+        "side-by-side files need data.channels_a == data.channels_b, or 1 and 3"
+    )
 
 
 def read_pair(pair: Pair, channels_a: int = 3, channels_b: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,8 +70,10 @@ def pair_folders(dir_a: str | Path, dir_b: str | Path) -> list[Pair]:
     missing_a = sorted(set(by_key_b) - set(by_key_a))
     if missing_b or missing_a:
         lonely = [f"{dir_a}/{k}" for k in missing_b[:3]] + [f"{dir_b}/{k}" for k in missing_a[:3]]
-        raise UserError(f"paired folders {dir_a} and {dir_b} do not match: {len(missing_b) + len(missing_a)} "
-                        f"image(s) without a partner of the same name (e.g. {', '.join(lonely)})")
+        raise UserError(
+            f"paired folders {dir_a} and {dir_b} do not match: {len(missing_b) + len(missing_a)} "
+            f"image(s) without a partner of the same name (e.g. {', '.join(lonely)})"
+        )
     return [(by_key_a[k], by_key_b[k]) for k in sorted(by_key_a)]
 
 
@@ -81,8 +85,10 @@ def aligned_pairs(root: str = "", dir_a: str = "", dir_b: str = "", phase: str =
             raise UserError("paired data from two folders needs both --data-a DIR and --data-b DIR")
         return pair_folders(dir_a, dir_b)
     if not root:
-        raise UserError(f"no paired data given: pass a folder holding {phase}/ (side-by-side A|B images) "
-                        f"or {phase}A/ and {phase}B/ (matching names), or --data-a DIR --data-b DIR")
+        raise UserError(
+            f"no paired data given: pass a folder holding {phase}/ (side-by-side A|B images) "
+            f"or {phase}A/ and {phase}B/ (matching names), or --data-a DIR --data-b DIR"
+        )
     base = Path(root)
     if (base / phase).is_dir():
         return [(f, None) for f in find_images(base / phase, f"side-by-side images ({phase})")]
@@ -108,9 +114,11 @@ def validate_pairs(pairs: Sequence[Pair], preprocess: Preprocess) -> None:
         for w, h in sizes:
             preprocess.check_size(w, h, first)
         if len({preprocess.resized_size(w, h) for w, h in sizes}) > 1:
-            raise UserError(f"{first} and {second}: the pair has sizes {sizes[0]} and {sizes[1]}, which give "
-                            f"different sizes after '{preprocess.mode}'; resize one, or use "
-                            "data.preprocess=resize_and_crop")
+            raise UserError(
+                f"{first} and {second}: the pair has sizes {sizes[0]} and {sizes[1]}, which give "
+                f"different sizes after '{preprocess.mode}'; resize one, or use "
+                "data.preprocess=resize_and_crop"
+            )
 
 
 class AlignedDataset(Dataset):
@@ -118,8 +126,9 @@ class AlignedDataset(Dataset):
     float in [-1, 1] with the same crop and flip, and `skipped` (corrupt pairs replaced by their successor).
     """
 
-    def __init__(self, pairs: Sequence[Pair], preprocess: Preprocess, channels_a: int = 3, channels_b: int = 3,
-                 seed: int = 0):
+    def __init__(
+        self, pairs: Sequence[Pair], preprocess: Preprocess, channels_a: int = 3, channels_b: int = 3, seed: int = 0
+    ):
         self.pairs = list(pairs)
         self.preprocess = preprocess
         self.channels_a, self.channels_b = channels_a, channels_b
@@ -136,7 +145,7 @@ class AlignedDataset(Dataset):
             try:
                 a, b = read_pair(pair, self.channels_a, self.channels_b)
             except ImageReadError as e:
-                warnings.warn(f"skipping corrupt image: {e}")
+                warnings.warn(f"skipping corrupt image: {e}", stacklevel=2)
                 continue
             rw, rh = self.preprocess.resized_size(a.shape[-1], a.shape[-2])
             params = self.preprocess.params(rw, rh, gen)  # one draw, both halves

@@ -45,13 +45,17 @@ def validate_files(files: Sequence[Path], preprocess: Preprocess, what: str, bat
     if unreadable or small:
         problems = unreadable + small
         shown = " | ".join(problems[:10]) + (f" | ... and {len(problems) - 10} more" if len(problems) > 10 else "")
-        fixes = (["remove or replace the unreadable ones"] if unreadable else []) + ([preprocess.SIZE_FIX] if small else [])
+        fixes = (["remove or replace the unreadable ones"] if unreadable else []) + (
+            [preprocess.SIZE_FIX] if small else []
+        )
         raise UserError(f"{what}: {len(problems)} of {len(files)} images cannot be used ({'; '.join(fixes)}): {shown}")
     if batch_size > 1 and not preprocess.crops and len(sizes) > 1:
         (s1, f1), (s2, f2) = list(sizes.items())[:2]
-        raise UserError(f"{what}: data.preprocess={preprocess.mode} keeps each image's size, and a batch of {batch_size} needs "
-                        f"one size, but {f1} becomes {s1[0]}x{s1[1]} and {f2} {s2[0]}x{s2[1]}; use --batch-size 1 "
-                        "or a cropping data.preprocess (resize_and_crop, crop, scale_width_and_crop)")
+        raise UserError(
+            f"{what}: data.preprocess={preprocess.mode} keeps each image's size, and a batch of {batch_size} needs "
+            f"one size, but {f1} becomes {s1[0]}x{s1[1]} and {f2} {s2[0]}x{s2[1]}; use --batch-size 1 "
+            "or a cropping data.preprocess (resize_and_crop, crop, scale_width_and_crop)"
+        )
 
 
 class UnalignedDataset(Dataset):
@@ -62,8 +66,16 @@ class UnalignedDataset(Dataset):
     replaced by their successor while building this sample).
     """
 
-    def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], preprocess: Preprocess,
-                 channels_a: int = 3, channels_b: int = 3, seed: int = 0, serial: bool = False):
+    def __init__(
+        self,
+        files_a: Sequence[Path],
+        files_b: Sequence[Path],
+        preprocess: Preprocess,
+        channels_a: int = 3,
+        channels_b: int = 3,
+        seed: int = 0,
+        serial: bool = False,
+    ):
         self.files_a, self.files_b = list(files_a), list(files_b)
         self.preprocess = preprocess
         self.channels_a, self.channels_b = channels_a, channels_b
@@ -78,7 +90,7 @@ class UnalignedDataset(Dataset):
             try:
                 return self.preprocess(read_image(path, channels), gen), skipped
             except ImageReadError as e:
-                warnings.warn(f"skipping corrupt image: {e}")
+                warnings.warn(f"skipping corrupt image: {e}", stacklevel=2)
         raise UserError(f"10 consecutive unreadable images from {files[i % len(files)]}; check the dataset")
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
@@ -98,9 +110,14 @@ class EpochBatchSampler(Sampler):
     (resume mid-epoch).
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True):
+    def __init__(
+        self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True
+    ):
         if n < world_size * batch_size:
-            raise UserError(f"only {n} samples per epoch for {world_size} process(es) x batch {batch_size}; use a smaller batch or more images")
+            raise UserError(
+                f"only {n} samples per epoch for {world_size} process(es) x batch {batch_size}; use a smaller batch "
+                f"or more images"
+            )
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
         self.epoch, self.start_batch = 0, 0
@@ -113,22 +130,26 @@ class EpochBatchSampler(Sampler):
 
     def indices(self, epoch: int) -> list[int]:
         if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)).tolist()
+            order = torch.randperm(
+                self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            ).tolist()
         else:
             order = list(range(self.n))
         per_rank = self.n // self.world_size
-        return order[self.rank::self.world_size][:per_rank]
+        return order[self.rank :: self.world_size][:per_rank]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         idx = self.indices(self.epoch)
         for b in range(self.start_batch, len(self)):
-            yield [(self.epoch, i) for i in idx[b * self.batch_size:(b + 1) * self.batch_size]]
+            yield [(self.epoch, i) for i in idx[b * self.batch_size : (b + 1) * self.batch_size]]
 
 
 def training_folders(root: str, dir_a: str, dir_b: str) -> tuple[Path, Path]:
     """Resolve the two training folders from data.root (trainA/, trainB/) or data.dir_a / data.dir_b."""
     if not (dir_a and dir_b) and not root:
-        raise UserError("no training data given: pass a folder holding trainA/ and trainB/ (or --data-a DIR --data-b DIR)")
+        raise UserError(
+            "no training data given: pass a folder holding trainA/ and trainB/ (or --data-a DIR --data-b DIR)"
+        )
     a = Path(dir_a) if dir_a else Path(root) / "trainA"
     b = Path(dir_b) if dir_b else Path(root) / "trainB"
     return a, b

@@ -37,8 +37,11 @@ def find_images(folder: str | Path, what: str = "images") -> list[Path]:
             continue
         seen.add((st.st_dev, st.st_ino))
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        files += [Path(root) / n for n in names if Path(n).suffix.lower() in exts and not n.startswith(".")
-                  and (Path(root) / n).is_file()]
+        files += [
+            Path(root) / n
+            for n in names
+            if Path(n).suffix.lower() in exts and not n.startswith(".") and (Path(root) / n).is_file()
+        ]
     files.sort()
     if not files:
         raise UserError(f"{what}: no images found in {folder} (looked for {', '.join(exts)})")
@@ -61,7 +64,10 @@ class ChannelWarner:
         key = (mode, str(channels))
         if key not in self.seen:
             self.seen.add(key)
-            warnings.warn(f"{path}: {mode} image converted to {channels} channel(s) (further such conversions are silent)", stacklevel=3)
+            warnings.warn(
+                f"{path}: {mode} image converted to {channels} channel(s) (further such conversions are silent)",
+                stacklevel=3,
+            )
 
 
 _warner = ChannelWarner()
@@ -116,8 +122,11 @@ def _to_8_bits(im: Image.Image, path: Path) -> Image.Image:
     elif im.mode == "F":
         a = np.asarray(im).astype(np.float64)
         if a.size and (a.max() > 1.0 or a.min() < 0.0):
-            warnings.warn(f"{path}: values from {a.min():g} to {a.max():g}; "
-                          "float images are read as 0..1, so the rest is clipped")
+            warnings.warn(
+                f"{path}: values from {a.min():g} to {a.max():g}; float images are read as 0..1, so the rest is "
+                f"clipped",
+                stacklevel=2,
+            )
     else:
         return im
     return Image.fromarray(np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8), "L")
@@ -132,7 +141,9 @@ def _read_array(path: Path, channels: int) -> torch.Tensor:
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] != channels:
-        raise UserError(f"{path}: array of shape {a.shape} does not have {channels} channels (expected (H, W, {channels}))")
+        raise UserError(
+            f"{path}: array of shape {a.shape} does not have {channels} channels (expected (H, W, {channels}))"
+        )
     if a.dtype != np.uint8:
         a = np.clip(np.rint(a.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()

@@ -45,8 +45,10 @@ def size_problem(path: str | Path, width: int, height: int, limit: int | None = 
     """The one-line reason an image of width x height is refused (None if it is accepted)."""
     limit = max_pixels() if limit is None else limit
     if limit and width * height > limit:
-        return (f"{path}: image too large ({width}x{height} = {width * height:,} pixels, above the limit of "
-                f"{limit:,}; to accept it set {ENV}={width * height} or 0 for no limit)")
+        return (
+            f"{path}: image too large ({width}x{height} = {width * height:,} pixels, above the limit of "
+            f"{limit:,}; to accept it set {ENV}={width * height} or 0 for no limit)"
+        )
     return None
 
 

@@ -53,7 +53,9 @@ class Preprocess:
         """Why an image of w x h cannot be cropped (naming the file), or None."""
         rw, rh = self.resized_size(w, h)
         if self.crops and (rw < self.crop_size or rh < self.crop_size):
-            return f"{path}: image is {w}x{h}, smaller than the crop {self.crop_size}x{self.crop_size} after '{self.mode}'"
+            return (
+                f"{path}: image is {w}x{h}, smaller than the crop {self.crop_size}x{self.crop_size} after '{self.mode}'"
+            )
         return None
 
     def check_size(self, w: int, h: int, path) -> None:
@@ -79,7 +81,7 @@ class Preprocess:
             image = TF.resize(image, [rh, rw], interpolation=InterpolationMode.BICUBIC, antialias=True)
         top, left, flip = params if params is not None else self.params(rw, rh, generator)
         if self.crops:
-            image = image[..., top:top + self.crop_size, left:left + self.crop_size]
+            image = image[..., top : top + self.crop_size, left : left + self.crop_size]
         if flip:
             image = image.flip(-1)
         return to_float(image)

@@ -4,33 +4,56 @@ setup.py says what to run on (`EvalSetup`, keyword-only) and checks it; scorers.
 behind the `SCORERS` registry; run.py translates and feeds the scorers; report.py writes tables and pages.
 """
 
+from . import paired  # noqa: F401  (registers psnr, ssim, lpips)
 from .report import checkpoint_position, markdown_table
 from .run import (
-                    LiveResult,
-                    default_out_dir,
-                    evaluate,
-                    evaluate_translators,
-                    headline_value,
-                    iter_batches,
+    LiveResult,
+    default_out_dir,
+    evaluate,
+    evaluate_translators,
+    headline_value,
+    iter_batches,
 )
-from . import paired  # noqa: F401  (registers psnr, ssim, lpips)
 from .scorers import SCORERS, FcnScorer, Scorer, SegScorer, build_scorers
 from .setup import (
-                    DIRECTIONS,
-                    EVAL_METRICS,
-                    HEADLINE,
-                    LOWER_IS_BETTER,
-                    OPPOSITE,
-                    PALETTES,
-                    EvalSetup,
-                    check_setup,
-                    describe_metric,
-                    metric_help,
-                    parse_metrics,
-                    test_folders,
+    DIRECTIONS,
+    EVAL_METRICS,
+    HEADLINE,
+    LOWER_IS_BETTER,
+    OPPOSITE,
+    PALETTES,
+    EvalSetup,
+    check_setup,
+    describe_metric,
+    metric_help,
+    parse_metrics,
+    test_folders,
 )
 
-__all__ = ["DIRECTIONS", "EVAL_METRICS", "HEADLINE", "LOWER_IS_BETTER", "OPPOSITE", "PALETTES", "SCORERS", "EvalSetup",
-           "FcnScorer", "LiveResult", "Scorer", "SegScorer", "build_scorers", "check_setup", "describe_metric", "checkpoint_position", "default_out_dir", "evaluate",
-           "evaluate_translators", "headline_value", "iter_batches", "markdown_table", "metric_help", "parse_metrics",
-           "test_folders"]
+__all__ = [
+    "DIRECTIONS",
+    "EVAL_METRICS",
+    "HEADLINE",
+    "LOWER_IS_BETTER",
+    "OPPOSITE",
+    "PALETTES",
+    "SCORERS",
+    "EvalSetup",
+    "FcnScorer",
+    "LiveResult",
+    "Scorer",
+    "SegScorer",
+    "build_scorers",
+    "check_setup",
+    "describe_metric",
+    "checkpoint_position",
+    "default_out_dir",
+    "evaluate",
+    "evaluate_translators",
+    "headline_value",
+    "iter_batches",
+    "markdown_table",
+    "metric_help",
+    "parse_metrics",
+    "test_folders",
+]

@@ -22,8 +22,15 @@ PAIRED_METRICS = ("psnr", "ssim", "lpips")
 class PairedScorer(Scorer):
     """Mean per-image PSNR (dB), SSIM and LPIPS of translations against their paired real targets."""
 
-    def __init__(self, truth_folder: Path, which: tuple[str, ...], *, lpips_weights: str | None = None,
-                 device=None, resize: bool = False):
+    def __init__(
+        self,
+        truth_folder: Path,
+        which: tuple[str, ...],
+        *,
+        lpips_weights: str | None = None,
+        device=None,
+        resize: bool = False,
+    ):
         from ..metrics.paired import load_lpips
 
         self.which, self.resize, self.truth_folder = which, resize, Path(truth_folder)
@@ -37,14 +44,18 @@ class PairedScorer(Scorer):
         truths = []
         for f, fake in zip(files, fakes):
             if f.stem not in self.truth:
-                raise UserError(f"{'/'.join(self.which)}: no paired target for {f.name} in {self.truth_folder} "
-                                "(paired file names needed)")
+                raise UserError(
+                    f"{'/'.join(self.which)}: no paired target for {f.name} in {self.truth_folder} "
+                    "(paired file names needed)"
+                )
             truth = read_image(self.truth[f.stem], 3)
             if self.resize and truth.shape[-2:] != fake.shape[-2:]:
                 truth = TF.resize(truth, list(fake.shape[-2:]), interpolation=InterpolationMode.BICUBIC, antialias=True)
             if truth.shape[-2:] != fake.shape[-2:]:
-                raise UserError(f"{self.truth[f.stem]} is {tuple(truth.shape[-2:])}, its translation "
-                                f"{tuple(fake.shape[-2:])}; paired images must have the same size (or use --size)")
+                raise UserError(
+                    f"{self.truth[f.stem]} is {tuple(truth.shape[-2:])}, its translation "
+                    f"{tuple(fake.shape[-2:])}; paired images must have the same size (or use --size)"
+                )
             fake = fake.repeat(3, 1, 1) if fake.shape[0] == 1 else fake[:3]
             truths.append(truth)
             if "psnr" in self.which:
@@ -65,8 +76,13 @@ class PairedScorer(Scorer):
 def paired_scorer(setup, direction: str, *, has_reconstruction: bool, inception=None) -> Scorer:
     """One scorer for the paired metrics chosen (psnr, ssim, lpips) of `direction`."""
     which = tuple(m for m in PAIRED_METRICS if m in setup.metrics)
-    return PairedScorer(setup.folder(direction[-1]), which, lpips_weights=setup.lpips_weights, device=setup.device,
-                        resize=bool(setup.size))
+    return PairedScorer(
+        setup.folder(direction[-1]),
+        which,
+        lpips_weights=setup.lpips_weights,
+        device=setup.device,
+        resize=bool(setup.size),
+    )
 
 
 def check_paired(setup) -> None:

@@ -15,8 +15,9 @@ def checkpoint_position(report: dict) -> str:
 
 
 def summary_line(report: dict) -> str:
-    return (f"`{report['checkpoint']}` ({checkpoint_position(report)}); "
-            + ", ".join(f"{d}: {n} test images" for d, n in report["images"].items()))
+    return f"`{report['checkpoint']}` ({checkpoint_position(report)}); " + ", ".join(
+        f"{d}: {n} test images" for d, n in report["images"].items()
+    )
 
 
 def content_tables(details: dict) -> str:
@@ -26,12 +27,20 @@ def content_tables(details: dict) -> str:
         c = det.get("content")
         if not c:
             continue
-        out += [f"\n{d}, content per class (the classifier on translations and on the inputs):\n",
-                "| class | images | translated | untranslated |", "| --- | ---: | ---: | ---: |"]
-        out += [f"| {name} | {v['images']} | {v['translated']:.4f} | {v['untranslated']:.4f} |" for name, v in c["per_class"].items()]
+        out += [
+            f"\n{d}, content per class (the classifier on translations and on the inputs):\n",
+            "| class | images | translated | untranslated |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        out += [
+            f"| {name} | {v['images']} | {v['translated']:.4f} | {v['untranslated']:.4f} |"
+            for name, v in c["per_class"].items()
+        ]
         if c["top_confusions"]:
-            out.append("\nmost frequent confusions on translations: "
-                       + ", ".join(f"{t['true']} -> {t['predicted']}: {t['count']}" for t in c["top_confusions"][:5]))
+            out.append(
+                "\nmost frequent confusions on translations: "
+                + ", ".join(f"{t['true']} -> {t['predicted']}: {t['count']}" for t in c["top_confusions"][:5])
+            )
     return "\n".join(out) + ("\n" if out else "")
 
 
@@ -54,10 +63,16 @@ def write_index(path: Path, report: dict, galleries: dict[str, Path]) -> None:
     dirs = list(report["metrics"])
     names = list(dict.fromkeys(k for d in dirs for k in report["metrics"][d]))
     head = "".join(f"<th>{d}</th>" for d in dirs)
-    rows = "".join(f"<tr><td>{html.escape(n)}</td>" + "".join(f"<td>{_fmt(report['metrics'][d].get(n))}</td>" for d in dirs)
-                   + "</tr>" for n in names)
-    links = "".join(f'<li><a href="{d}/index.html">{d}</a>: {report["images"][d]} images, input | translation | '
-                    f"reconstruction</li>" for d in galleries)
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td>"
+        + "".join(f"<td>{_fmt(report['metrics'][d].get(n))}</td>" for d in dirs)
+        + "</tr>"
+        for n in names
+    )
+    links = "".join(
+        f'<li><a href="{d}/index.html">{d}</a>: {report["images"][d]} images, input | translation | reconstruction</li>'
+        for d in galleries
+    )
     path.write_text(f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>evaluation</title>
 <style>body{{font-family:sans-serif;margin:1em}} td,th{{padding:2px 8px;text-align:right}}</style></head>
@@ -67,4 +82,3 @@ def write_index(path: Path, report: dict, galleries: dict[str, Path]) -> None:
 
 
 # ---------------------------------------------------------------------------------- in-memory evaluation
-

@@ -27,14 +27,16 @@ from torchvision.transforms.v2 import functional as TF
 from .. import checkpoint as ckpt
 from ..data.files import ImageReadError, read_image
 from ..errors import UserError
-from ..translate import Translator, load_translator, save_image, seeded, write_gallery
 from ..plots import add_curves, run_of
+from ..translate import Translator, load_translator, save_image, seeded, write_gallery
 from .report import content_tables, markdown_table, summary_line, write_index
 from .scorers import InceptionScorer, Scorer, build_scorers
 from .setup import DIRECTIONS, HEADLINE, OPPOSITE, EvalSetup, check_setup
 
 
-def iter_batches(files: list[Path], in_ch: int, batch_size: int, size: int = 0) -> Iterator[tuple[list[Path], torch.Tensor]]:
+def iter_batches(
+    files: list[Path], in_ch: int, batch_size: int, size: int = 0
+) -> Iterator[tuple[list[Path], torch.Tensor]]:
     """Consecutive same-size images as (files, (B, C, H, W) uint8), resized to size x size when size > 0
     (bicubic, antialiased); unreadable files are an error here, since a metric over a silently shrunken
     test set would mislead."""
@@ -54,8 +56,17 @@ def iter_batches(files: list[Path], in_ch: int, batch_size: int, size: int = 0) 
         yield [g[0] for g in group], torch.stack([g[1] for g in group])
 
 
-def run_direction(fwd: Translator, back: Translator | None, files: list[Path], scorers: list[Scorer],
-                  *, batch_size: int, out_dir: Path | None = None, progress: bool = False, size: int = 0) -> list[tuple[Path, Path, Path | None]]:
+def run_direction(
+    fwd: Translator,
+    back: Translator | None,
+    files: list[Path],
+    scorers: list[Scorer],
+    *,
+    batch_size: int,
+    out_dir: Path | None = None,
+    progress: bool = False,
+    size: int = 0,
+) -> list[tuple[Path, Path, Path | None]]:
     """Translate (and reconstruct) `files`, feed the scorers, and write PNGs into out_dir/fake, out_dir/rec.
 
     Returns [(input, translation file, reconstruction file)] when out_dir is given, else [].
@@ -84,8 +95,10 @@ def run_direction(fwd: Translator, back: Translator | None, files: list[Path], s
     return written
 
 
-ACCEPTED = ("a run directory of `cyclegan train`, its .model.safetensors / .state.safetensors files, or a "
-            "reference-implementation generator .pth (e.g. latest_net_G_A.pth)")
+ACCEPTED = (
+    "a run directory of `cyclegan train`, its .model.safetensors / .state.safetensors files, or a "
+    "reference-implementation generator .pth (e.g. latest_net_G_A.pth)"
+)
 REFERENCE_SUFFIXES = (".pth", ".pt")
 
 
@@ -114,8 +127,10 @@ def reference_direction(path: Path, only: str | None) -> str:
         return "AtoB"
     if stem.endswith("G_B"):
         return "BtoA"
-    raise UserError(f"{path}: a reference generator translates one way, and its name does not say which (*_net_G_A.pth "
-                    "maps A to B, *_net_G_B.pth B to A); pass --direction AtoB or --direction BtoA")
+    raise UserError(
+        f"{path}: a reference generator translates one way, and its name does not say which (*_net_G_A.pth "
+        "maps A to B, *_net_G_B.pth B to A); pass --direction AtoB or --direction BtoA"
+    )
 
 
 def default_out_dir(checkpoint: str | Path) -> Path:
@@ -128,8 +143,16 @@ def default_out_dir(checkpoint: str | Path) -> Path:
     return run / "eval" / tag
 
 
-def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, *, train_mode: bool | None = None,
-             gallery: bool = True, progress: bool = True, only: str | None = None) -> dict:
+def evaluate(
+    checkpoint: str | Path,
+    setup: EvalSetup,
+    out_dir: str | Path,
+    *,
+    train_mode: bool | None = None,
+    gallery: bool = True,
+    progress: bool = True,
+    only: str | None = None,
+) -> dict:
     """Translate both test folders completely, compute `setup.metrics`, write results into out_dir.
 
     only: "AtoB" or "BtoA" scores that direction alone (the other network still reconstructs).
@@ -145,7 +168,9 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, *, t
         if not path.is_file():
             raise UserError(f"checkpoint {path} not found")
         meta = {"method": "reference"}
-        generator = load_translator(path, "AtoB", setup.device, train_mode=train_mode)  # the file first: is it a generator?
+        generator = load_translator(
+            path, "AtoB", setup.device, train_mode=train_mode
+        )  # the file first: is it a generator?
         available = [reference_direction(path, only)]
     else:
         path = ckpt.resolve_checkpoint(checkpoint, "model")
@@ -154,11 +179,20 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, *, t
         if not available:
             raise UserError(f"{path}: records no translation directions; is it a `cyclegan train` checkpoint?")
     if "cycle" in setup.metrics and len(available) < 2:  # a reference generator, or pix2pix: one network, one way
-        why = (f"{path.name} " + ("is one generator" if single else f"translates {available[0]} only")
-               + ", with no inverse to reconstruct with")
+        why = (
+            f"{path.name} "
+            + ("is one generator" if single else f"translates {available[0]} only")
+            + ", with no inverse to reconstruct with"
+        )
         if set(setup.metrics) == {"cycle"}:
-            raise UserError(f"--metrics cycle: {why}; " + ("evaluate a run directory or its .model.safetensors for the "
-                                                           "cycle error" if single else "choose other --metrics (seg, fid, kid, content)"))
+            raise UserError(
+                f"--metrics cycle: {why}; "
+                + (
+                    "evaluate a run directory or its .model.safetensors for the cycle error"
+                    if single
+                    else "choose other --metrics (seg, fid, kid, content)"
+                )
+            )
         notes.append(f"cycle: not computed: {why}")
     if only is not None and only not in available:
         raise UserError(f"{path}: has no {only} direction (it has {', '.join(available)})")
@@ -175,8 +209,10 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, *, t
         inception = InceptionLoader(setup.inception_weights, setup.device)
     # every scorer before any translation: classifiers, ground truth and reference features (from the
     # cache, else computed now) load here, so their errors come before the translating, not after it
-    all_scorers = {d: build_scorers(setup, d, has_reconstruction=translators.get(OPPOSITE[d]) is not None,
-                                        inception=inception) for d in directions}
+    all_scorers = {
+        d: build_scorers(setup, d, has_reconstruction=translators.get(OPPOSITE[d]) is not None, inception=inception)
+        for d in directions
+    }
     for s in (s for group in all_scorers.values() for s in group):
         if isinstance(s, InceptionScorer):
             s.real_features()
@@ -190,8 +226,16 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, *, t
         scorers = all_scorers[d]
         if progress:
             print(f"{d}: translating {len(files)} images from {setup.folder(d[0])}", flush=True)
-        written = run_direction(translators[d], back, files, scorers, batch_size=setup.batch_size,
-                                out_dir=out_dir / d if gallery else None, progress=progress, size=setup.size)
+        written = run_direction(
+            translators[d],
+            back,
+            files,
+            scorers,
+            batch_size=setup.batch_size,
+            out_dir=out_dir / d if gallery else None,
+            progress=progress,
+            size=setup.size,
+        )
         values: dict[str, float] = {}
         for s in scorers:
             values.update(s.result())
@@ -203,10 +247,13 @@ def evaluate(checkpoint: str | Path, setup: EvalSetup, out_dir: str | Path, *, t
         if gallery:
             galleries[d] = out_dir / d / "index.html"
             has_rec = back is not None
-            write_gallery(galleries[d], [(src, fake) for src, fake, _ in written],
-                          title=f"{d}: {translators[d].description}",
-                          columns=("input", "translation") + (("reconstruction",) if has_rec else ()),
-                          extra=[[rec] for _, _, rec in written] if has_rec else None)
+            write_gallery(
+                galleries[d],
+                [(src, fake) for src, fake, _ in written],
+                title=f"{d}: {translators[d].description}",
+                columns=("input", "translation") + (("reconstruction",) if has_rec else ()),
+                extra=[[rec] for _, _, rec in written] if has_rec else None,
+            )
     report = {
         "checkpoint": str(path),
         "method": meta.get("method"),
@@ -251,7 +298,9 @@ def headline_value(metric: str, values: dict[str, dict[str, float]]) -> float:
     return float(np.mean(found))
 
 
-def evaluate_translators(translators: dict[str, Translator], setup: EvalSetup, metric: str, inception=None) -> LiveResult:
+def evaluate_translators(
+    translators: dict[str, Translator], setup: EvalSetup, metric: str, inception=None
+) -> LiveResult:
     """Score in-memory translators (both directions when present) on `setup`'s files, writing nothing."""
     result = LiveResult()
     for d, fwd in translators.items():

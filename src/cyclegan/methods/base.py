@@ -37,8 +37,12 @@ class NetSpec:
         from ..nets.latent import LATENT_NETS
         from ..nets.projection import PROJECTIONS
 
-        create = {"generator": create_generator, "discriminator": create_discriminator, "latent": LATENT_NETS.create,
-                  "projection": PROJECTIONS.create}[self.kind]
+        create = {
+            "generator": create_generator,
+            "discriminator": create_discriminator,
+            "latent": LATENT_NETS.create,
+            "projection": PROJECTIONS.create,
+        }[self.kind]
         return create(self.name, **self.kwargs)
 
     def to_dict(self) -> dict:
@@ -53,9 +57,9 @@ class Method(abc.ABC):
     """Base class. Subclasses set `generators`, `discriminators`, `directions` and the two losses."""
 
     name = "base"
-    generators: tuple[str, ...] = ()      # trained by the generator optimizer
+    generators: tuple[str, ...] = ()  # trained by the generator optimizer
     discriminators: tuple[str, ...] = ()  # trained by the discriminator optimizer
-    directions: dict[str, str] = {}        # "AtoB" -> name of the network that translates that way
+    directions: dict[str, str] = {}  # "AtoB" -> name of the network that translates that way
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -144,8 +148,15 @@ def _same(x: Tensor) -> Tensor:
     return x
 
 
-def halved_discriminator_loss(nets: nn.ModuleDict, batch: dict, fakes: dict[str, Tensor], loss_cfg, *,
-                              view: Callable[[Tensor], Tensor] = _same, fused: bool = False) -> Losses:
+def halved_discriminator_loss(
+    nets: nn.ModuleDict,
+    batch: dict,
+    fakes: dict[str, Tensor],
+    loss_cfg,
+    *,
+    view: Callable[[Tensor], Tensor] = _same,
+    fused: bool = False,
+) -> Losses:
     """Eq. 1, discriminator side, halved (the reference's choice, Sec. 4): D_A separates real B from the
     (pooled) fakes of B, D_B real A from fakes of A, each only when `fakes` has its key; both see images
     through `view` (DiffAugment where on). With gan_mode wgangp, + the gradient penalty (D_A_gp, D_B_gp).

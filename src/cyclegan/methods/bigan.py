@@ -51,8 +51,11 @@ class BiGAN(Method):
         return {
             "G_A": NetSpec("generator", m.generator, dict(in_ch=d.channels_a, out_ch=d.channels_b, **g)),
             "G_B": NetSpec("generator", m.generator, dict(in_ch=d.channels_b, out_ch=d.channels_a, **g)),
-            "D": NetSpec("discriminator", m.discriminator, dict(in_ch=d.channels_a + d.channels_b, ndf=m.ndf,
-                                                                norm=m.norm, n_layers=m.n_layers_d)),
+            "D": NetSpec(
+                "discriminator",
+                m.discriminator,
+                dict(in_ch=d.channels_a + d.channels_b, ndf=m.ndf, norm=m.norm, n_layers=m.n_layers_d),
+            ),
         }
 
     def generator_loss(self, nets: nn.ModuleDict, batch: dict):
@@ -62,8 +65,10 @@ class BiGAN(Method):
         real_a, real_b = batch["A"], batch["B"]
         gen_pair = torch.cat([real_a, nets["G_A"](real_a)], 1)  # (z, G(z))
         enc_pair = torch.cat([nets["G_B"](real_b), real_b], 1)  # (E(x), x)
-        terms = {"G_A": L.gan_loss(nets["D"](gen_pair), True, mode),
-                 "G_B": L.gan_loss(nets["D"](enc_pair), False, mode)}
+        terms = {
+            "G_A": L.gan_loss(nets["D"](gen_pair), True, mode),
+            "G_B": L.gan_loss(nets["D"](enc_pair), False, mode),
+        }
         return terms, {"D": torch.cat([gen_pair, enc_pair], 1).detach()}
 
     def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, Tensor]):
@@ -99,7 +104,9 @@ class LatentBiGAN(Method):
         m, d = self.cfg.model, self.cfg.data
         size = check_latent_size(self.name, d.crop_size)
         if self.cfg.loss.gan_mode == "wgangp":
-            raise UserError("bigan_latent supports loss.gan_mode lsgan or vanilla (no gradient penalty on (x, z) pairs)")
+            raise UserError(
+                "bigan_latent supports loss.gan_mode lsgan or vanilla (no gradient penalty on (x, z) pairs)"
+            )
         specs = {}
         for dom, ch in (("A", d.channels_a), ("B", d.channels_b)):
             common = dict(latent_dim=m.latent_dim, size=size, norm=m.norm)

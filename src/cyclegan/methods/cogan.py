@@ -34,8 +34,10 @@ def check_latent_size(method: str, size: int) -> int:
     try:
         levels(size)
     except ValueError:
-        raise UserError(f"{method} generates images of data.crop_size pixels, which must be a power of two "
-                        f"(8 or more, e.g. 64, 128 or 256), got {size}") from None
+        raise UserError(
+            f"{method} generates images of data.crop_size pixels, which must be a power of two "
+            f"(8 or more, e.g. 64, 128 or 256), got {size}"
+        ) from None
     return size
 
 
@@ -51,8 +53,9 @@ def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def latent_search(generate: Callable[[Tensor], Tensor], target: Tensor, latent_dim: int, steps: int,
-                  lr: float = 0.05) -> tuple[Tensor, Tensor]:
+def latent_search(
+    generate: Callable[[Tensor], Tensor], target: Tensor, latent_dim: int, steps: int, lr: float = 0.05
+) -> tuple[Tensor, Tensor]:
     """Find z with generate(z) ~ target: Adam on z from z = 0 (the prior's mean) for `steps` steps,
     minimising the per-image mean squared error, with z clamped to [-1, 1] after each step.
 
@@ -104,10 +107,23 @@ class CoGAN(Method):
         m, d = self.cfg.model, self.cfg.data
         size = check_latent_size(self.name, d.crop_size)
         return {
-            "G": NetSpec("latent", "cogan_generator", dict(latent_dim=m.latent_dim, out_ch_a=d.channels_a, out_ch_b=d.channels_b,
-                                                    size=size, ngf=m.ngf, norm=m.norm)),
-            "D": NetSpec("latent", "cogan_discriminator", dict(in_ch_a=d.channels_a, in_ch_b=d.channels_b, size=size,
-                                                        ndf=m.ndf, norm=m.norm)),
+            "G": NetSpec(
+                "latent",
+                "cogan_generator",
+                dict(
+                    latent_dim=m.latent_dim,
+                    out_ch_a=d.channels_a,
+                    out_ch_b=d.channels_b,
+                    size=size,
+                    ngf=m.ngf,
+                    norm=m.norm,
+                ),
+            ),
+            "D": NetSpec(
+                "latent",
+                "cogan_discriminator",
+                dict(in_ch_a=d.channels_a, in_ch_b=d.channels_b, size=size, ndf=m.ndf, norm=m.norm),
+            ),
         }
 
     def io_channels(self, direction: str) -> tuple[int, int]:
@@ -121,8 +137,10 @@ class CoGAN(Method):
         real_a = batch["A"]
         z = sample_latent(real_a.shape[0], self.cfg.model.latent_dim, real_a.device)
         fake_a, fake_b = nets["G"](z)
-        terms = {"G_A": L.generator_gan_loss(nets["D"](fake_a, "A"), mode),
-                 "G_B": L.generator_gan_loss(nets["D"](fake_b, "B"), mode)}
+        terms = {
+            "G_A": L.generator_gan_loss(nets["D"](fake_a, "A"), mode),
+            "G_B": L.generator_gan_loss(nets["D"](fake_b, "B"), mode),
+        }
         return terms, {"D": torch.cat([fake_a, fake_b], 1).detach()}
 
     def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, Tensor]):

@@ -49,15 +49,19 @@ def check_config(cfg: Config) -> None:
     except ValueError as e:
         raise UserError(f"model.nce_layers={m.nce_layers!r}: {e}") from None
     if d.channels_a != d.channels_b:
-        raise UserError(f"{name} reads G(x) with G's own layers, so both domains need the same number of channels "
-                        f"(data.channels_a={d.channels_a}, data.channels_b={d.channels_b})")
+        raise UserError(
+            f"{name} reads G(x) with G's own layers, so both domains need the same number of channels "
+            f"(data.channels_a={d.channels_a}, data.channels_b={d.channels_b})"
+        )
     with torch.device("meta"):
         gen = create_generator(m.generator, in_ch=d.channels_a, out_ch=d.channels_b, ngf=m.ngf, norm=m.norm)
     try:
         depth = len(layer_stack(gen))
     except TypeError:
-        raise UserError(f"{name} reads features from a ResNet generator's layers; model.generator={m.generator} is not "
-                        "one (use resnet_9blocks or resnet_6blocks)") from None
+        raise UserError(
+            f"{name} reads features from a ResNet generator's layers; model.generator={m.generator} is not "
+            "one (use resnet_9blocks or resnet_6blocks)"
+        ) from None
     if layers[-1] >= depth:
         raise UserError(f"model.nce_layers={m.nce_layers!r}: {m.generator} has layers 0 to {depth - 1}")
     for key, value in (("loss.nce_patches", w.nce_patches), ("model.nce_mlp_nc", m.nce_mlp_nc)):
@@ -66,14 +70,17 @@ def check_config(cfg: Config) -> None:
     if not w.nce_temperature > 0:
         raise UserError(f"loss.nce_temperature must be positive, got {w.nce_temperature}")
     if w.lambda_nce < 0 or w.lambda_gan_a < 0:
-        raise UserError(f"loss.lambda_nce and loss.lambda_gan_a must be 0 or more, got {w.lambda_nce}, "
-                        f"{w.lambda_gan_a}")
+        raise UserError(
+            f"loss.lambda_nce and loss.lambda_gan_a must be 0 or more, got {w.lambda_nce}, {w.lambda_gan_a}"
+        )
     if w.lambda_nce == 0 and w.lambda_gan_a == 0:
         raise UserError(f"{name} needs loss.lambda_nce > 0 or loss.lambda_gan_a > 0 (both are 0: nothing to train)")
     if name == "fastcut" and (w.nce_idt or not w.flip_equivariance):
-        raise UserError("method fastcut is CUT without the PatchNCE term on Y and with flip equivariance "
-                        f"(loss.nce_idt=false, loss.flip_equivariance=true; here {w.nce_idt}, {w.flip_equivariance}): "
-                        "add the preset (--preset fastcut,...), or use method cut for other mixes")
+        raise UserError(
+            "method fastcut is CUT without the PatchNCE term on Y and with flip equivariance "
+            f"(loss.nce_idt=false, loss.flip_equivariance=true; here {w.nce_idt}, {w.flip_equivariance}): "
+            "add the preset (--preset fastcut,...), or use method cut for other mixes"
+        )
 
 
 @METHODS.register("cut")
@@ -121,8 +128,11 @@ class CUT(Method):
         g = self._generator_spec()
         return {
             "G": g,
-            "D": NetSpec("discriminator", m.discriminator, dict(in_ch=g.kwargs["out_ch"], ndf=m.ndf, norm=m.norm,
-                                                                n_layers=m.n_layers_d)),
+            "D": NetSpec(
+                "discriminator",
+                m.discriminator,
+                dict(in_ch=g.kwargs["out_ch"], ndf=m.ndf, norm=m.norm, n_layers=m.n_layers_d),
+            ),
             "H": NetSpec("projection", "mlp_sample", dict(in_channels=self.head_channels(), nc=m.nce_mlp_nc)),
         }
 

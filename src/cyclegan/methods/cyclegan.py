@@ -47,9 +47,11 @@ class CycleGAN(Method):
         check_extras(cfg)
         w, d = cfg.loss, cfg.data
         if w.lambda_identity > 0 and (w.lambda_a > 0 or w.lambda_b > 0) and d.channels_a != d.channels_b:
-            raise UserError(f"loss.lambda_identity={w.lambda_identity} asks G_A to map a domain-B image to itself, "
-                            f"which needs as many channels in both domains (data.channels_a={d.channels_a}, "
-                            f"data.channels_b={d.channels_b}); set loss.lambda_identity=0")
+            raise UserError(
+                f"loss.lambda_identity={w.lambda_identity} asks G_A to map a domain-B image to itself, "
+                f"which needs as many channels in both domains (data.channels_a={d.channels_a}, "
+                f"data.channels_b={d.channels_b}); set loss.lambda_identity=0"
+            )
 
     def specs(self) -> dict[str, NetSpec]:
         return two_way_specs(self.cfg)
@@ -77,23 +79,27 @@ class CycleGAN(Method):
             G, F = SharedPass(G, x, y), SharedPass(F, y, x)  # G(x), G(y) in one call; F(y), F(x) in one
         fake_y = G(x) if w.lambda_gan_a > 0 or w.lambda_a > 0 or ex.needs_translations else None
         fake_x = F(y) if w.lambda_gan_b > 0 or w.lambda_b > 0 or ex.needs_translations else None
-        terms = weighted({
-            "G_A": (w.lambda_gan_a, lambda: L.generator_gan_loss(D_Y(ex.d_view(fake_y)), mode)),
-            "G_B": (w.lambda_gan_b, lambda: L.generator_gan_loss(D_X(ex.d_view(fake_x)), mode)),
-            "cycle_A": (w.lambda_a, lambda: L.cycle_loss(F(ex.cycle_view(fake_y, "b")), x)),
-            "cycle_B": (w.lambda_b, lambda: L.cycle_loss(G(ex.cycle_view(fake_x, "a")), y)),
-            "idt_A": (w.lambda_identity * w.lambda_b, lambda: L.identity_loss(G(y), y)),
-            "idt_B": (w.lambda_identity * w.lambda_a, lambda: L.identity_loss(F(x), x)),
-        })
+        terms = weighted(
+            {
+                "G_A": (w.lambda_gan_a, lambda: L.generator_gan_loss(D_Y(ex.d_view(fake_y)), mode)),
+                "G_B": (w.lambda_gan_b, lambda: L.generator_gan_loss(D_X(ex.d_view(fake_x)), mode)),
+                "cycle_A": (w.lambda_a, lambda: L.cycle_loss(F(ex.cycle_view(fake_y, "b")), x)),
+                "cycle_B": (w.lambda_b, lambda: L.cycle_loss(G(ex.cycle_view(fake_x, "a")), y)),
+                "idt_A": (w.lambda_identity * w.lambda_b, lambda: L.identity_loss(G(y), y)),
+                "idt_B": (w.lambda_identity * w.lambda_a, lambda: L.identity_loss(F(x), x)),
+            }
+        )
         terms.update(ex.added_terms(x, y, fake_y, fake_x))
-        fakes = {d: fake.detach() for d, fake, lam in (("D_A", fake_y, w.lambda_gan_a), ("D_B", fake_x, w.lambda_gan_b))
-                 if lam > 0}
+        fakes = {
+            d: fake.detach()
+            for d, fake, lam in (("D_A", fake_y, w.lambda_gan_a), ("D_B", fake_x, w.lambda_gan_b))
+            if lam > 0
+        }
         return terms, fakes
 
     def discriminator_loss(self, nets: nn.ModuleDict, batch: dict, fakes: dict[str, torch.Tensor]):
         """Eq. 1, discriminator side, halved: D_A separates real B from (pooled) G_A(A); D_B likewise."""
-        return halved_discriminator_loss(nets, batch, fakes, self.cfg.loss, view=self.extras.d_view,
-                                         fused=self.fuse_d)
+        return halved_discriminator_loss(nets, batch, fakes, self.cfg.loss, view=self.extras.d_view, fused=self.fuse_d)
 
     def samples(self, nets: nn.ModuleDict, batch: dict):
         real_a, real_b = batch["A"], batch["B"]

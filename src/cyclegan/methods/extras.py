@@ -80,7 +80,10 @@ class SemanticConsistency:
         f = self.classifier(x.device)
         with torch.no_grad():
             source_a, source_b = f.logits(x), f.logits(y)
-        return {"sem_A": L.semantic_loss(f.logits(fake_y), source_a), "sem_B": L.semantic_loss(f.logits(fake_x), source_b)}
+        return {
+            "sem_A": L.semantic_loss(f.logits(fake_y), source_a),
+            "sem_B": L.semantic_loss(f.logits(fake_x), source_b),
+        }
 
 
 @dataclass(frozen=True)
@@ -121,16 +124,21 @@ class CycleExtras:
 
     def added_terms(self, x: Tensor, y: Tensor, fake_y: Tensor, fake_x: Tensor) -> dict[str, Tensor]:
         """Every added term, weighted, in order."""
-        return {name: term.weight * value for term in self.terms
-                for name, value in term.fn(x, y, fake_y, fake_x).items()}
+        return {
+            name: term.weight * value for term in self.terms for name, value in term.fn(x, y, fake_y, fake_x).items()
+        }
 
 
 def extras_in_use(cfg: Config) -> list[str]:
     """The extras that `cfg` turns on, as the settings that name them."""
     w = cfg.loss
-    on = [("loss.cycle_noise", w.cycle_noise > 0), ("loss.cycle_palette_a", bool(w.cycle_palette_a)),
-          ("loss.cycle_palette_b", bool(w.cycle_palette_b)), ("loss.diffaugment", bool(w.diffaugment)),
-          ("loss.lambda_semantic", w.lambda_semantic > 0)]
+    on = [
+        ("loss.cycle_noise", w.cycle_noise > 0),
+        ("loss.cycle_palette_a", bool(w.cycle_palette_a)),
+        ("loss.cycle_palette_b", bool(w.cycle_palette_b)),
+        ("loss.diffaugment", bool(w.diffaugment)),
+        ("loss.lambda_semantic", w.lambda_semantic > 0),
+    ]
     return [name for name, used in on if used]
 
 
@@ -138,8 +146,9 @@ def refuse_extras(cfg: Config) -> None:
     """For methods other than CycleGAN: each extra acts on CycleGAN's cycle or discriminators only."""
     for name in extras_in_use(cfg):
         acts_on = {"loss.diffaugment": "acts on the discriminators of", "loss.lambda_semantic": "is a term of"}
-        raise UserError(f"{name} {acts_on.get(name, 'acts on the cycle of')} the cyclegan method, "
-                        f"not of {cfg.model.method}")
+        raise UserError(
+            f"{name} {acts_on.get(name, 'acts on the cycle of')} the cyclegan method, not of {cfg.model.method}"
+        )
 
 
 def check_extras(cfg: Config) -> None:
@@ -151,13 +160,16 @@ def check_extras(cfg: Config) -> None:
         if not name:
             continue
         if name not in PALETTES:
-            raise UserError(f"loss.cycle_palette_{domain}={name!r} is not a known palette; choose from: "
-                            f"{', '.join(PALETTES)}")
+            raise UserError(
+                f"loss.cycle_palette_{domain}={name!r} is not a known palette; choose from: {', '.join(PALETTES)}"
+            )
         channels = getattr(cfg.data, f"channels_{domain}")
         if channels != PALETTES[name].shape[1]:
-            raise UserError(f"loss.cycle_palette_{domain}={name} has {PALETTES[name].shape[1]}-channel colours but "
-                            f"domain {domain.upper()} has {channels} channels (data.channels_{domain}); set it "
-                            f"on the domain that holds the colour-coded label maps")
+            raise UserError(
+                f"loss.cycle_palette_{domain}={name} has {PALETTES[name].shape[1]}-channel colours but "
+                f"domain {domain.upper()} has {channels} channels (data.channels_{domain}); set it "
+                f"on the domain that holds the colour-coded label maps"
+            )
     if w.diffaugment:
         try:
             parse_policy(w.diffaugment)
@@ -165,7 +177,9 @@ def check_extras(cfg: Config) -> None:
             raise UserError(f"loss.diffaugment={w.diffaugment!r}: {e}") from None
     if w.lambda_semantic > 0:
         if not w.semantic_classifier:
-            raise UserError("loss.lambda_semantic > 0 needs a classifier: --set loss.semantic_classifier=FILE "
-                            "(e.g. experiments/mnist_usps/train_classifier.py --domain A)")
+            raise UserError(
+                "loss.lambda_semantic > 0 needs a classifier: --set loss.semantic_classifier=FILE "
+                "(e.g. experiments/mnist_usps/train_classifier.py --domain A)"
+            )
         if not Path(w.semantic_classifier).is_file():
             raise UserError(f"loss.semantic_classifier {w.semantic_classifier} not found")

@@ -43,10 +43,14 @@ class FeatureGAN(SimGAN):
         if w.feature_net not in FEATURE_NETS:
             raise UserError(f"unknown loss.feature_net {w.feature_net!r}; choose one of: {', '.join(FEATURE_NETS)}")
         if d.channels_a not in (1, 3) or d.channels_b not in (1, 3):
-            raise UserError(f"feature_gan's feature network reads grey or RGB images, not {d.channels_a}/{d.channels_b} channels")
+            raise UserError(
+                f"feature_gan's feature network reads grey or RGB images, not {d.channels_a}/{d.channels_b} channels"
+            )
         if d.crop_size < MIN_SIZE[w.feature_net]:
-            raise UserError(f"feature_net {w.feature_net} needs images of at least {MIN_SIZE[w.feature_net]} pixels, "
-                            f"data.crop_size is {d.crop_size}")
+            raise UserError(
+                f"feature_net {w.feature_net} needs images of at least {MIN_SIZE[w.feature_net]} pixels, "
+                f"data.crop_size is {d.crop_size}"
+            )
         return super().specs()
 
     def feature_net(self, device: torch.device) -> FeatureNet:

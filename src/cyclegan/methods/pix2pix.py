@@ -66,8 +66,14 @@ class Pix2Pix(Method):
         m = self.cfg.model
         in_ch, out_ch = self.channels()
         return {
-            "G": NetSpec("generator", m.generator, dict(in_ch=in_ch, out_ch=out_ch, ngf=m.ngf, norm=m.norm, dropout=m.dropout)),
-            "D": NetSpec("discriminator", m.discriminator, dict(in_ch=in_ch + out_ch, ndf=m.ndf, norm=m.norm, n_layers=m.n_layers_d)),
+            "G": NetSpec(
+                "generator", m.generator, dict(in_ch=in_ch, out_ch=out_ch, ngf=m.ngf, norm=m.norm, dropout=m.dropout)
+            ),
+            "D": NetSpec(
+                "discriminator",
+                m.discriminator,
+                dict(in_ch=in_ch + out_ch, ndf=m.ndf, norm=m.norm, n_layers=m.n_layers_d),
+            ),
         }
 
     def active_discriminators(self) -> tuple[str, ...]:

@@ -35,8 +35,10 @@ class SimGAN(Method):
     def specs(self) -> dict[str, NetSpec]:
         d = self.cfg.data
         if d.channels_a != d.channels_b:
-            raise UserError(f"{self.name} compares G(x) with x, so both domains need the same number of channels "
-                            f"(data.channels_a={d.channels_a}, data.channels_b={d.channels_b})")
+            raise UserError(
+                f"{self.name} compares G(x) with x, so both domains need the same number of channels "
+                f"(data.channels_a={d.channels_a}, data.channels_b={d.channels_b})"
+            )
         return two_way_specs(self.cfg)
 
     def active_discriminators(self) -> tuple[str, ...]:
@@ -52,8 +54,10 @@ class SimGAN(Method):
         w, mode = self.cfg.loss, self.cfg.loss.gan_mode
         terms: dict[str, torch.Tensor] = {}
         fakes: dict[str, torch.Tensor] = {}
-        for g, d, suffix, source, lam in (("G_A", "D_A", "A", batch["A"], w.lambda_gan_a),
-                                          ("G_B", "D_B", "B", batch["B"], w.lambda_gan_b)):
+        for g, d, suffix, source, lam in (
+            ("G_A", "D_A", "A", batch["A"], w.lambda_gan_a),
+            ("G_B", "D_B", "B", batch["B"], w.lambda_gan_b),
+        ):
             if lam <= 0:
                 continue
             fake = nets[g](source)  # (B, C, H, W) in [-1, 1]

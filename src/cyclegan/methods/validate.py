@@ -22,8 +22,10 @@ def validate(cfg: Config) -> Config:
     _check_names(cfg)
     _check_ranges(cfg)
     if cfg.loss.gan_mode == "wgangp" and cfg.train.precision == "fp16":
-        raise UserError("loss.gan_mode=wgangp with train.precision=fp16: the gradient penalty's input gradient "
-                        "would be computed without loss scaling and can underflow in float16; use bf16 or fp32")
+        raise UserError(
+            "loss.gan_mode=wgangp with train.precision=fp16: the gradient penalty's input gradient "
+            "would be computed without loss scaling and can underflow in float16; use bf16 or fp32"
+        )
     if cfg.train.init_from:
         parse_init_from(cfg.train.init_from, exist=False)  # the files are read (and looked for) when a run starts
     if cfg.data.preprocess in ("resize_and_crop", "scale_width_and_crop") and cfg.data.load_size < cfg.data.crop_size:
@@ -37,12 +39,19 @@ def validate(cfg: Config) -> Config:
 def _check_names(cfg: Config) -> None:
     m = cfg.model
     choices = {
-        "model.method": (m.method, METHODS.names()), "model.generator": (m.generator, GENERATORS.names()),
-        "model.discriminator": (m.discriminator, DISCRIMINATORS.names()), "model.norm": (m.norm, NORMS),
-        "model.init": (m.init, INITS), "loss.gan_mode": (cfg.loss.gan_mode, GAN_MODES),
-        "data.preprocess": (cfg.data.preprocess, PREPROCESS), "optim.lr_policy": (cfg.optim.lr_policy, POLICIES),
-        "train.precision": (cfg.train.precision, PRECISIONS), "data.direction": (cfg.data.direction, ("AtoB", "BtoA")),
-        "train.adam": (cfg.train.adam, ADAM_IMPLS), "train.channels_last": (cfg.train.channels_last, CHANNELS_LAST), "train.compile_mode": (cfg.train.compile_mode, COMPILE_MODES),
+        "model.method": (m.method, METHODS.names()),
+        "model.generator": (m.generator, GENERATORS.names()),
+        "model.discriminator": (m.discriminator, DISCRIMINATORS.names()),
+        "model.norm": (m.norm, NORMS),
+        "model.init": (m.init, INITS),
+        "loss.gan_mode": (cfg.loss.gan_mode, GAN_MODES),
+        "data.preprocess": (cfg.data.preprocess, PREPROCESS),
+        "optim.lr_policy": (cfg.optim.lr_policy, POLICIES),
+        "train.precision": (cfg.train.precision, PRECISIONS),
+        "data.direction": (cfg.data.direction, ("AtoB", "BtoA")),
+        "train.adam": (cfg.train.adam, ADAM_IMPLS),
+        "train.channels_last": (cfg.train.channels_last, CHANNELS_LAST),
+        "train.compile_mode": (cfg.train.compile_mode, COMPILE_MODES),
         "train.compile": (cfg.train.compile, COMPILE),
     }
     for key, (value, allowed) in choices.items():
@@ -52,14 +61,24 @@ def _check_names(cfg: Config) -> None:
 
 def _check_ranges(cfg: Config) -> None:
     t, o, w = cfg.train, cfg.optim, cfg.loss
-    for key, value in (("train.batch_size", t.batch_size), ("data.crop_size", cfg.data.crop_size),
-                       ("model.ngf", cfg.model.ngf), ("model.ndf", cfg.model.ndf), ("train.log_every", t.log_every),
-                       ("optim.n_epochs + optim.n_epochs_decay", o.n_epochs + o.n_epochs_decay)):
+    for key, value in (
+        ("train.batch_size", t.batch_size),
+        ("data.crop_size", cfg.data.crop_size),
+        ("model.ngf", cfg.model.ngf),
+        ("model.ndf", cfg.model.ndf),
+        ("train.log_every", t.log_every),
+        ("optim.n_epochs + optim.n_epochs_decay", o.n_epochs + o.n_epochs_decay),
+    ):
         if value < 1:
             raise UserError(f"{key} must be at least 1, got {value}")
-    for key, value in (("optim.n_epochs", o.n_epochs), ("optim.n_epochs_decay", o.n_epochs_decay),
-                       ("loss.pool_size", w.pool_size), ("data.max_images", cfg.data.max_images),
-                       ("train.max_steps", t.max_steps), ("train.sample_every", t.sample_every)):
+    for key, value in (
+        ("optim.n_epochs", o.n_epochs),
+        ("optim.n_epochs_decay", o.n_epochs_decay),
+        ("loss.pool_size", w.pool_size),
+        ("data.max_images", cfg.data.max_images),
+        ("train.max_steps", t.max_steps),
+        ("train.sample_every", t.sample_every),
+    ):
         if value < 0:
             raise UserError(f"{key} must be 0 or more, got {value}")
     if not o.lr > 0:

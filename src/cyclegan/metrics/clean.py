@@ -27,8 +27,12 @@ CLEAN_PROTOCOL = "tf-inception-2015-12-05/pool3/clean-fid-v1"
 
 def clean_resize(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     """(H, W, 3) uint8 -> (size, size, 3) float32 in [0, 255]: PIL bicubic per channel in float, clipped."""
-    channels = [np.asarray(Image.fromarray(image[:, :, c].astype(np.float32), mode="F")
-                           .resize((size, size), resample=Image.BICUBIC)) for c in range(image.shape[2])]
+    channels = [
+        np.asarray(
+            Image.fromarray(image[:, :, c].astype(np.float32), mode="F").resize((size, size), resample=Image.BICUBIC)
+        )
+        for c in range(image.shape[2])
+    ]
     return np.stack(channels, axis=2).clip(0, 255).astype(np.float32)
 
 

@@ -45,8 +45,15 @@ def cleanfid_folder_features(folder: str | Path, extractor, batch_size: int = 32
     """(N, 2048) features of a folder by clean-fid's own loader, clean resizer and the given extractor."""
     from cleanfid.fid import get_folder_features
 
-    return get_folder_features(str(folder), extractor, num_workers=0, batch_size=batch_size,
-                               device=torch.device("cpu"), mode="clean", verbose=False)
+    return get_folder_features(
+        str(folder),
+        extractor,
+        num_workers=0,
+        batch_size=batch_size,
+        device=torch.device("cpu"),
+        mode="clean",
+        verbose=False,
+    )
 
 
 __all__ = ["CLEANFID_NAME", "cleanfid_extractor", "cleanfid_folder_features"]

@@ -85,16 +85,19 @@ def _no_tf32():
 
 @torch.no_grad()
 @_no_tf32()
-def tensor_features(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 50,
-                    protocol: str = "legacy") -> np.ndarray:
+def tensor_features(
+    model: torch.nn.Module, images: torch.Tensor, batch_size: int = 50, protocol: str = "legacy"
+) -> np.ndarray:
     """(N, 2048) float32 pool3 features of (N, 3, H, W) images in [0, 1] (e.g. `(G(x) + 1) / 2`); the clean
     protocol rounds them to 8 bits first."""
     device = next(model.parameters()).device
     if check_protocol(protocol) == "clean":
         images = torch.stack([clean_preprocess(x) for x in quantize(images.cpu())]) if len(images) else images
-        out = [model(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+        out = [model(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
     else:
-        out = [model(preprocess(images[i:i + batch_size].to(device))).cpu() for i in range(0, len(images), batch_size)]
+        out = [
+            model(preprocess(images[i : i + batch_size].to(device))).cpu() for i in range(0, len(images), batch_size)
+        ]
     return torch.cat(out).numpy() if out else np.zeros((0, FEATURE_DIM), np.float32)
 
 
@@ -121,13 +124,21 @@ class _Images(torch.utils.data.Dataset):
 
 @torch.no_grad()
 @_no_tf32()
-def file_features(model: torch.nn.Module, files: Sequence[Path], batch_size: int = 50,
-                  *, num_workers: int = 0, progress: bool = False, protocol: str = "legacy") -> np.ndarray:
+def file_features(
+    model: torch.nn.Module,
+    files: Sequence[Path],
+    batch_size: int = 50,
+    *,
+    num_workers: int = 0,
+    progress: bool = False,
+    protocol: str = "legacy",
+) -> np.ndarray:
     """(N, 2048) float32 pool3 features of image files, in the given order; a UserError naming the first
     file that cannot be read (a score over a silently shrunken set would mislead)."""
     device = next(model.parameters()).device
-    loader = torch.utils.data.DataLoader(_Images(files, check_protocol(protocol)), batch_size=batch_size,
-                                         num_workers=num_workers)
+    loader = torch.utils.data.DataLoader(
+        _Images(files, check_protocol(protocol)), batch_size=batch_size, num_workers=num_workers
+    )
     feats = []
     for batch, errors in progress_bar(loader, disable=not progress, desc="inception", unit="batch", leave=False):
         bad = next((e for e in errors if e), None)
@@ -152,8 +163,12 @@ def _relative(file: Path, folder: str | Path) -> str:
 class InceptionLoader:
     """Loads the FID network on first use, so fully cached folders never need the weights."""
 
-    def __init__(self, weights: str | Path | None = None, device: str | torch.device | None = None,
-                 cache: str | Path | None = None):
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        device: str | torch.device | None = None,
+        cache: str | Path | None = None,
+    ):
         self.weights, self.cache = weights, cache
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self._model: torch.nn.Module | None = None
@@ -167,9 +182,17 @@ class InceptionLoader:
 ModelSource = Callable[[], torch.nn.Module] | torch.nn.Module | None
 
 
-def folder_features(folder: str | Path, model: ModelSource = None, *, batch_size: int = 50,
-                    num_workers: int = 0, use_cache: bool = True, cache: str | Path | None = None,
-                    progress: bool = False, protocol: str = "legacy") -> np.ndarray:
+def folder_features(
+    folder: str | Path,
+    model: ModelSource = None,
+    *,
+    batch_size: int = 50,
+    num_workers: int = 0,
+    use_cache: bool = True,
+    cache: str | Path | None = None,
+    progress: bool = False,
+    protocol: str = "legacy",
+) -> np.ndarray:
     """(N, 2048) float32 features of the images in `folder`, read from / written to the feature cache.
 
     `model` is the network, or a zero-argument callable returning it (default: an `InceptionLoader`),
@@ -178,7 +201,9 @@ def folder_features(folder: str | Path, model: ModelSource = None, *, batch_size
     """
     files = list_images(folder)
     root = Path(cache if cache is not None else cache_dir())
-    path = root / "features" / f"{Path(folder).resolve().name}-{folder_key(folder, files, check_protocol(protocol))}.npz"
+    path = (
+        root / "features" / f"{Path(folder).resolve().name}-{folder_key(folder, files, check_protocol(protocol))}.npz"
+    )
     if use_cache and path.is_file():
         with np.load(path) as f:
             return f["features"]
@@ -188,7 +213,9 @@ def folder_features(folder: str | Path, model: ModelSource = None, *, batch_size
     feats = file_features(net, files, batch_size, num_workers=num_workers, progress=progress, protocol=protocol)
     if use_cache:
         names = np.array([_relative(f, folder) for f in files])
-        atomic_write(path, lambda tmp: np.savez(tmp, features=feats, files=names, protocol=np.array(PROTOCOLS[protocol])))
+        atomic_write(
+            path, lambda tmp: np.savez(tmp, features=feats, files=names, protocol=np.array(PROTOCOLS[protocol]))
+        )
     return feats
 
 
@@ -207,8 +234,15 @@ def folder_statistics(folder: str | Path, model: ModelSource = None, **options) 
     return feature_statistics(folder_features(folder, model, **options))
 
 
-def fid_from_folders(dir1: str | Path, dir2: str | Path, *, weights: str | Path | None = None,
-                     device: str | None = None, cache: str | Path | None = None, **options) -> float:
+def fid_from_folders(
+    dir1: str | Path,
+    dir2: str | Path,
+    *,
+    weights: str | Path | None = None,
+    device: str | None = None,
+    cache: str | Path | None = None,
+    **options,
+) -> float:
     """FID between two image folders (either may be a pytorch-fid `.npz` of statistics instead).
 
     `options` go to `folder_features` (batch_size, num_workers, use_cache, progress).
@@ -225,10 +259,18 @@ def fid_from_folders(dir1: str | Path, dir2: str | Path, *, weights: str | Path 
     return frechet_distance(*s1, *s2)
 
 
-def kid_from_folders(dir1: str | Path, dir2: str | Path, *, weights: str | Path | None = None,
-                     device: str | None = None, cache: str | Path | None = None, num_subsets: int = 100,
-                     subset_size: int = 1000, rng: np.random.Generator | int = 0,
-                     **options) -> tuple[float, float]:
+def kid_from_folders(
+    dir1: str | Path,
+    dir2: str | Path,
+    *,
+    weights: str | Path | None = None,
+    device: str | None = None,
+    cache: str | Path | None = None,
+    num_subsets: int = 100,
+    subset_size: int = 1000,
+    rng: np.random.Generator | int = 0,
+    **options,
+) -> tuple[float, float]:
     """KID (mean, std) between two image folders; `options` as `fid_from_folders`. The std is NaN when
     every subset is both whole folders (see `kid`)."""
     for d in (dir1, dir2):

@@ -39,8 +39,9 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return _mmd2_from_kernels(polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y))
 
 
-def kid(features1, features2, num_subsets: int = 100, subset_size: int = 1000,
-        rng: np.random.Generator | int = 0) -> tuple[float, float]:
+def kid(
+    features1, features2, num_subsets: int = 100, subset_size: int = 1000, rng: np.random.Generator | int = 0
+) -> tuple[float, float]:
     """KID: mean and standard deviation of MMD^2_u over `num_subsets` random subsets of each set.
 
     Each subset draws `subset_size` rows without replacement from each set; like clean-fid, the size is
@@ -68,8 +69,9 @@ def kid(features1, features2, num_subsets: int = 100, subset_size: int = 1000,
         mmd = lambda i, j: _mmd2_from_kernels(k11[np.ix_(i, i)], k22[np.ix_(j, j)], k12[np.ix_(i, j)])  # noqa: E731
     else:
         mmd = lambda i, j: mmd2_unbiased(f1[i], f2[j])  # noqa: E731
-    mmds = np.array([mmd(rng.choice(n1, size, replace=False), rng.choice(n2, size, replace=False))
-                     for _ in range(num_subsets)])
+    mmds = np.array(
+        [mmd(rng.choice(n1, size, replace=False), rng.choice(n2, size, replace=False)) for _ in range(num_subsets)]
+    )
     return float(mmds.mean()), float(mmds.std())
 
 

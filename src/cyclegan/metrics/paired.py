@@ -35,7 +35,7 @@ SSIM_SIGMA, SSIM_RADIUS, SSIM_K1, SSIM_K2 = 1.5, 5, 0.01, 0.03  # radius: int(3.
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     """PSNR in dB of two same-size uint8 images (C, H, W); inf when they are equal."""
     mse = float(((x.double() - y.double()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(DATA_RANGE ** 2 / mse)
+    return math.inf if mse == 0 else 10 * math.log10(DATA_RANGE**2 / mse)
 
 
 def _gaussian_window() -> torch.Tensor:
@@ -114,15 +114,20 @@ def lpips_missing(alexnet: str | Path | None = None) -> str | None:
     """Why LPIPS cannot be computed from local files (a one-line message), or None when it can."""
     path = Path(alexnet) if alexnet else default_alexnet_path()
     if not path.is_file():
-        return (f"lpips needs torchvision's ImageNet AlexNet weights, not found at {path}; nothing is downloaded at "
-                f"run time: fetch {ALEXNET_URL} once and pass --lpips-weights PATH")
+        return (
+            f"lpips needs torchvision's ImageNet AlexNet weights, not found at {path}; nothing is downloaded at "
+            f"run time: fetch {ALEXNET_URL} once and pass --lpips-weights PATH"
+        )
     if packaged_lpips_linear() is None:
-        return "lpips needs the linear layers of Zhang et al.'s release: pip install lpips (its weights are in the wheel)"
+        return (
+            "lpips needs the linear layers of Zhang et al.'s release: pip install lpips (its weights are in the wheel)"
+        )
     return None
 
 
-def load_lpips(alexnet: str | Path | None = None, linear: str | Path | None = None,
-               device: str | torch.device = "cpu") -> LPIPS:
+def load_lpips(
+    alexnet: str | Path | None = None, linear: str | Path | None = None, device: str | torch.device = "cpu"
+) -> LPIPS:
     """LPIPS from local files: `alexnet` a torchvision AlexNet state dict (default: the torch.hub cache),
     `linear` the lpips v0.1 `alex.pth` (default: from the installed `lpips` package). UserError if missing."""
     why = lpips_missing(alexnet) if linear is None else None
@@ -131,8 +136,13 @@ def load_lpips(alexnet: str | Path | None = None, linear: str | Path | None = No
     net = LPIPS()
     backbone = torch.load(str(alexnet or default_alexnet_path()), map_location="cpu", weights_only=True)
     try:
-        net.features.load_state_dict({k[len("features."):]: v for k, v in backbone.items()
-                                      if k.startswith("features.") and int(k.split(".")[1]) <= _RELUS[-1]})
+        net.features.load_state_dict(
+            {
+                k[len("features.") :]: v
+                for k, v in backbone.items()
+                if k.startswith("features.") and int(k.split(".")[1]) <= _RELUS[-1]
+            }
+        )
     except (RuntimeError, ValueError) as e:
         raise UserError(f"{alexnet}: not torchvision AlexNet weights ({str(e).splitlines()[0]})") from None
     lin = torch.load(str(linear or packaged_lpips_linear()), map_location="cpu", weights_only=True)
@@ -148,5 +158,14 @@ def lpips_distances(net: LPIPS, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     return net(x.to(device).float() / 127.5 - 1, y.to(device).float() / 127.5 - 1).cpu().numpy()
 
 
-__all__ = ["ALEXNET_URL", "LPIPS", "default_alexnet_path", "load_lpips", "lpips_distances", "lpips_missing",
-           "packaged_lpips_linear", "psnr", "ssim"]
+__all__ = [
+    "ALEXNET_URL",
+    "LPIPS",
+    "default_alexnet_path",
+    "load_lpips",
+    "lpips_distances",
+    "lpips_missing",
+    "packaged_lpips_linear",
+    "psnr",
+    "ssim",
+]

@@ -34,15 +34,30 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("fid", fid_from_features, "features", True,
-               "Frechet Inception Distance (Heusel et al. 2017): ||mu1-mu2||^2 + Tr(S1+S2-2(S1 S2)^1/2) "
-               "on TF-Inception pool3 features, pytorch-fid protocol. Biased upward for small sets."),
-        Metric("kid", kid, "features", True,
-               "Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with the kernel "
-               "(x.y/d+1)^3, mean +- std over 100 subsets of min(1000, N) images."),
-        Metric("seg", segmentation_scores, "labels", False,
-               "Photo->labels scores (CycleGAN Table 3, FCN-score protocol): per-pixel accuracy, "
-               "per-class accuracy and class IoU from one confusion matrix over the test set."),
+        Metric(
+            "fid",
+            fid_from_features,
+            "features",
+            True,
+            "Frechet Inception Distance (Heusel et al. 2017): ||mu1-mu2||^2 + Tr(S1+S2-2(S1 S2)^1/2) "
+            "on TF-Inception pool3 features, pytorch-fid protocol. Biased upward for small sets.",
+        ),
+        Metric(
+            "kid",
+            kid,
+            "features",
+            True,
+            "Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with the kernel "
+            "(x.y/d+1)^3, mean +- std over 100 subsets of min(1000, N) images.",
+        ),
+        Metric(
+            "seg",
+            segmentation_scores,
+            "labels",
+            False,
+            "Photo->labels scores (CycleGAN Table 3, FCN-score protocol): per-pixel accuracy, "
+            "per-class accuracy and class IoU from one confusion matrix over the test set.",
+        ),
     )
 }
 

@@ -22,8 +22,20 @@ from typing import Iterable
 
 import numpy as np
 
-FACADES_CLASSES = ("background", "facade", "window", "door", "cornice", "sill", "balcony", "blind",
-                   "deco", "molding", "pillar", "shop")
+FACADES_CLASSES = (
+    "background",
+    "facade",
+    "window",
+    "door",
+    "cornice",
+    "sill",
+    "balcony",
+    "blind",
+    "deco",
+    "molding",
+    "pillar",
+    "shop",
+)
 
 # Colours of the 12 CMP facade classes in pix2pix's facades set, in CMP label-id order (1..12 -> 0..11).
 # Measured, not guessed: `estimate_palette` over the label halves of all 606 files (train, val and test
@@ -31,20 +43,23 @@ FACADES_CLASSES = ("background", "facade", "window", "door", "cornice", "sill", 
 # levels per channel (away from JPEG-blurred edges); the modes of their 32-level histogram are refined to
 # the median colour within +-1 bin. The colours run along a jet colour map in class-id order, and the
 # classes' positions check out (door and shop at the bottom, molding and cornice above windows).
-FACADES_PALETTE = np.array([
-    (0, 0, 222),      # background
-    (0, 48, 255),     # facade
-    (0, 128, 255),    # window
-    (0, 207, 255),    # door
-    (32, 255, 224),   # cornice
-    (112, 255, 142),  # sill
-    (192, 255, 63),   # balcony
-    (255, 240, 0),    # blind
-    (255, 159, 0),    # deco
-    (255, 80, 0),     # molding
-    (255, 0, 0),      # pillar
-    (174, 0, 0),      # shop
-], dtype=np.uint8)
+FACADES_PALETTE = np.array(
+    [
+        (0, 0, 222),  # background
+        (0, 48, 255),  # facade
+        (0, 128, 255),  # window
+        (0, 207, 255),  # door
+        (32, 255, 224),  # cornice
+        (112, 255, 142),  # sill
+        (192, 255, 63),  # balcony
+        (255, 240, 0),  # blind
+        (255, 159, 0),  # deco
+        (255, 80, 0),  # molding
+        (255, 0, 0),  # pillar
+        (174, 0, 0),  # shop
+    ],
+    dtype=np.uint8,
+)
 
 PALETTES = {"facades": FACADES_PALETTE}  # by name: `cyclegan evaluate --palette`, `loss.cycle_palette_a/b`
 
@@ -74,7 +89,7 @@ def confusion_matrix(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> n
     if p.size and (p.min() < 0 or p.max() >= num_classes):
         raise ValueError(f"predicted ids must lie in [0, {num_classes})")
     keep = (t >= 0) & (t < num_classes)
-    return np.bincount(num_classes * t[keep] + p[keep], minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return np.bincount(num_classes * t[keep] + p[keep], minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
 @dataclass(frozen=True)
@@ -88,8 +103,7 @@ class SegmentationScores:
     per_class_iou: np.ndarray
 
     def to_dict(self) -> dict[str, float]:
-        return {"per_pixel_acc": self.pixel_accuracy, "per_class_acc": self.class_accuracy,
-                "class_iou": self.class_iou}
+        return {"per_pixel_acc": self.pixel_accuracy, "per_class_acc": self.class_accuracy, "class_iou": self.class_iou}
 
 
 def scores_from_confusion(conf: np.ndarray) -> SegmentationScores:
@@ -103,12 +117,14 @@ def scores_from_confusion(conf: np.ndarray) -> SegmentationScores:
     iou = np.full(len(c), np.nan)
     acc[present] = tp[present] / true_n[present]
     iou[present] = tp[present] / (true_n + pred_n - tp)[present]
-    return SegmentationScores(float(tp.sum() / c.sum()), float(acc[present].mean()),
-                              float(iou[present].mean()), acc, iou)
+    return SegmentationScores(
+        float(tp.sum() / c.sum()), float(acc[present].mean()), float(iou[present].mean()), acc, iou
+    )
 
 
-def segmentation_scores(truths: Iterable[np.ndarray], preds: Iterable[np.ndarray],
-                        num_classes: int) -> SegmentationScores:
+def segmentation_scores(
+    truths: Iterable[np.ndarray], preds: Iterable[np.ndarray], num_classes: int
+) -> SegmentationScores:
     """Scores over a whole set: one confusion matrix summed over all (truth, prediction) pairs."""
     conf = np.zeros((num_classes, num_classes), np.int64)
     n = 0
@@ -128,8 +144,9 @@ def majority_baseline(truths: Iterable[np.ndarray], num_classes: int) -> Segment
     return segmentation_scores(truths, [np.full(t.shape, top) for t in truths], num_classes)
 
 
-def estimate_palette(images: Iterable[np.ndarray], max_range: int = 12, bins: int = 32,
-                     min_fraction: float = 1e-4) -> np.ndarray:
+def estimate_palette(
+    images: Iterable[np.ndarray], max_range: int = 12, bins: int = 32, min_fraction: float = 1e-4
+) -> np.ndarray:
     """The flat colours of colour-coded label images, as used to derive `FACADES_PALETTE`.
 
     Keeps pixels whose 5x5 neighbourhood spans at most `max_range` levels in every channel (JPEG edges
@@ -147,7 +164,7 @@ def estimate_palette(images: Iterable[np.ndarray], max_range: int = 12, bins: in
         clean.append(a[2:-2, 2:-2][spread <= max_range])
     px = np.concatenate(clean)
     q = (px.astype(np.int64) * bins) // 256
-    counts = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins ** 3)
+    counts = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins**3)
     peaks: list[np.ndarray] = []
     for key in np.argsort(counts)[::-1]:
         if counts[key] < min_fraction * len(px):

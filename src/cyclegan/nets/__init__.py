@@ -30,7 +30,18 @@ def count_parameters(net: nn.Module) -> int:
 
 
 __all__ = [
-    "DISCRIMINATORS", "GENERATORS", "INITS", "NORMS", "NLayerDiscriminator", "PixelDiscriminator",
-    "ResnetGenerator", "UnetGenerator", "count_parameters", "create_discriminator", "create_generator",
-    "init_weights", "norm_layer", "size_multiple",
+    "DISCRIMINATORS",
+    "GENERATORS",
+    "INITS",
+    "NORMS",
+    "NLayerDiscriminator",
+    "PixelDiscriminator",
+    "ResnetGenerator",
+    "UnetGenerator",
+    "count_parameters",
+    "create_discriminator",
+    "create_generator",
+    "init_weights",
+    "norm_layer",
+    "size_multiple",
 ]

@@ -26,7 +26,11 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias), Norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias),
+                Norm(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
 
@@ -41,8 +45,11 @@ class PixelDiscriminator(nn.Module):
         super().__init__()
         Norm, bias = norm_layer(norm), conv_bias(norm)
         self.net = nn.Sequential(
-            nn.Conv2d(in_ch, ndf, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf, ndf * 2, 1, bias=bias), Norm(ndf * 2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(in_ch, ndf, 1),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, 1, bias=bias),
+            Norm(ndf * 2),
+            nn.LeakyReLU(0.2, True),
             nn.Conv2d(ndf * 2, 1, 1, bias=bias),  # the reference drops this bias too under batch norm,
         )
 

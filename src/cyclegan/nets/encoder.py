@@ -44,8 +44,9 @@ def parse_layers(text: str) -> tuple[int, ...]:
     return layers
 
 
-def layer_features(net: nn.Module, x: torch.Tensor, layers: Sequence[int], *,
-                   full: bool = False) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+def layer_features(
+    net: nn.Module, x: torch.Tensor, layers: Sequence[int], *, full: bool = False
+) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
     """Run `net` on x (B, C, H, W) and keep the outputs of `layers` (ascending indices into its stack).
 
     With full=False (the reference's `encode_only`) the pass stops after the last of `layers` and returns

@@ -40,7 +40,15 @@ class ResnetGenerator(nn.Module):
 
     size_multiple = 4
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, n_blocks: int = 9, norm: str = "instance", dropout: bool = False):
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 3,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        norm: str = "instance",
+        dropout: bool = False,
+    ):
         super().__init__()
         Norm, bias = norm_layer(norm), conv_bias(norm)
         layers = [ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7, bias=bias), Norm(ngf), nn.ReLU(True)]
@@ -50,7 +58,11 @@ class ResnetGenerator(nn.Module):
         layers += [ResnetBlock(4 * ngf, norm, dropout) for _ in range(n_blocks)]
         for i in range(2):  # two fractionally-strided upsamplings
             c = ngf * 2 ** (2 - i)
-            layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias), Norm(c // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                Norm(c // 2),
+                nn.ReLU(True),
+            ]
         layers += [ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -61,8 +73,17 @@ class ResnetGenerator(nn.Module):
 class UnetSkipConnectionBlock(nn.Module):
     """One level of the U-Net: down, the inner levels, up, and the skip concatenation."""
 
-    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None, submodule: nn.Module | None = None,
-                 outermost: bool = False, innermost: bool = False, norm: str = "batch", dropout: bool = False):
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        input_nc: int | None = None,
+        submodule: nn.Module | None = None,
+        outermost: bool = False,
+        innermost: bool = False,
+        norm: str = "batch",
+        dropout: bool = False,
+    ):
         super().__init__()
         self.outermost = outermost
         Norm, bias = norm_layer(norm), conv_bias(norm)
@@ -92,7 +113,15 @@ class UnetGenerator(nn.Module):
     unet_256 has 8 levels, so H and W must be multiples of 256 (1x1 at the bottleneck).
     """
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, num_downs: int = 8, ngf: int = 64, norm: str = "batch", dropout: bool = False):
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 3,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: bool = False,
+    ):
         super().__init__()
         self.size_multiple = 2**num_downs
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)

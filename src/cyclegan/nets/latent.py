@@ -48,9 +48,13 @@ def generator_layers(latent_dim: int, out_ch: int, size: int, ngf: int, norm: st
     n = levels(size)
     Norm, bias = norm_layer(norm), conv_bias(norm)
     width = [ngf * min(8, 2 ** (n - i)) for i in range(n + 1)]  # channels at 4 * 2**i pixels
-    layers = [nn.Sequential(nn.ConvTranspose2d(latent_dim, width[0], 4, 1, 0, bias=bias), Norm(width[0]), nn.ReLU(True))]
+    layers = [
+        nn.Sequential(nn.ConvTranspose2d(latent_dim, width[0], 4, 1, 0, bias=bias), Norm(width[0]), nn.ReLU(True))
+    ]
     for i in range(1, n + 1):
-        layers.append(nn.Sequential(nn.ConvTranspose2d(width[i - 1], width[i], 4, 2, 1, bias=bias), Norm(width[i]), nn.ReLU(True)))
+        layers.append(
+            nn.Sequential(nn.ConvTranspose2d(width[i - 1], width[i], 4, 2, 1, bias=bias), Norm(width[i]), nn.ReLU(True))
+        )
     layers.append(nn.Sequential(nn.Conv2d(width[n], out_ch, 3, 1, 1), nn.Tanh()))
     return layers
 
@@ -62,7 +66,11 @@ def encoder_layers(in_ch: int, out_dim: int, size: int, ndf: int, norm: str) -> 
     width = [ndf * min(8, 2**i) for i in range(n)]  # channels after each halving
     layers = [nn.Sequential(nn.Conv2d(in_ch, width[0], 4, 2, 1), nn.LeakyReLU(0.2, True))]
     for i in range(1, n):
-        layers.append(nn.Sequential(nn.Conv2d(width[i - 1], width[i], 4, 2, 1, bias=bias), Norm(width[i]), nn.LeakyReLU(0.2, True)))
+        layers.append(
+            nn.Sequential(
+                nn.Conv2d(width[i - 1], width[i], 4, 2, 1, bias=bias), Norm(width[i]), nn.LeakyReLU(0.2, True)
+            )
+        )
     layers.append(nn.Sequential(nn.Conv2d(width[n - 1], out_dim, 4, 1, 0), nn.Flatten()))
     return layers
 
@@ -74,8 +82,16 @@ class CoupledGenerator(nn.Module):
     last `private` layers exist once per domain (`private["A"]`, `private["B"]`).
     """
 
-    def __init__(self, latent_dim: int = 100, out_ch_a: int = 3, out_ch_b: int = 3, size: int = 128, ngf: int = 64,
-                 norm: str = "batch", private: int = 2):
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        out_ch_a: int = 3,
+        out_ch_b: int = 3,
+        size: int = 128,
+        ngf: int = 64,
+        norm: str = "batch",
+        private: int = 2,
+    ):
         super().__init__()
         self.latent_dim, self.image_size = latent_dim, size
         a = generator_layers(latent_dim, out_ch_a, size, ngf, norm)
@@ -102,8 +118,9 @@ class CoupledDiscriminator(nn.Module):
     """CoGAN's discriminator pair: (x, domain) -> (B, 1) raw scores; the first `private` layers are per
     domain, the rest (including the final 4x4 conv) one shared module."""
 
-    def __init__(self, in_ch_a: int = 3, in_ch_b: int = 3, size: int = 128, ndf: int = 64, norm: str = "batch",
-                 private: int = 1):
+    def __init__(
+        self, in_ch_a: int = 3, in_ch_b: int = 3, size: int = 128, ndf: int = 64, norm: str = "batch", private: int = 1
+    ):
         super().__init__()
         self.image_size = size
         a = encoder_layers(in_ch_a, 1, size, ndf, norm)
@@ -148,46 +165,69 @@ class JointDiscriminator(nn.Module):
     """BiGAN's D(x, z) -> (B, 1): a conv stack embeds x, a linear layer embeds z, and two linear layers
     score the concatenation (dropout 0.2 on the joint layer, as BiGAN's discriminator)."""
 
-    def __init__(self, in_ch: int = 3, latent_dim: int = 100, size: int = 128, ndf: int = 64, norm: str = "batch",
-                 hidden: int = 512):
+    def __init__(
+        self,
+        in_ch: int = 3,
+        latent_dim: int = 100,
+        size: int = 128,
+        ndf: int = 64,
+        norm: str = "batch",
+        hidden: int = 512,
+    ):
         super().__init__()
         self.image_size = size
         self.image = nn.Sequential(*encoder_layers(in_ch, hidden, size, ndf, norm), nn.LeakyReLU(0.2, True))
         self.latent = nn.Sequential(nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2, True))
-        self.joint = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.LeakyReLU(0.2, True), nn.Dropout(0.2),
-                                   nn.Linear(hidden, 1))
+        self.joint = nn.Sequential(
+            nn.Linear(2 * hidden, hidden), nn.LeakyReLU(0.2, True), nn.Dropout(0.2), nn.Linear(hidden, 1)
+        )
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.joint(torch.cat([self.image(x), self.latent(z)], 1))
 
 
 @LATENT_NETS.register("cogan_generator")
-def cogan_generator(latent_dim: int = 100, out_ch_a: int = 3, out_ch_b: int = 3, size: int = 128, ngf: int = 64, *,
-                    norm: str = "batch", private: int = 2) -> CoupledGenerator:
+def cogan_generator(
+    latent_dim: int = 100,
+    out_ch_a: int = 3,
+    out_ch_b: int = 3,
+    size: int = 128,
+    ngf: int = 64,
+    *,
+    norm: str = "batch",
+    private: int = 2,
+) -> CoupledGenerator:
     """CoGAN's tied generator pair (z -> x_A, x_B); the last `private` layers are per domain."""
     return CoupledGenerator(latent_dim, out_ch_a, out_ch_b, size, ngf, norm, private)
 
 
 @LATENT_NETS.register("cogan_discriminator")
-def cogan_discriminator(in_ch_a: int = 3, in_ch_b: int = 3, size: int = 128, ndf: int = 64, *, norm: str = "batch",
-                        private: int = 1) -> CoupledDiscriminator:
+def cogan_discriminator(
+    in_ch_a: int = 3, in_ch_b: int = 3, size: int = 128, ndf: int = 64, *, norm: str = "batch", private: int = 1
+) -> CoupledDiscriminator:
     """CoGAN's tied discriminator pair; the first `private` layers are per domain."""
     return CoupledDiscriminator(in_ch_a, in_ch_b, size, ndf, norm, private)
 
 
 @LATENT_NETS.register("latent_generator")
-def latent_generator(latent_dim: int = 100, out_ch: int = 3, size: int = 128, ngf: int = 64, norm: str = "batch") -> LatentGenerator:
+def latent_generator(
+    latent_dim: int = 100, out_ch: int = 3, size: int = 128, ngf: int = 64, norm: str = "batch"
+) -> LatentGenerator:
     """DCGAN generator z -> image."""
     return LatentGenerator(latent_dim, out_ch, size, ngf, norm)
 
 
 @LATENT_NETS.register("latent_encoder")
-def latent_encoder(in_ch: int = 3, latent_dim: int = 100, size: int = 128, ndf: int = 64, norm: str = "batch") -> LatentEncoder:
+def latent_encoder(
+    in_ch: int = 3, latent_dim: int = 100, size: int = 128, ndf: int = 64, norm: str = "batch"
+) -> LatentEncoder:
     """DCGAN-discriminator-shaped encoder image -> z."""
     return LatentEncoder(in_ch, latent_dim, size, ndf, norm)
 
 
 @LATENT_NETS.register("joint_discriminator")
-def joint_discriminator(in_ch: int = 3, latent_dim: int = 100, size: int = 128, ndf: int = 64, norm: str = "batch") -> JointDiscriminator:
+def joint_discriminator(
+    in_ch: int = 3, latent_dim: int = 100, size: int = 128, ndf: int = 64, norm: str = "batch"
+) -> JointDiscriminator:
     """BiGAN's discriminator on (image, latent) pairs."""
     return JointDiscriminator(in_ch, latent_dim, size, ndf, norm)

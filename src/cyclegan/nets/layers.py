@@ -41,7 +41,9 @@ def conv_bias(norm: str) -> bool:
 
 
 @torch.no_grad()
-def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02, generator: torch.Generator | None = None) -> nn.Module:
+def init_weights(
+    net: nn.Module, kind: str = "normal", gain: float = 0.02, generator: torch.Generator | None = None
+) -> nn.Module:
     """Initialise conv/linear weights (biases to 0) and batch-norm scales N(1, gain), as the reference.
 
     `normal` is the paper's N(0, 0.02). Draws come from `generator` when given, else torch's default.

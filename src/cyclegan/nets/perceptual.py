@@ -84,8 +84,16 @@ class InceptionFeatures(FeatureNet):
 
     def __init__(self, full: nn.Module):
         super().__init__()
-        names = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
-                 "Mixed_5b", "Mixed_5c", "Mixed_5d")
+        names = (
+            "Conv2d_1a_3x3",
+            "Conv2d_2a_3x3",
+            "Conv2d_2b_3x3",
+            "Conv2d_3b_1x1",
+            "Conv2d_4a_3x3",
+            "Mixed_5b",
+            "Mixed_5c",
+            "Mixed_5d",
+        )
         for name in names:  # keep only the trunk this loss uses (about 1 of the 22 M parameters)
             self.add_module(name, getattr(full, name))
 
@@ -116,8 +124,10 @@ def load_vgg16_relu4_2(path: str | Path) -> VGG16Features:
     """VGG-16 up to relu4_2 with weights from `path` (see module doc); frozen, eval mode."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"VGG-16 weights not found: {path} (give torchvision's vgg16-397923af.pth or a state "
-                        "dict of vgg16().features; nothing is downloaded)")
+        raise UserError(
+            f"VGG-16 weights not found: {path} (give torchvision's vgg16-397923af.pth or a state "
+            "dict of vgg16().features; nothing is downloaded)"
+        )
     state = _read_state_dict(path)
     net = VGG16Features()
     wanted = net.features.state_dict()
@@ -129,7 +139,9 @@ def load_vgg16_relu4_2(path: str | Path) -> VGG16Features:
                 break
     missing = [k for k in wanted if k not in picked]
     if missing:
-        raise UserError(f"{path}: not VGG-16 weights (missing {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+        raise UserError(
+            f"{path}: not VGG-16 weights (missing {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+        )
     try:
         net.features.load_state_dict(picked, strict=True)
     except RuntimeError as e:
@@ -150,8 +162,10 @@ def create_feature_net(name: str, weights: str | Path | None = None) -> FeatureN
         return load_inception_mixed_5d(weights)
     if name == "vgg16":
         if not weights:
-            raise UserError("feature_net vgg16 needs a local weights file: --set loss.feature_weights=PATH "
-                            "(torchvision's vgg16-397923af.pth); or use the offline default loss.feature_net=inception")
+            raise UserError(
+                "feature_net vgg16 needs a local weights file: --set loss.feature_weights=PATH "
+                "(torchvision's vgg16-397923af.pth); or use the offline default loss.feature_net=inception"
+            )
         return load_vgg16_relu4_2(weights)
     raise UserError(f"unknown feature network {name!r}; choose one of: {', '.join(FEATURE_NETS)}")
 

@@ -29,7 +29,7 @@ def l2_normalize(x: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
 def sample_positions(n_positions: int, n_patches: int, device: torch.device) -> torch.Tensor:
     """min(n_patches, n_positions) distinct positions in random order (torch's generator of `device`, which
     checkpoints save: a resumed run draws what it would have drawn)."""
-    return torch.randperm(n_positions, device=device)[:min(n_patches, n_positions)]
+    return torch.randperm(n_positions, device=device)[: min(n_patches, n_positions)]
 
 
 class PatchSampleMLP(nn.Module):
@@ -46,8 +46,9 @@ class PatchSampleMLP(nn.Module):
         for i, c in enumerate(self.in_channels):
             setattr(self, f"mlp_{i}", nn.Sequential(nn.Linear(c, nc), nn.ReLU(), nn.Linear(nc, nc)))
 
-    def forward(self, feats: Sequence[torch.Tensor], n_patches: int,
-                ids: Sequence[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(
+        self, feats: Sequence[torch.Tensor], n_patches: int, ids: Sequence[torch.Tensor] | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         assert len(feats) == len(self.in_channels), (len(feats), self.in_channels)
         rows, used = [], []
         for i, feat in enumerate(feats):

@@ -13,5 +13,13 @@ from .design import StudyDesign, Trial, participant_sequence
 from .make import make_study
 from .score import MethodScore, read_answers, score_answers, score_table
 
-__all__ = ["MethodScore", "StudyDesign", "Trial", "make_study", "participant_sequence", "read_answers",
-           "score_answers", "score_table"]
+__all__ = [
+    "MethodScore",
+    "StudyDesign",
+    "Trial",
+    "make_study",
+    "participant_sequence",
+    "read_answers",
+    "score_answers",
+    "score_table",
+]

@@ -21,12 +21,12 @@ SIDES = ("left", "right")
 class Trial:
     """One trial: which images, on which side the real one is, and whether it is practice."""
 
-    index: int       # 0-based position in the session
-    practice: bool   # feedback is given, and the answer is not scored
+    index: int  # 0-based position in the session
+    practice: bool  # feedback is given, and the answer is not scored
     method: str
-    real: str        # image id (a file name inside the study folder's images/)
+    real: str  # image id (a file name inside the study folder's images/)
     fake: str
-    real_side: str   # "left" or "right"
+    real_side: str  # "left" or "right"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,7 +43,7 @@ class StudyDesign:
 
     methods: tuple[str, ...]
     pairs: dict[str, tuple[tuple[str | None, str], ...]]  # method -> ((real id or None, fake id), ...)
-    reals: tuple[str, ...]                                  # every real image id
+    reals: tuple[str, ...]  # every real image id
     practice: int = 10
     trials: int = 40
     seed: int = 0

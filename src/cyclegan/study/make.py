@@ -59,9 +59,21 @@ def _check_options(participants: int, practice: int, trials: int, show_ms: int, 
         raise UserError(f"--size must be 0 (keep each image's size) or more, got {size}")
 
 
-def make_study(real: str | Path, fakes: dict[str, str | Path], out: str | Path, *, participants: int = 50,
-               practice: int = 10, trials: int = 40, show_ms: int = 1000, feedback_ms: int = 1000,
-               size: int = 0, display: int = 256, seed: int = 0, title: str = "Which image is real?") -> Path:
+def make_study(
+    real: str | Path,
+    fakes: dict[str, str | Path],
+    out: str | Path,
+    *,
+    participants: int = 50,
+    practice: int = 10,
+    trials: int = 40,
+    show_ms: int = 1000,
+    feedback_ms: int = 1000,
+    size: int = 0,
+    display: int = 256,
+    seed: int = 0,
+    title: str = "Which image is real?",
+) -> Path:
     """Write the study folder `out` (which must not exist or be empty); returns its index.html.
 
     real: folder of real target-domain images. fakes: method name -> folder of its translations.
@@ -95,15 +107,37 @@ def make_study(real: str | Path, fakes: dict[str, str | Path], out: str | Path, 
         pairing[method] = "by file name" if paired else "random real image per trial"
         pairs[method] = tuple((real_ids[f.stem] if paired else None, add(f, f"fake:{method}", method)) for f in files)
     design = StudyDesign(tuple(fakes), pairs, tuple(real_ids.values()), practice, trials, seed)
-    sequences = {str(p): {"method": design.method_of(p), "trials": [t.to_dict() for t in participant_sequence(design, p)]}
-                 for p in range(1, participants + 1)}
+    sequences = {
+        str(p): {"method": design.method_of(p), "trials": [t.to_dict() for t in participant_sequence(design, p)]}
+        for p in range(1, participants + 1)
+    }
     study_id = hashlib.sha256(json.dumps([seed, sorted(sources)]).encode()).hexdigest()[:12]
-    page = {"study": study_id, "title": title, "show_ms": show_ms, "feedback_ms": feedback_ms, "display": display,
-            "practice": practice, "trials": trials, "methods": list(fakes), "participants": sequences}
+    page = {
+        "study": study_id,
+        "title": title,
+        "show_ms": show_ms,
+        "feedback_ms": feedback_ms,
+        "display": display,
+        "practice": practice,
+        "trials": trials,
+        "methods": list(fakes),
+        "participants": sequences,
+    }
     (out / "trials.js").write_text("window.STUDY = " + json.dumps(page) + ";\n")
-    (out / "study.json").write_text(json.dumps({**page, "seed": seed, "pairing": pairing, "images": sources,
-                                                "real_folder": str(real),
-                                                "fake_folders": {k: str(v) for k, v in fakes.items()}}, indent=1) + "\n")
+    (out / "study.json").write_text(
+        json.dumps(
+            {
+                **page,
+                "seed": seed,
+                "pairing": pairing,
+                "images": sources,
+                "real_folder": str(real),
+                "fake_folders": {k: str(v) for k, v in fakes.items()},
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     for asset in ASSETS:
         (out / asset).write_text(resources.files(__package__).joinpath("assets", asset).read_text())
     return out / "index.html"

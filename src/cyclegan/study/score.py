@@ -19,10 +19,41 @@ TRIAL_FIELDS = ("index", "practice", "method", "real", "fake", "real_side", "ans
 
 # Two-sided 95% quantiles t_{0.975, df} of Student's t; between listed df the next lower df is used
 # (a slightly wider, conservative interval). df > 120 uses the normal 1.960.
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
-         20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
-         29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+_T975 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    11: 2.201,
+    12: 2.179,
+    13: 2.160,
+    14: 2.145,
+    15: 2.131,
+    16: 2.120,
+    17: 2.110,
+    18: 2.101,
+    19: 2.093,
+    20: 2.086,
+    21: 2.080,
+    22: 2.074,
+    23: 2.069,
+    24: 2.064,
+    25: 2.060,
+    26: 2.056,
+    27: 2.052,
+    28: 2.048,
+    29: 2.045,
+    30: 2.042,
+    40: 2.021,
+    60: 2.000,
+    120: 1.980,
+}
 
 
 def t975(df: int) -> float:
@@ -38,17 +69,22 @@ class MethodScore:
 
     method: str
     participants: int
-    trials: int                      # scored (non-practice) trials over all its participants
-    fooled: float                    # mean over participants of their share of fooled trials
-    stderr: float                    # sd over participants / sqrt(n); NaN with one participant
+    trials: int  # scored (non-practice) trials over all its participants
+    fooled: float  # mean over participants of their share of fooled trials
+    stderr: float  # sd over participants / sqrt(n); NaN with one participant
     ci95: tuple[float, float] | None  # mean -+ t_{0.975, n-1} stderr; None with one participant
     per_participant: dict[int, float]
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "participants": self.participants, "trials": self.trials,
-                "fooled": self.fooled, "stderr": None if math.isnan(self.stderr) else self.stderr,
-                "ci95": list(self.ci95) if self.ci95 else None,
-                "per_participant": {str(k): v for k, v in self.per_participant.items()}}
+        return {
+            "method": self.method,
+            "participants": self.participants,
+            "trials": self.trials,
+            "fooled": self.fooled,
+            "stderr": None if math.isnan(self.stderr) else self.stderr,
+            "ci95": list(self.ci95) if self.ci95 else None,
+            "per_participant": {str(k): v for k, v in self.per_participant.items()},
+        }
 
 
 def _check(answers: dict, path: Path) -> None:
@@ -99,7 +135,9 @@ def _check_against(answers: dict, expected: dict, path: Path) -> None:
         raise UserError(f"{path}: answers to study {answers['study']}, not {expected['study']}")
     seq = expected["participants"].get(str(answers["participant"]))
     fields = ("index", "practice", "method", "real", "fake", "real_side")
-    if seq is None or [[t[k] for k in fields] for t in answers["trials"]] != [[t[k] for k in fields] for t in seq["trials"]]:
+    if seq is None or [[t[k] for k in fields] for t in answers["trials"]] != [
+        [t[k] for k in fields] for t in seq["trials"]
+    ]:
         raise UserError(f"{path}: its trials differ from participant {answers['participant']}'s sequence in the study")
 
 
@@ -111,7 +149,8 @@ def score_answers(answers: list[dict]) -> list[MethodScore]:
         for t in a["trials"]:
             if not t["practice"]:
                 by_method.setdefault(t["method"], {}).setdefault(int(a["participant"]), []).append(
-                    t["answer"] != t["real_side"])
+                    t["answer"] != t["real_side"]
+                )
     rows = []
     for method, people in by_method.items():
         rates = {p: float(np.mean(f)) for p, f in sorted(people.items())}
@@ -131,8 +170,10 @@ def score_answers(answers: list[dict]) -> list[MethodScore]:
 
 def score_table(rows: list[MethodScore]) -> str:
     """The paper's table, as markdown: % of scored trials in which the translation was labelled real."""
-    lines = ["| method | participants | scored trials | labelled real | +- s.e. | 95% CI |",
-             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| method | participants | scored trials | labelled real | +- s.e. | 95% CI |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in rows:
         se = "-" if math.isnan(r.stderr) else f"{100 * r.stderr:.1f}%"
         ci = f"{100 * r.ci95[0]:.1f}% - {100 * r.ci95[1]:.1f}%" if r.ci95 else "- (one participant)"

@@ -24,8 +24,9 @@ def model_meta(state: TrainState) -> dict:
     }
 
 
-def save_checkpoint(state: TrainState, run_dir: Path, snapshot_tag: str | None = None, *, rank: int = 0,
-                    world_size: int = 1) -> None:
+def save_checkpoint(
+    state: TrainState, run_dir: Path, snapshot_tag: str | None = None, *, rank: int = 0, world_size: int = 1
+) -> None:
     """Write latest.state + latest.model (atomically); also `<tag>.model` when given.
 
     With world_size > 1 every rank must call this (a collective): the ranks' RNG and pools are

@@ -50,8 +50,14 @@ def live_translators(state: TrainState) -> dict[str, Translator]:
     out = {}
     for d, name in method.directions.items():
         in_ch, out_ch = method.io_channels(d)
-        out[d] = Translator(method.translator(nets, d), in_ch, out_ch, size_multiple(nets[name]), device,
-                            f"{method.name} {d} (step {state.step}, epoch {state.epoch})")
+        out[d] = Translator(
+            method.translator(nets, d),
+            in_ch,
+            out_ch,
+            size_multiple(nets[name]),
+            device,
+            f"{method.name} {d} (step {state.step}, epoch {state.epoch})",
+        )
     return out
 
 
@@ -66,8 +72,10 @@ class EvaluationHook:
         self.setup, self.metric, self.every = setup, metric, every
         self.lower_is_better = LOWER_IS_BETTER[metric]
         if metric == "cycle" and len(tuple(directions)) < 2:
-            raise UserError(f"train.eval_metric=cycle needs a model that translates both ways; this one translates "
-                            f"{', '.join(directions)} only, with no inverse to reconstruct with: choose seg, fid, kid or content")
+            raise UserError(
+                f"train.eval_metric=cycle needs a model that translates both ways; this one translates "
+                f"{', '.join(directions)} only, with no inverse to reconstruct with: choose seg, fid, kid or content"
+            )
         check_setup(setup, directions)
         self._inception = None
         self._tb = None
@@ -89,17 +97,29 @@ class EvaluationHook:
             root = json.loads((Path(resume_dir) / "config.json").read_text())["data"]["root"] or root
         root = t.eval_root or root
         if not root:
-            raise UserError("in-training evaluation (train.eval_every_epochs) needs data.root (or train.eval_root) "
-                            "holding testA/ and testB/")
+            raise UserError(
+                "in-training evaluation (train.eval_every_epochs) needs data.root (or train.eval_root) "
+                "holding testA/ and testB/"
+            )
         test_a, test_b = test_folders(root)
         judge = t.eval_classifier or None
         if t.eval_metric == "fcn" and not judge:
-            raise UserError("train.eval_metric=fcn needs a segmenter of real photos: --set train.eval_classifier=FILE "
-                            "(e.g. experiments/facades/train_segmenter.py)")
+            raise UserError(
+                "train.eval_metric=fcn needs a segmenter of real photos: --set train.eval_classifier=FILE "
+                "(e.g. experiments/facades/train_segmenter.py)"
+            )
         # at the training crop size when training resizes (as the reference's test.py), else as stored
         size = cfg.data.crop_size if cfg.data.preprocess == "resize_and_crop" else 0
-        setup = EvalSetup(test_a=test_a, test_b=test_b, metrics=(t.eval_metric,), classifier_b=judge, segmenter=judge,
-                          max_images=t.eval_images, batch_size=16, size=size)  # content reads the one, fcn the other
+        setup = EvalSetup(
+            test_a=test_a,
+            test_b=test_b,
+            metrics=(t.eval_metric,),
+            classifier_b=judge,
+            segmenter=judge,
+            max_images=t.eval_images,
+            batch_size=16,
+            size=size,
+        )  # content reads the one, fcn the other
         from ..methods import create_method
 
         directions = tuple(create_method(cfg).directions)  # the instance's: pix2pix translates its data.direction only
@@ -139,15 +159,28 @@ class EvaluationHook:
         value = result.headline
         best = state.best
         improved = not math.isnan(value) and (
-            not best or best.get("metric") != self.metric
-            or (value < best["value"] if self.lower_is_better else value > best["value"]))
+            not best
+            or best.get("metric") != self.metric
+            or (value < best["value"] if self.lower_is_better else value > best["value"])
+        )
         if improved:
-            state.best = {"metric": self.metric, "value": value, "epoch": state.epoch, "step": state.step,
-                          "images_per_direction": self.setup.max_images or None}
+            state.best = {
+                "metric": self.metric,
+                "value": value,
+                "epoch": state.epoch,
+                "step": state.step,
+                "images_per_direction": self.setup.max_images or None,
+            }
             self._save_best(state, run_dir)
         record = {f"eval/{d}/{k}": v for d, vals in result.values.items() for k, v in vals.items()}
-        record.update({f"eval/{self.metric}": value, f"eval/best_{self.metric}": state.best["value"],
-                       "eval/epoch": state.epoch, "eval/seconds": round(time.time() - t0, 2)})
+        record.update(
+            {
+                f"eval/{self.metric}": value,
+                f"eval/best_{self.metric}": state.best["value"],
+                "eval/epoch": state.epoch,
+                "eval/seconds": round(time.time() - t0, 2),
+            }
+        )
         self._log(run_dir, state.step, record)
         mark = " (new best)" if improved else f" (best {state.best['value']:.4f} at epoch {state.best['epoch']})"
         print(f"eval epoch {state.epoch}: {self.metric} {value:.4f}{mark}", flush=True)
@@ -157,10 +190,13 @@ class EvaluationHook:
 
         meta = {**model_meta(state), "best": dict(state.best)}
         ckpt.save_model(run_dir / "checkpoints" / BEST_NAME, state.inference_nets(), meta)
-        note = (f"best over in-training evaluations on the first images_per_direction {self.source} per direction; "
-                "the final model is checkpoints/latest.model.safetensors")
-        (run_dir / "best.json").write_text(json.dumps({**state.best, "checkpoint": f"checkpoints/{BEST_NAME}",
-                                                       "note": note}, indent=2) + "\n")
+        note = (
+            f"best over in-training evaluations on the first images_per_direction {self.source} per direction; "
+            "the final model is checkpoints/latest.model.safetensors"
+        )
+        (run_dir / "best.json").write_text(
+            json.dumps({**state.best, "checkpoint": f"checkpoints/{BEST_NAME}", "note": note}, indent=2) + "\n"
+        )
 
     def _log(self, run_dir: Path, step: int, record: dict) -> None:
         with open(run_dir / "log.jsonl", "a") as f:  # one line, appended: interleaves safely with the loop's

@@ -65,8 +65,13 @@ class DivergenceGuard:
         bad, over = any_rank(bad, over)  # the ranks' losses differ: all skip if any must
         if bad and not self._problem:
             what = PHASES[phase]
-            self._problem = (f"{what} is {loss_value:g}" if not math.isfinite(loss_value)
-                             else f"a gradient of {what} is {grad_max[0]:g}" if grad_max else f"{what} is not finite")
+            self._problem = (
+                f"{what} is {loss_value:g}"
+                if not math.isfinite(loss_value)
+                else f"a gradient of {what} is {grad_max[0]:g}"
+                if grad_max
+                else f"{what} is not finite"
+            )
         if over and not self._problem:
             self._problem = f"{PHASES[phase]} is {loss_value:.3g}, above train.max_loss={self.max_loss:g}"
             self._over_bound = True
@@ -99,14 +104,22 @@ def diverged_message(state, run_dir: Path, problem: str, *, bad_in_row: int) -> 
     latest = Path(run_dir) / "checkpoints" / "latest.state.safetensors"
     try:
         step = ckpt.read_meta(latest).get("step")
-        kept = (f"nothing was saved over the last good checkpoint, {latest} (step {step})",
-                f"continue from it with: cyclegan train --resume {run_dir} --set optim.lr=<smaller>")
+        kept = (
+            f"nothing was saved over the last good checkpoint, {latest} (step {step})",
+            f"continue from it with: cyclegan train --resume {run_dir} --set optim.lr=<smaller>",
+        )
     except UserError:
         kept = "nothing was saved (no checkpoint had been saved yet)", "start again with a smaller optim.lr"
-    streak = (f" ({bad_in_row} step(s) in a row with non-finite values, each skipped; train.max_bad_steps="
-              f"{cfg.train.max_bad_steps})" if bad_in_row else "")
+    streak = (
+        f" ({bad_in_row} step(s) in a row with non-finite values, each skipped; train.max_bad_steps="
+        f"{cfg.train.max_bad_steps})"
+        if bad_in_row
+        else ""
+    )
     causes = [f"a learning rate too high (optim.lr={cfg.optim.lr:g}; the paper's is 2e-4)"]
     if cfg.train.precision in ("fp16", "auto", "bf16"):
         causes.append(f"the precision (train.precision={cfg.train.precision}; try fp32)")
-    return (f"training diverged at step {state.step}: {problem}{streak}; {kept[0]}. Likely cause: "
-            f"{' or '.join(causes)}; {kept[1]}")
+    return (
+        f"training diverged at step {state.step}: {problem}{streak}; {kept[0]}. Likely cause: "
+        f"{' or '.join(causes)}; {kept[1]}"
+    )

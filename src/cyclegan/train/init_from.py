@@ -34,13 +34,16 @@ def load_initial_weights(nets: nn.ModuleDict, cfg: Config) -> dict[str, str]:
     loaded: dict[str, str] = {}
     for net, path in parse_init_from(cfg.train.init_from):
         if net is not None and net not in nets:
-            raise UserError(f"train.init_from: {net}={path}: this run has no network {net} "
-                            f"(its networks: {', '.join(nets)})")
+            raise UserError(
+                f"train.init_from: {net}={path}: this run has no network {net} (its networks: {', '.join(nets)})"
+            )
         held, trained, source = _read_source(path, net)
         usable = {k: sd for k, sd in held.items() if k in nets}
         if not usable:
-            raise UserError(f"train.init_from: {source} holds {', '.join(held)}, none of this run's networks "
-                            f"({', '.join(nets)}); say which to load it into: NET={path}")
+            raise UserError(
+                f"train.init_from: {source} holds {', '.join(held)}, none of this run's networks "
+                f"({', '.join(nets)}); say which to load it into: NET={path}"
+            )
         for name, sd in usable.items():
             _load_into(unwrap(nets[name]), sd, name, source, cfg, trained)
             loaded[name] = str(source)
@@ -69,16 +72,20 @@ def _read_source(path: Path, net: str | None) -> tuple[dict[str, dict], dict | N
             files = {net: files[net]} if net in files else {}
         if not files:
             want = f"latest_net_{net}.pth" if net else "latest_net_<NET>.pth files"
-            raise UserError(f"train.init_from: {path} is neither a run directory of `cyclegan train` "
-                            f"(checkpoints/latest.*.safetensors) nor a folder of the reference's {want}")
+            raise UserError(
+                f"train.init_from: {path} is neither a run directory of `cyclegan train` "
+                f"(checkpoints/latest.*.safetensors) nor a folder of the reference's {want}"
+            )
         return {k: read_state_dict(p) for k, p in files.items()}, None, path
     if path.suffix in (".pth", ".pt"):
         name = net
         if name is None:
             m = _REFERENCE_NAME.match(path.name)
             if m is None:
-                raise UserError(f"train.init_from: which network does {path} hold? Name it: G_A={path} "
-                                "(the reference's files are called <epoch>_net_<NET>.pth)")
+                raise UserError(
+                    f"train.init_from: which network does {path} hold? Name it: G_A={path} "
+                    "(the reference's files are called <epoch>_net_<NET>.pth)"
+                )
             name = m.group(1)
         return {name: read_state_dict(path)}, None, path
     tree, meta = ckpt.load_model(path)
@@ -93,8 +100,10 @@ def _read_source(path: Path, net: str | None) -> tuple[dict[str, dict], dict | N
 def _load_into(net: nn.Module, sd: dict, name: str, source: Path, cfg: Config, trained: dict | None) -> None:
     sd, misfit = fit_state_dict(sd, net.state_dict())
     if misfit:
-        raise UserError(f"train.init_from: {name} of {source} does not fit this run's {name} ({misfit}); "
-                        + _hint(name, sd, cfg, trained))
+        raise UserError(
+            f"train.init_from: {name} of {source} does not fit this run's {name} ({misfit}); "
+            + _hint(name, sd, cfg, trained)
+        )
     net.load_state_dict(sd)
 
 
@@ -112,13 +121,17 @@ def _hint(name: str, sd: dict, cfg: Config, trained: dict | None) -> str:
             arch, kw = infer_generator(sd)
         except UserError:
             return "the file does not look like a reference generator"
-        return (f"it holds a {arch} generator (ngf {kw['ngf']}, {kw['norm']} norm, {kw['in_ch']} -> {kw['out_ch']} channels"
-                + (", dropout" if kw.get("dropout") else "") + f"); give --set model.generator={arch} --set model.ngf={kw['ngf']}"
-                + (f" --set model.norm={kw['norm']}" if kw["norm"] != cfg.model.norm else "")
-                + (" --set model.dropout=true" if kw.get("dropout") and not cfg.model.dropout else ""))
+        return (
+            f"it holds a {arch} generator (ngf {kw['ngf']}, {kw['norm']} norm, {kw['in_ch']} -> {kw['out_ch']} channels"
+            + (", dropout" if kw.get("dropout") else "")
+            + f"); give --set model.generator={arch} --set model.ngf={kw['ngf']}"
+            + (f" --set model.norm={kw['norm']}" if kw["norm"] != cfg.model.norm else "")
+            + (" --set model.dropout=true" if kw.get("dropout") and not cfg.model.dropout else "")
+        )
     first = sd.get("model.0.weight")
     if first is not None and first.dim() == 4:
-        return (f"its first layer has {first.shape[0]} filters on {first.shape[1]} channels; "
-                f"give --set model.ndf={first.shape[0]} (and model.discriminator / model.n_layers_d as trained)")
+        return (
+            f"its first layer has {first.shape[0]} filters on {first.shape[1]} channels; "
+            f"give --set model.ndf={first.shape[0]} (and model.discriminator / model.n_layers_d as trained)"
+        )
     return "give the model settings it was trained with"
-

@@ -37,16 +37,18 @@ def open_wandb(log, cfg_dict: dict, run_dir: Path):
         import wandb
     except ImportError:
         raise UserError("log.wandb=true needs the wandb package: pip install wandb (or turn it off)") from None
-    return wandb, wandb.init(project=log.wandb_project, name=log.wandb_run or run_dir.name, config=cfg_dict,
-                             dir=str(run_dir))
+    return wandb, wandb.init(
+        project=log.wandb_project, name=log.wandb_run or run_dir.name, config=cfg_dict, dir=str(run_dir)
+    )
 
 
 class Logger:
     """Writes each record to log.jsonl, TensorBoard (and W&B) and shows its losses on the progress bar; on ranks
     other than 0 (`enabled=False`) it writes nothing and shows no bar."""
 
-    def __init__(self, run_dir: Path, *, enabled: bool, total_steps: int, initial_step: int, show_progress: bool,
-                 cfg=None):
+    def __init__(
+        self, run_dir: Path, *, enabled: bool, total_steps: int, initial_step: int, show_progress: bool, cfg=None
+    ):
         self.enabled, self.run_dir = enabled, Path(run_dir)
         self.log_file = self.run_dir / "log.jsonl"
         self.start, self.before = time.time(), previous_wall_time(self.log_file) if enabled else 0.0
@@ -60,8 +62,13 @@ class Logger:
                 self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
             except ImportError:  # tensorboard is a dependency, but keep training if it is broken
                 self.tb = None
-        self.bar = progress_bar(total=total_steps, initial=min(initial_step, total_steps), unit="it",
-                                dynamic_ncols=True, disable=not (enabled and show_progress))
+        self.bar = progress_bar(
+            total=total_steps,
+            initial=min(initial_step, total_steps),
+            unit="it",
+            dynamic_ncols=True,
+            disable=not (enabled and show_progress),
+        )
         if enabled and cfg is not None and cfg.log.wandb:
             try:
                 self.wandb, self.wandb_run = open_wandb(cfg.log, cfg.to_dict(), self.run_dir)

@@ -2,7 +2,7 @@
 maths is in step.py and methods/, what is saved in state.py and checkpointing.py.
 
     train(cfg, run_dir)
-      resume?        _read_resume: the saved state and config, and what changed
+      resume?        resume.read_resume: the saved state and config, and what changed
       set-up         validate, device, threads; dataset, networks, optimizers, pools (create_state); restore
       epochs         _run_epoch: lr for the epoch, then train_step per batch; log, sample, timed save, stop
       epoch end      plateau, evaluation hook, sample grid, checkpoint (+ snapshot every k epochs)
@@ -27,21 +27,26 @@ from ..distributed import (
     local_batchnorm,
     mean_over_ranks,
     prepare_nets,
-    rank_part,
-    saved_world_size,
-    select_rank_state,
 )
-from ..errors import UserError
 from ..methods import validate
-from ..runtime import (COMPILE_MIN_STEPS, persistent_compile_cache, precision_note, process_settings,
-                       resolve_channels_last, resolve_compile, resolve_device, resolve_precision)
+from ..runtime import (
+    COMPILE_MIN_STEPS,
+    persistent_compile_cache,
+    precision_note,
+    process_settings,
+    resolve_channels_last,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+)
 from ..schedule import lr_factor, plateau_update
-from .checkpointing import load_resume, save_checkpoint
+from .checkpointing import save_checkpoint
 from .datasets import build_dataset
 from .guard import DivergenceGuard, healthy
 from .init_from import describe
 from .logger import Logger
 from .preempt import StopSignals, worker_init
+from .resume import read_resume, restore
 from .samples import save_sample_grid
 from .state import TrainState, check_crop_size, create_state
 from .step import train_step
@@ -57,27 +62,16 @@ class TrainResult:
     preempted: bool = False  # that signal was SIGTERM or SIGUSR1 (train/preempt.py)
 
 
-# Settings that do not change what a run computes: where it stops, what it logs, saves, shows and evaluates
-# (in-training evaluation leaves training untouched, tests/train/test_train_evaluation.py), where the data lies
-# and how many processes load it (items are keyed by (epoch, index)).
-NEUTRAL_ON_RESUME = {f"train.{k}" for k in ("max_steps", "log_every", "sample_every", "save_every_epochs",
-                                            "checkpoint_minutes", "progress", "eval_every_epochs", "eval_metric",
-                                            "eval_images", "eval_classifier", "eval_root", "max_bad_steps",
-                                            "max_loss")} | \
-                    {f"data.{k}" for k in ("root", "dir_a", "dir_b", "workers")} | \
-                    {f"log.{k}" for k in ("wandb", "wandb_project", "wandb_run")}
-
-
-def changed_settings(before: Config, after: Config) -> list[str]:
-    """"section.field old -> new" for each setting that differs and changes what the run computes (not those of
-    NEUTRAL_ON_RESUME, nor the model, which is kept as saved on resume)."""
-    a, b = before.to_dict(), after.to_dict()
-    return [f"{section}.{key} {a[section][key]!r} -> {b[section][key]!r}" for section in a if section != "model"
-            for key in a[section] if a[section][key] != b[section][key] and f"{section}.{key}" not in NEUTRAL_ON_RESUME]
-
-
-def train(cfg: Config, run_dir: str | Path, resume: bool = False, *, rank: int = 0, world_size: int = 1,
-          reduce_grads=None, hooks=None) -> TrainResult:
+def train(
+    cfg: Config,
+    run_dir: str | Path,
+    resume: bool = False,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    reduce_grads=None,
+    hooks=None,
+) -> TrainResult:
     """Train `cfg` in `run_dir` (or continue the run there with resume=True).
 
     Stops after n_epochs + n_epochs_decay epochs, or at train.max_steps, or on Ctrl-C; each of these
@@ -87,7 +81,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, *, rank: int =
     """
     run_dir = Path(run_dir)
     t0 = time.time()
-    tree, reshaped, changed = _read_resume(cfg, run_dir) if resume else (None, False, [])
+    tree, reshaped, changed = read_resume(cfg, run_dir) if resume else (None, False, [])
     device = resolve_device(cfg.train.device)
     if device.type == "cuda" and device.index is None:  # under torchrun, DistContext made cuda:LOCAL_RANK current
         device = torch.device("cuda", torch.cuda.current_device())
@@ -99,8 +93,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, *, rank: int =
     if rank == 0:
         print(note + ("; channels_last memory format" if channels_last else ""), flush=True)
     if device.type == "cpu" and cfg.train.precision == "fp16":
-        warnings.warn("train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "
-                      "fp32; bf16 (or auto) is the fast precision on CPUs")
+        warnings.warn(
+            "train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "
+            "fp32; bf16 (or auto) is the fast precision on CPUs",
+            stacklevel=2,
+        )
     with process_settings(cfg.train.threads, device):
         dataset = build_dataset(cfg)
         check_crop_size(cfg)
@@ -109,19 +106,30 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, *, rank: int =
         if rank == 0 and state.initialised:
             print(describe(state.initialised, state.nets), flush=True)
         if tree is not None:
-            _restore(state, tree, run_dir=run_dir, device=device, rank=rank, world_size=world_size,
-                     clear_pools=reshaped)
+            restore(state, tree, run_dir=run_dir, device=device, rank=rank, world_size=world_size, clear_pools=reshaped)
             del tree
         if rank == 0:  # after the resume state has loaded: a resume that fails leaves the run's config as it was
             if changed:
-                warnings.warn(f"{run_dir}: resuming with changed settings ({'; '.join(changed)}): from here on the "
-                              "run differs from the one it continues")
+                warnings.warn(
+                    f"{run_dir}: resuming with changed settings ({'; '.join(changed)}): from here on the "
+                    "run differs from the one it continues",
+                    stacklevel=2,
+                )
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.json").write_text(cfg.to_json() + "\n")
         if world_size > 1:
             state.nets = prepare_nets(state.nets, device)
-        loop = _Loop(cfg, run_dir, state, dataset, device=device, rank=rank, world_size=world_size,
-                     reduce_grads=reduce_grads, hooks=hooks)
+        loop = _Loop(
+            cfg,
+            run_dir,
+            state,
+            dataset,
+            device=device,
+            rank=rank,
+            world_size=world_size,
+            reduce_grads=reduce_grads,
+            hooks=hooks,
+        )
         stopped_early, stop = loop.run()
     return TrainResult(state, run_dir, stopped_early, time.time() - t0, stop.requested, stop.preempted)
 
@@ -135,54 +143,19 @@ def _planned_steps(cfg: Config, images: int, world_size: int) -> int:
 def _resolve_compile(cfg: Config, *, device: torch.device, steps: int, verbose: bool) -> None:
     """train.compile "auto" -> "true"/"false" for this run (config.json records it); say so when it compiles."""
     auto = cfg.train.compile == "auto"
-    on = resolve_compile(cfg.train.compile, device=device, precision=cfg.train.precision, steps=steps,
-                         crop_size=cfg.data.crop_size)
+    on = resolve_compile(
+        cfg.train.compile, device=device, precision=cfg.train.precision, steps=steps, crop_size=cfg.data.crop_size
+    )
     cfg.train.compile = "true" if on else "false"
     if on:
         cache = persistent_compile_cache(os.environ)
         if verbose:
             why = f"auto: {steps} steps, more than {COMPILE_MIN_STEPS}" if auto else "as asked"
-            print(f"compile: torch.compile ({why}); the first step compiles for minutes; kernels cached in {cache}; "
-                  "--set train.compile=false to skip", flush=True)
-
-
-def _read_resume(cfg: Config, run_dir: Path) -> tuple[dict, bool, list[str]]:
-    """The saved state; whether the images change shape (the pools then restart empty); the settings changed.
-    The networks stay what was saved; everything else (epochs, steps, data location, device, loss weights)
-    may be changed on resume by the caller's cfg, which this adjusts in place."""
-    tree, saved = load_resume(run_dir)
-    if cfg.model != saved.model:
-        warnings.warn(f"{run_dir}: resuming with the saved model config; the model changes asked for are ignored")
-        cfg.model = saved.model
-    if cfg.train.init_from != saved.train.init_from:
-        raise UserError(f"{run_dir}: train.init_from starts a new run from saved weights; a resumed run continues "
-                        f"from its own state, so leave it as it was ({saved.train.init_from!r})")
-    for key in ("precision", "channels_last", "compile"):  # "auto" keeps what the run chose when it started
-        if getattr(cfg.train, key) == "auto":
-            setattr(cfg.train, key, getattr(saved.train, key))
-    changed = changed_settings(saved, cfg)  # said once the resume is sure to go ahead
-    shape = ("crop_size", "load_size", "preprocess", "channels_a", "channels_b", "direction")
-    reshaped = any(getattr(cfg.data, k) != getattr(saved.data, k) for k in shape)
-    if reshaped:
-        warnings.warn(f"{run_dir}: the images change shape on resume, so the history pools start empty again "
-                      "(not an exact continuation)")
-    return tree, reshaped, changed
-
-
-def _restore(state: TrainState, tree: dict, *, run_dir: Path, device: torch.device, rank: int, world_size: int,
-             clear_pools: bool) -> None:
-    """Load a resume state into a freshly built one (this rank's part of it)."""
-    if rank == 0 and saved_world_size(tree) != world_size:
-        warnings.warn(f"{run_dir} was saved by {saved_world_size(tree)} process(es) and resumes under {world_size}: "
-                      "data shards, pools and RNG streams differ, so this is not an exact continuation")
-    state.load_state_dict(select_rank_state(tree, rank, rank_part(state.state_dict())), device)
-    at = state.epoch + (1 if state.batch_in_epoch else 0)  # epochs begun
-    if at > state.total_epochs:
-        raise UserError(f"{run_dir} has reached epoch {at}, beyond the {state.total_epochs} epoch(s) of the schedule "
-                        f"given now (optim.n_epochs + optim.n_epochs_decay); give at least {at} in all "
-                        "(--epochs / --epochs-decay)")
-    for pool in state.pools.values() if clear_pools else ():
-        pool.clear()
+            print(
+                f"compile: torch.compile ({why}); the first step compiles for minutes; kernels cached in {cache}; "
+                "--set train.compile=false to skip",
+                flush=True,
+            )
 
 
 def _workers(n: int) -> int:
@@ -194,8 +167,19 @@ def _workers(n: int) -> int:
 class _Loop:
     """The epochs of one run; its parts are the loop's phases, its fields what they share."""
 
-    def __init__(self, cfg: Config, run_dir: Path, state: TrainState, dataset, *, device: torch.device, rank: int,
-                 world_size: int, reduce_grads, hooks):
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        state: TrainState,
+        dataset,
+        *,
+        device: torch.device,
+        rank: int,
+        world_size: int,
+        reduce_grads,
+        hooks,
+    ):
         self.cfg, self.run_dir, self.state, self.device = cfg, run_dir, state, device
         self.rank, self.world_size, self.reduce_grads, self.hooks = rank, world_size, reduce_grads, hooks
         self.is_main = rank == 0
@@ -203,10 +187,16 @@ class _Loop:
         workers = _workers(cfg.data.workers)
         # Its own generator: each new iterator draws a base seed, which must not come from the global RNG
         # (dropout, gradient penalty), or a resume mid-epoch would shift that stream.
-        self.loader = DataLoader(dataset, batch_sampler=self.sampler, num_workers=workers,
-                                 pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                                 prefetch_factor=4 if workers else None, worker_init_fn=worker_init,
-                                 generator=torch.Generator().manual_seed(cfg.train.seed))
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=self.sampler,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers else None,
+            worker_init_fn=worker_init,
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+        )
         self.sample_batch = _sample_batch(dataset, device, channels_last=state.channels_last)
         self.steps_per_epoch = len(self.sampler)
         self.last_save = time.time()
@@ -218,8 +208,14 @@ class _Loop:
         total = min(total, cfg.train.max_steps) if cfg.train.max_steps else total
         self.stop = StopSignals()  # Ctrl-C, SIGTERM, SIGUSR1: finish the step, save, stop
         self.guard = DivergenceGuard.from_config(cfg)  # non-finite steps skipped; a diverging run stops, saving nothing
-        self.logger = Logger(self.run_dir, enabled=self.is_main, total_steps=total, initial_step=state.step,
-                             show_progress=cfg.train.progress, cfg=cfg)
+        self.logger = Logger(
+            self.run_dir,
+            enabled=self.is_main,
+            total_steps=total,
+            initial_step=state.step,
+            show_progress=cfg.train.progress,
+            cfg=cfg,
+        )
         try:
             stopped_early = bool(cfg.train.max_steps and state.step >= cfg.train.max_steps)  # resumed at the limit
             while state.epoch < state.total_epochs and not stopped_early:
@@ -239,8 +235,15 @@ class _Loop:
 
     def _set_lr(self) -> float:
         o, state = self.cfg.optim, self.state
-        lr = o.lr * lr_factor(o.lr_policy, state.epoch, o.n_epochs, o.n_epochs_decay, decay_epochs=o.lr_decay_epochs,
-                              gamma=o.lr_gamma, plateau_factor=state.plateau.get("factor", 1.0))
+        lr = o.lr * lr_factor(
+            o.lr_policy,
+            state.epoch,
+            o.n_epochs,
+            o.n_epochs_decay,
+            decay_epochs=o.lr_decay_epochs,
+            gamma=o.lr_gamma,
+            plateau_factor=state.plateau.get("factor", 1.0),
+        )
         for opt in (state.opt_g, state.opt_d):
             for group in opt.param_groups if opt is not None else ():
                 group["lr"] = lr
@@ -257,8 +260,11 @@ class _Loop:
         n_sum, self.n_epoch, t_log = 0, 0, time.time()
         for batch in self.stop.batches(self.loader):
             state.skipped_images += int(batch["skipped"].sum())
-            batch = {k: _to_device(v, self.device, channels_last=state.channels_last)
-                     for k, v in batch.items() if k in ("A", "B")}
+            batch = {
+                k: _to_device(v, self.device, channels_last=state.channels_last)
+                for k, v in batch.items()
+                if k in ("A", "B")
+            }
             terms = train_step(state, batch, self.reduce_grads, self.guard)
             if self.guard is not None:
                 self.guard.after_step(state, self.run_dir)
@@ -274,11 +280,18 @@ class _Loop:
                     self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v * n_sum
                 self.n_epoch += n_sum
                 rate = n_sum / max(time.time() - t_log, 1e-9)
-                logger.log(state.step, {"epoch": epoch + state.batch_in_epoch / self.steps_per_epoch, "lr": lr,
-                                        "it_per_s": rate, **means}, show=means)
+                logger.log(
+                    state.step,
+                    {"epoch": epoch + state.batch_in_epoch / self.steps_per_epoch, "lr": lr, "it_per_s": rate, **means},
+                    show=means,
+                )
                 sums, n_sum, t_log = {}, 0, time.time()
-            if self.is_main and cfg.train.sample_every and state.step % cfg.train.sample_every == 0 \
-                    and healthy(self.guard):
+            if (
+                self.is_main
+                and cfg.train.sample_every
+                and state.step % cfg.train.sample_every == 0
+                and healthy(self.guard)
+            ):
                 self._sample(f"step_{state.step:07d}.png")
             if at_max:
                 return True
@@ -310,8 +323,14 @@ class _Loop:
             self._save(f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None)
         self.last_save = time.time()
         if self.is_main:
-            self.logger.log(state.step, {"epoch_end": state.epoch, "skipped_images": state.skipped_images,
-                                         **{f"epoch/{k}": v / max(self.n_epoch, 1) for k, v in self.epoch_sums.items()}})
+            self.logger.log(
+                state.step,
+                {
+                    "epoch_end": state.epoch,
+                    "skipped_images": state.skipped_images,
+                    **{f"epoch/{k}": v / max(self.n_epoch, 1) for k, v in self.epoch_sums.items()},
+                },
+            )
 
     def _sample(self, name: str) -> None:
         with local_batchnorm(self.state.nets):
@@ -330,5 +349,7 @@ def _sample_batch(dataset, device, *, channels_last: bool, n: int = 4) -> dict:
     # images of several sizes (preprocess=none, scale_width): the centres, at the smallest size of all
     h = min(it[k].shape[-2] for it in items for k in ("A", "B"))
     w = min(it[k].shape[-1] for it in items for k in ("A", "B"))
-    return {k: _to_device(torch.stack([TF.center_crop(it[k], [h, w]) for it in items]), device,
-                          channels_last=channels_last) for k in ("A", "B")}
+    return {
+        k: _to_device(torch.stack([TF.center_crop(it[k], [h, w]) for it in items]), device, channels_last=channels_last)
+        for k in ("A", "B")
+    }

@@ -13,8 +13,14 @@ from ..distributed import rank_seed
 from ..errors import UserError
 from ..methods import Method, create_method
 from ..pool import ImagePool
-from ..runtime import (adam_options, compile_networks, guard_channels_last, resolve_channels_last, resolve_precision,
-                       unwrap)
+from ..runtime import (
+    adam_options,
+    compile_networks,
+    guard_channels_last,
+    resolve_channels_last,
+    resolve_precision,
+    unwrap,
+)
 from .init_from import load_initial_weights
 
 
@@ -27,15 +33,15 @@ class TrainState:
     opt_d: torch.optim.Optimizer | None
     pools: dict[str, ImagePool]
     scaler: torch.amp.GradScaler | None = None
-    step: int = 0                 # optimisation steps done, in total
-    epoch: int = 0                # current 0-based epoch
-    batch_in_epoch: int = 0       # batches of `epoch` already trained (resume mid-epoch)
-    skipped_images: int = 0       # corrupt images skipped so far
+    step: int = 0  # optimisation steps done, in total
+    epoch: int = 0  # current 0-based epoch
+    batch_in_epoch: int = 0  # batches of `epoch` already trained (resume mid-epoch)
+    skipped_images: int = 0  # corrupt images skipped so far
     plateau: dict = field(default_factory=dict)
     best: dict = field(default_factory=dict)  # {"metric", "value", "epoch", "step"} of the best evaluation
     ema: nn.ModuleDict | None = None  # moving averages of the inference networks (optim.ema_decay > 0)
     initialised: dict = field(default_factory=dict)  # {network: file} of the weights train.init_from loaded
-    channels_last: bool = False   # the networks and batches are NHWC (train.channels_last, resolved)
+    channels_last: bool = False  # the networks and batches are NHWC (train.channels_last, resolved)
 
     @property
     def device(self) -> torch.device:
@@ -59,10 +65,18 @@ class TrainState:
             "pools": {k: p.state_dict() for k, p in self.pools.items()},
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "ema": {k: v.state_dict() for k, v in self.ema.items()} if self.ema is not None else None,
-            "rng": {"cpu": torch.get_rng_state(),  # and the training GPU's generator, if any (not all GPUs')
-                    "cuda": [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else []},
-            "progress": {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                         "skipped_images": self.skipped_images, "plateau": self.plateau, "best": self.best},
+            "rng": {
+                "cpu": torch.get_rng_state(),  # and the training GPU's generator, if any (not all GPUs')
+                "cuda": [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else [],
+            },
+            "progress": {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "skipped_images": self.skipped_images,
+                "plateau": self.plateau,
+                "best": self.best,
+            },
         }
 
     def load_state_dict(self, tree: dict, device: torch.device) -> None:
@@ -159,9 +173,17 @@ def check_crop_size(cfg: Config) -> None:
     sizes = range(max(multiple, crop // multiple * multiple), 4097, multiple)
     good = next((c for c in sizes if _shape_problem(cfg, specs, nets, multiple, c) is None), None)
     above = next((c for c in sizes if c > crop and _shape_problem(cfg, specs, nets, multiple, c) is None), None)
-    hint = "no crop size up to 4096 fits" if good is None else f"use {good} or {above}" if good < crop and above else f"use {good}"
-    raise UserError(f"data.crop_size={crop} does not fit model.generator={cfg.model.generator} / model.discriminator="
-                    f"{cfg.model.discriminator} ({problem}); {hint}")
+    hint = (
+        "no crop size up to 4096 fits"
+        if good is None
+        else f"use {good} or {above}"
+        if good < crop and above
+        else f"use {good}"
+    )
+    raise UserError(
+        f"data.crop_size={crop} does not fit model.generator={cfg.model.generator} / model.discriminator="
+        f"{cfg.model.discriminator} ({problem}); {hint}"
+    )
 
 
 def _shape_problem(cfg: Config, specs: dict, nets: dict, multiple: int, crop: int) -> str | None:
@@ -204,12 +226,17 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0, init_from: bo
     opt_g = torch.optim.Adam(_params(nets, method.generators), **adam)
     active = method.active_discriminators()
     opt_d = torch.optim.Adam(_params(nets, active), **adam) if active else None
-    graphs = cfg.train.compile == "true" and device.type == "cuda"  # CUDA graphs may overwrite last step's fakes: pool copies
-    pools = {name: ImagePool(cfg.loss.pool_size, seed=rank_seed(cfg.train.seed * 1000 + i, rank, "pool"), copy=graphs)
-             for i, name in enumerate(active)}
+    graphs = (
+        cfg.train.compile == "true" and device.type == "cuda"
+    )  # CUDA graphs may overwrite last step's fakes: pool copies
+    pools = {
+        name: ImagePool(cfg.loss.pool_size, seed=rank_seed(cfg.train.seed * 1000 + i, rank, "pool"), copy=graphs)
+        for i, name in enumerate(active)
+    }
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     ema = make_ema(nets, method.inference_nets()) if o.ema_decay > 0 else None
     if cfg.train.compile == "true":  # "auto" is resolved by train(); a bare create_state does not compile
         nets = compile_networks(nets, device, cfg.train.compile_mode)
-    return TrainState(cfg, method, nets, opt_g, opt_d, pools, scaler, ema=ema, initialised=initialised,
-                      channels_last=channels_last)
+    return TrainState(
+        cfg, method, nets, opt_g, opt_d, pools, scaler, ema=ema, initialised=initialised, channels_last=channels_last
+    )

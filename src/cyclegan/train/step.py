@@ -19,8 +19,16 @@ def set_requires_grad(nets: Iterable[nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
-def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list, scaler,
-                   reduce_grads: GradReducer | None, *, guard=None, phase: str = "G") -> bool:
+def _backward_step(
+    loss: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    params: list,
+    scaler,
+    reduce_grads: GradReducer | None,
+    *,
+    guard=None,
+    phase: str = "G",
+) -> bool:
     """Backward, reduce, then the optimizer step, unless `guard` (train/guard.py) finds a non-finite value
     (returns False then)."""
     (scaler.scale(loss) if scaler is not None else loss).backward()
@@ -36,8 +44,9 @@ def _backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list,
     return True
 
 
-def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None = None,
-               guard=None) -> dict[str, torch.Tensor]:
+def train_step(
+    state: TrainState, batch: dict, reduce_grads: GradReducer | None = None, guard=None
+) -> dict[str, torch.Tensor]:
     """Update the generators on Eq. 3 with the discriminators frozen, then the discriminators on
     their halved Eq. 1 with fakes from the history pools. Returns detached loss terms (no sync).
 
@@ -61,8 +70,15 @@ def train_step(state: TrainState, batch: dict, reduce_grads: GradReducer | None 
     with autocast(device_type, precision):
         terms, fakes = method.generator_loss(nets, batch)
     loss_g = torch.stack([t.float() for t in terms.values()]).sum()
-    g_ok = _backward_step(loss_g, state.opt_g, [p for g in gens for p in g.parameters()], state.scaler, reduce_grads,
-                          guard=guard, phase="G")
+    g_ok = _backward_step(
+        loss_g,
+        state.opt_g,
+        [p for g in gens for p in g.parameters()],
+        state.scaler,
+        reduce_grads,
+        guard=guard,
+        phase="G",
+    )
     set_requires_grad(discs, True)
     if state.ema is not None and g_ok:
         update_ema(state.ema, nets, state.cfg.optim.ema_decay, state.step)

@@ -8,5 +8,14 @@ from .files import check_parents, expand_inputs, parse_size, save_image, transla
 from .gallery import write_gallery
 from .translator import Translator, load_translator, seeded
 
-__all__ = ["Translator", "check_parents", "expand_inputs", "load_translator", "parse_size", "save_image", "seeded",
-           "translate_files", "write_gallery"]
+__all__ = [
+    "Translator",
+    "check_parents",
+    "expand_inputs",
+    "load_translator",
+    "parse_size",
+    "save_image",
+    "seeded",
+    "translate_files",
+    "write_gallery",
+]

@@ -42,18 +42,26 @@ def expand_inputs(inputs: Iterable[str], out_dir: str | Path | None = None) -> l
             continue
         else:
             matches = sorted(glob.glob(item, recursive=True))
-            files = [Path(m) for m in matches if Path(m).suffix.lower() in IMAGE_EXTENSIONS + ARRAY_EXTENSIONS and Path(m).is_file()]
+            files = [
+                Path(m)
+                for m in matches
+                if Path(m).suffix.lower() in IMAGE_EXTENSIONS + ARRAY_EXTENSIONS and Path(m).is_file()
+            ]
             if not files:
                 raise UserError(f"input {item}: no such file or folder, and no images match it as a pattern")
             root, what = _glob_root(item), "pattern"
         if out is not None and out == root.resolve() and what == "folder":
-            raise UserError(f"--out {out_dir} is the input folder {item}; translations go into a folder of their own "
-                            f"(e.g. --out {Path(item) / 'translated'})")
+            raise UserError(
+                f"--out {out_dir} is the input folder {item}; translations go into a folder of their own "
+                f"(e.g. --out {Path(item) / 'translated'})"
+            )
         if out is not None and out != root.resolve() and out.is_relative_to(root.resolve()):
             kept = [f for f in files if not f.resolve().is_relative_to(out)]
             if not kept:
-                raise UserError(f"input {item}: every image this {what} finds is under the output folder {out_dir} "
-                                f"(earlier translations, which are not translated again); nothing to translate")
+                raise UserError(
+                    f"input {item}: every image this {what} finds is under the output folder {out_dir} "
+                    f"(earlier translations, which are not translated again); nothing to translate"
+                )
             files = kept
         found += [(f, f.relative_to(p)) for f in files] if what == "folder" else [(f, Path(f.name)) for f in files]
     return found
@@ -79,12 +87,16 @@ def parse_size(size: str | int | None) -> int | tuple[int, int] | None:
     text = str(size).strip().lower()
     parts = [part.strip() for part in text.split("x")]
     if len(parts) > 2 or not all(part.isascii() and part.isdigit() for part in parts):
-        raise UserError(f"--size {size!r}: expected N (the shorter side, in pixels) or WxH, e.g. --size 256 or --size 512x384")
+        raise UserError(
+            f"--size {size!r}: expected N (the shorter side, in pixels) or WxH, e.g. --size 256 or --size 512x384"
+        )
     values = [int(part) for part in parts]
     if min(values) < 1:
         raise UserError(f"--size {size!r}: sizes must be at least 1 pixel")
     if max(values) > MAX_SIZE:
-        raise UserError(f"--size {size!r}: at most {MAX_SIZE} pixels a side (omit --size to translate each image at its own size)")
+        raise UserError(
+            f"--size {size!r}: at most {MAX_SIZE} pixels a side (omit --size to translate each image at its own size)"
+        )
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 
@@ -122,8 +134,17 @@ def _batches(items, translator: Translator, size, batch_size) -> Iterator[tuple[
 OUTPUT_EXTENSIONS = IMAGE_EXTENSIONS + (".npy",)
 
 
-def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str | Path, *, size: str | None = None,
-                    batch_size: int = 1, keep_format: bool = False, gallery: bool = True, progress: bool = True) -> dict:
+def translate_files(
+    translator: Translator,
+    inputs: Iterable[str],
+    out_dir: str | Path,
+    *,
+    size: str | None = None,
+    batch_size: int = 1,
+    keep_format: bool = False,
+    gallery: bool = True,
+    progress: bool = True,
+) -> dict:
     """Translate every input into out_dir (same relative names, .png unless keep_format).
 
     out_dir may instead name an image file (`out/x.png`) when there is a single input. Every output path is
@@ -140,14 +161,23 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
     items = expand_inputs(inputs, out)
     single_file = out.suffix.lower() in OUTPUT_EXTENSIONS and not out.is_dir()
     if single_file and len(items) != 1:
-        raise UserError(f"--out {out} names an image file, but the inputs hold {len(items)} images; "
-                        f"give a folder for several images (or name a folder without an image extension)")
-    plan: dict[tuple[Path, Path], Path] = {}  # (input, relative name) -> output; an input named twice is translated once
+        raise UserError(
+            f"--out {out} names an image file, but the inputs hold {len(items)} images; "
+            f"give a folder for several images (or name a folder without an image extension)"
+        )
+    plan: dict[
+        tuple[Path, Path], Path
+    ] = {}  # (input, relative name) -> output; an input named twice is translated once
     for src, rel in items:
-        plan.setdefault((src, rel), _output_path(out if single_file else out / rel, translator.out_ch, keep_format or single_file))
+        plan.setdefault(
+            (src, rel), _output_path(out if single_file else out / rel, translator.out_ch, keep_format or single_file)
+        )
     items = list(plan)
-    _check_targets([src for src, _ in items], list(plan.values()),
-                   None if keep_format else [_output_path(out / rel, translator.out_ch, True) for _, rel in items])
+    _check_targets(
+        [src for src, _ in items],
+        list(plan.values()),
+        None if keep_format else [_output_path(out / rel, translator.out_ch, True) for _, rel in items],
+    )
     if translator.per_image:  # as the reference's test.py (batch size 1): each image its own batch statistics
         batch_size = 1
     written, failed = [], []
@@ -180,7 +210,11 @@ def translate_files(translator: Translator, inputs: Iterable[str], out_dir: str 
 
 def _out_of_memory(e: BaseException) -> bool:
     text = str(e)
-    return isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in text or "out of memory" in text
+    return (
+        isinstance(e, (MemoryError, torch.OutOfMemoryError))
+        or "can't allocate memory" in text
+        or "out of memory" in text
+    )
 
 
 def _memory_advice(translator: Translator, src: Path, batch: torch.Tensor, e: BaseException) -> str:
@@ -195,8 +229,9 @@ def _memory_advice(translator: Translator, src: Path, batch: torch.Tensor, e: Ba
         tips.append("--batch-size 1")
     if translator.autocast is None:
         tips.append("--precision bf16 (or fp16 on a GPU)")
-    return (f"out of memory translating {src} ({w}x{h}, {n} image(s) at once): {first_line(e)}"
-            + (f"; try {', or '.join(tips)}" if tips else "; try --size to translate it smaller"))
+    return f"out of memory translating {src} ({w}x{h}, {n} image(s) at once): {first_line(e)}" + (
+        f"; try {', or '.join(tips)}" if tips else "; try --size to translate it smaller"
+    )
 
 
 def _output_path(path: Path, out_ch: int, keep_format: bool) -> Path:
@@ -207,9 +242,13 @@ def _output_path(path: Path, out_ch: int, keep_format: bool) -> Path:
 
 
 def _check_out(out: Path) -> None:
-    """--out must be (or be creatable as) a folder, or an image file name; a path through an existing file is neither."""
+    """--out must be (or be creatable as) a folder, or an image file name; a path through an existing file is "
+    "neither."""
     if out.exists() and not out.is_dir() and out.suffix.lower() not in OUTPUT_EXTENSIONS:
-        raise UserError(f"--out {out} is an existing file; give a folder for the translations (or an image file name for a single input)")
+        raise UserError(
+            f"--out {out} is an existing file; give a folder for the translations (or an image file name for a "
+            f"single input)"
+        )
     check_parents(out)
 
 
@@ -231,15 +270,19 @@ def _check_targets(sources: list[Path], targets: list[Path], kept: list[Path] | 
     for src, target in zip(sources, targets):
         hit = inputs.get(_key(target)) or files.get(_file_id(target))
         if hit is not None:
-            raise UserError(f"the translation of {src} would overwrite the input {hit}; choose an --out folder "
-                            f"that holds no inputs (e.g. a new one)")
+            raise UserError(
+                f"the translation of {src} would overwrite the input {hit}; choose an --out folder "
+                f"that holds no inputs (e.g. a new one)"
+            )
     seen: dict[str, Path] = {}
     for src, target in zip(sources, targets):
         other = seen.setdefault(_key(target), src)
         if _key(other) != _key(src):
-            fix = ("add --keep-format (outputs keep their inputs' formats and so their distinct names)"
-                   if kept is not None and len({_key(k) for k in kept}) == len(kept)
-                   else "rename one, or translate them into separate --out folders")
+            fix = (
+                "add --keep-format (outputs keep their inputs' formats and so their distinct names)"
+                if kept is not None and len({_key(k) for k in kept}) == len(kept)
+                else "rename one, or translate them into separate --out folders"
+            )
             raise UserError(f"{other} and {src} would both be written to {target}; nothing was written: {fix}")
 
 
@@ -269,7 +312,3 @@ def save_image(image: torch.Tensor, path: Path) -> None:
         Image.fromarray(array[:, :, 0] if c == 1 else array).save(path)
     except (OSError, ValueError) as e:  # no permission, disk full, a format that cannot hold this image
         raise UserError(f"cannot write {path}: {e}") from None
-
-
-
-

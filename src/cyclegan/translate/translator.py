@@ -48,7 +48,9 @@ class Translator:
     def image(self, image: Image.Image) -> Image.Image:
         """A PIL image translated at its own size (converted to the generator's channels first, as files are)."""
         if self.out_ch not in (1, 3, 4):
-            raise UserError(f"{self.description}: {self.out_ch} output channels are no image; call the translator on a tensor")
+            raise UserError(
+                f"{self.description}: {self.out_ch} output channels are no image; call the translator on a tensor"
+            )
         out = self(pil_to_uint8(image, self.in_ch)[None])[0].permute(1, 2, 0).cpu().numpy()
         return Image.fromarray(out[:, :, 0] if out.shape[2] == 1 else out)
 
@@ -63,7 +65,7 @@ class Translator:
         with ctx:
             tile = self.tile or auto_tile(self.fn, *x.shape[-2:])  # large images: tiles even without --tile
             y = tiled_forward(self.fn, x, tile) if tile and max(x.shape[-2:]) > tile else self.fn(x)
-        return y.float()[..., top: top + h, left: left + w]
+        return y.float()[..., top : top + h, left : left + w]
 
 
 @contextlib.contextmanager
@@ -83,8 +85,17 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
     return resolve_device(str(device or "auto"))
 
 
-def load_translator(checkpoint: str | Path, direction: str | None = "AtoB", device=None, *, train_mode: bool | None = None,
-                    netG: str | None = None, precision: str = "fp32", tile: int = 0, **net_kwargs) -> Translator:
+def load_translator(
+    checkpoint: str | Path,
+    direction: str | None = "AtoB",
+    device=None,
+    *,
+    train_mode: bool | None = None,
+    netG: str | None = None,
+    precision: str = "fp32",
+    tile: int = 0,
+    **net_kwargs,
+) -> Translator:
     """Load a translator from a run directory, a `.model.safetensors`/`.state.safetensors` file, or a
     reference `.pth` generator state dict (architecture inferred or given by netG/net_kwargs).
 
@@ -119,8 +130,15 @@ def _load(checkpoint, direction, device, train_mode, netG, **net_kwargs) -> Tran
         net = load_reference_generator(path, netG, **net_kwargs).to(device)
         net.train(bool(train_mode)) if train_mode is not None else net.eval()
         first = next(net.parameters())
-        return Translator(net, first.shape[1], _out_channels(net), size_multiple(net), device, f"reference {path.name}",
-                          per_image=_uses_batch_stats(net))
+        return Translator(
+            net,
+            first.shape[1],
+            _out_channels(net),
+            size_multiple(net),
+            device,
+            f"reference {path.name}",
+            per_image=_uses_batch_stats(net),
+        )
     path = ckpt.resolve_checkpoint(path, "model")
     tree, meta = ckpt.load_model(path, device)
     cfg = Config.from_dict(meta["config"])
@@ -128,13 +146,17 @@ def _load(checkpoint, direction, device, train_mode, netG, **net_kwargs) -> Tran
     if direction is None:  # the model's own direction when it translates one way (pix2pix), else AtoB
         direction = next(iter(meta["directions"])) if len(meta["directions"]) == 1 else "AtoB"
     if direction not in meta["directions"]:
-        raise UserError(f"{path}: this {meta['method']} model translates {', '.join(meta['directions'])}, not {direction}")
+        raise UserError(
+            f"{path}: this {meta['method']} model translates {', '.join(meta['directions'])}, not {direction}"
+        )
     nets = torch.nn.ModuleDict({k: NetSpec.from_dict(s).build() for k, s in meta["specs"].items()})
     for k, net in nets.items():
         try:
             net.load_state_dict(tree[k])
         except RuntimeError as e:
-            raise UserError(f"{path}: weights of {k} do not fit its recorded architecture ({str(e).splitlines()[0]})") from None
+            raise UserError(
+                f"{path}: weights of {k} do not fit its recorded architecture ({str(e).splitlines()[0]})"
+            ) from None
     nets.to(device)
     mode = getattr(method, "test_train_mode", False) if train_mode is None else train_mode
     nets.train(mode)
@@ -143,8 +165,9 @@ def _load(checkpoint, direction, device, train_mode, netG, **net_kwargs) -> Tran
     net = nets[meta["directions"][direction]]
     desc = f"{meta['method']} {direction} ({spec['name']}, step {meta.get('step')}, epoch {meta.get('epoch')})"
     in_ch, out_ch = method.io_channels(direction)
-    return Translator(fn, in_ch, out_ch, size_multiple(net), device, desc, per_image=_uses_batch_stats(nets),
-                      direction=direction)
+    return Translator(
+        fn, in_ch, out_ch, size_multiple(net), device, desc, per_image=_uses_batch_stats(nets), direction=direction
+    )
 
 
 def _uses_batch_stats(net: torch.nn.Module) -> bool:
@@ -155,5 +178,3 @@ def _out_channels(net: torch.nn.Module) -> int:
     convs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     last = convs[-1]
     return last.out_channels
-
-
