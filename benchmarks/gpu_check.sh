@@ -31,7 +31,7 @@ step env 30 bash -c "nvidia-smi; $PY -c 'import torch, sys; print(sys.version); 
 # correctness first: the eager CUDA paths against strict float32 (CPU and CUDA), then the compiled ones
 step tests_eager 150 $PY -m pytest -q -p no:cacheprovider -m "cuda and not slow" tests/ --ignore=tests/test_cuda_cli.py
 step bench_train_b1 150 $PY benchmarks/train_step.py --device cuda --size 256 --generator resnet_9blocks --rounds 5 --iters 20 \
-  --variants fp32+fused bf16 bf16+cl fp16+cl --json "$OUT/train_b1.json"
+  --variants default fp32+fused bf16 bf16+cl fp16+cl --json "$OUT/train_b1.json"
 step bench_translate 90 $PY benchmarks/translate.py --device cuda --sizes 256 1024 --variants bf16 fp16 bf16+cl tile256 --rounds 3 --iters 10 \
   --json "$OUT/translate.json"
 step cli_cuda 90 $PY -m pytest -q -p no:cacheprovider tests/test_cuda_cli.py
@@ -39,5 +39,5 @@ step bench_train_b48 90 bash -c "$PY benchmarks/train_step.py --device cuda --si
   $PY benchmarks/train_step.py --device cuda --size 256 --generator resnet_9blocks --batch-size 8 --rounds 3 --iters 10 --variants bf16+cl --json $OUT/train_b8.json"
 step tests_compiled 150 $PY -m pytest -q -p no:cacheprovider -m "cuda and slow" tests/
 step bench_compile 200 $PY benchmarks/train_step.py --device cuda --size 256 --generator resnet_9blocks --rounds 3 --iters 20 \
-  --variants bf16+cl bf16+cl+compile --json "$OUT/train_compile.json"
+  --variants default bf16+cl bf16+cl+compile --json "$OUT/train_compile.json"
 cat "$SUMMARY"

@@ -9,7 +9,7 @@ import torch
 
 from cyclegan import runtime
 from cyclegan.errors import UserError
-from cyclegan.runtime import native_cpu_bf16, resolve_channels_last
+from cyclegan.runtime import native_cpu_bf16, process_settings, resolve_channels_last
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,17 @@ def test_compile_cache_outlives_tmp_unless_chosen(tmp_path):
         persistent_compile_cache(env) == str(tmp_path / "cyclegan" / "torchinductor") == env["TORCHINDUCTOR_CACHE_DIR"]
     )
     assert persistent_compile_cache({"TORCHINDUCTOR_CACHE_DIR": "/x"}) == "/x"
+
+
+@pytest.mark.parametrize(("precision", "tf32"), [("bf16", True), ("fp32", False)])
+def test_tf32_matmul_on_cuda_unless_strict_fp32_and_restored(monkeypatch, precision, tf32):
+    """On a GPU the fast path lets float32 matrix products use TF32; strict fp32 keeps PyTorch's default (off),
+    and the process gets its setting back afterwards (train() is a library call too)."""
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    before = torch.backends.cuda.matmul.allow_tf32
+    with process_settings(0, torch.device("cuda", 0), precision):
+        assert torch.backends.cuda.matmul.allow_tf32 is tf32
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+    with process_settings(0, torch.device("cpu"), precision):  # nothing of CUDA's changes for a CPU run
+        assert torch.backends.cuda.matmul.allow_tf32 == before

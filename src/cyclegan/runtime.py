@@ -38,20 +38,25 @@ def resolve_device(name: str) -> torch.device:
 
 
 @contextlib.contextmanager
-def process_settings(threads: int, device: torch.device):
+def process_settings(threads: int, device: torch.device, precision: str = "fp32"):
     """The process-wide switches a run needs, restored afterwards (train() is a library call too):
-    cuDNN's autotuner and the current device on a GPU, the CPU thread count."""
+    cuDNN's autotuner and the current device on a GPU, the CPU thread count, and on a GPU TF32 for the
+    float32 matrix products that autocast leaves in float32 (Ampere and later) unless the run is strict
+    float32 (`precision` "fp32": PyTorch's defaults, the reference's numbers)."""
     benchmark, n_threads = torch.backends.cudnn.benchmark, torch.get_num_threads()
+    matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
     current = torch.cuda.current_device() if device.type == "cuda" else None
     try:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = precision != "fp32"
             torch.cuda.set_device(device)  # pinned-memory thread and new tensors default to the training GPU
         if threads:
             torch.set_num_threads(threads)
         yield
     finally:
         torch.backends.cudnn.benchmark = benchmark
+        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
         torch.set_num_threads(n_threads)
         if current is not None:
             torch.cuda.set_device(current)

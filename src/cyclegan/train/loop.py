@@ -98,7 +98,7 @@ def train(
             "fp32; bf16 (or auto) is the fast precision on CPUs",
             stacklevel=2,
         )
-    with process_settings(cfg.train.threads, device):
+    with process_settings(cfg.train.threads, device, cfg.train.precision):
         dataset = build_dataset(cfg)
         check_crop_size(cfg)
         _resolve_compile(cfg, device=device, steps=_planned_steps(cfg, len(dataset), world_size), verbose=rank == 0)
