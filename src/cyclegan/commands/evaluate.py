@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import add_network_mode
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..evaluate import EVAL_METRICS, PALETTES, metric_help
@@ -118,16 +120,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--no-gallery", action="store_true", help="write metrics only, no images or HTML")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--train-mode",
-        dest="train_mode",
-        action="store_const",
-        const=True,
-        default=None,
-        help="dropout on / batch statistics (the reference's test.py default for pix2pix)",
-    )
-    mode.add_argument("--eval-mode", dest="train_mode", action="store_const", const=False, help="networks in eval mode")
+    add_network_mode(p)
     return p
 
 

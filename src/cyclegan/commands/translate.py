@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import add_network_mode
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -60,16 +62,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "the one-piece result (to float rounding) in a fraction of the memory, for ~1.5x the time; "
         "ResNet generators",
     )
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--train-mode",
-        dest="train_mode",
-        action="store_const",
-        const=True,
-        default=None,
-        help="dropout on / batch statistics (the reference's test.py default for pix2pix)",
-    )
-    mode.add_argument("--eval-mode", dest="train_mode", action="store_const", const=False, help="networks in eval mode")
+    add_network_mode(p)
     ref = p.add_argument_group("reference .pth checkpoints (inferred from the weights when omitted)")
     ref.add_argument("--netG", help="resnet_9blocks | resnet_6blocks | unet_256 | unet_128")
     ref.add_argument("--ngf", type=int)
