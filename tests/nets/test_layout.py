@@ -31,8 +31,28 @@ def test_instance_norm_on_plain_input_is_the_stock_layer_bit_for_bit():
     stock = nn.InstanceNorm2d(8)
     assert torch.equal(InstanceNorm2d(8)(x), stock(x))
     assert torch.equal(InstanceNorm2d(8)(x[:1]), stock(x[:1]))
-    xc = x.contiguous(memory_format=CL)  # a batch of two in NHWC: the stock path (converted), same values
-    assert torch.equal(InstanceNorm2d(8)(xc), stock(xc))
+
+
+def test_instance_norm_channels_last_batch_of_two_is_exact_per_sample_and_stays_channels_last():
+    """The fused passes (methods/fused.py) normalise G(x), G(y) as one batch of two: each sample on its own
+    statistics, in NHWC, output and input gradient equal to the stock layer's in float64."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 16, 8, 8, generator=g, dtype=torch.float64) * torch.tensor([1.0, 5.0]).view(2, 1, 1, 1)
+    x = x.requires_grad_()
+    grad = torch.randn(2, 16, 8, 8, generator=g, dtype=torch.float64)
+    xc = x.detach().contiguous(memory_format=CL).requires_grad_()
+    norm = InstanceNorm2d(16, affine=True)
+    nn.init.normal_(norm.weight), nn.init.normal_(norm.bias)
+    stock = nn.InstanceNorm2d(16, affine=True).double()
+    stock.load_state_dict(norm.state_dict())
+    norm = norm.double()
+    y, yc = stock(x), norm(xc)
+    assert is_channels_last(yc) and (yc - y).abs().max() < 1e-12
+    a = torch.autograd.grad(y, [x, *stock.parameters()], grad)
+    b = torch.autograd.grad(yc, [xc, *norm.parameters()], grad.contiguous(memory_format=CL))
+    assert is_channels_last(b[0])
+    assert all((u - v).abs().max() < 1e-11 for u, v in zip(a, b))
+    assert torch.allclose(norm(xc[1:]), yc[1:], atol=1e-12, rtol=0)  # one sample's statistics, not the batch's
 
 
 def test_reflection_pad_keeps_bf16_under_autocast_with_the_same_values():
