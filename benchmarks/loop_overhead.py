@@ -66,7 +66,6 @@ def real_run(args, run: Path) -> dict:
         f"data.crop_size={args.size}",
         f"model.generator={args.generator}",
         f"train.threads={args.threads}",
-        "train.log_every=10",
     ]
     cmd = [sys.executable, "-m", "cyclegan", "train", str(args.data), "--run-dir", str(run), "--no-progress"]
     cmd += ["--max-steps", str(args.steps)] + [a for s in sets for a in ("--set", s)]
