@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,6 +79,20 @@ def test_compile_cache_outlives_tmp_unless_chosen(tmp_path):
         persistent_compile_cache(env) == str(tmp_path / "cyclegan" / "torchinductor") == env["TORCHINDUCTOR_CACHE_DIR"]
     )
     assert persistent_compile_cache({"TORCHINDUCTOR_CACHE_DIR": "/x"}) == "/x"
+
+
+def test_compile_cache_is_ours_even_after_torch_wrote_its_default(tmp_path):
+    """`import torch._dynamo` (done by much of torch, e.g. while cyclegan.train imports) puts torch's own default,
+    /tmp/torchinductor_USER, into the environment: the training CLI printed and used that folder, losing the
+    cache at every reboot. In a fresh process, as `cyclegan train` runs it:"""
+    code = (
+        "import os, cyclegan.train\n"
+        "from cyclegan.runtime import persistent_compile_cache\n"
+        "print(persistent_compile_cache(os.environ))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"} | {"XDG_CACHE_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(tmp_path / "cyclegan" / "torchinductor")
 
 
 @pytest.mark.parametrize(("precision", "tf32"), [("bf16", True), ("fp32", False)])

@@ -247,9 +247,13 @@ def persistent_compile_cache(env: dict, *, root: str | os.PathLike | None = None
     """Point inductor's cache (compiled kernels, FX graphs, AOTAutograd graphs) at a folder that outlives the
     machine's /tmp, unless the user chose one (TORCHINDUCTOR_CACHE_DIR): a second run of the same model
     then compiles in a sixth (128) to a tenth (256) of the time. Call before the first compilation, with
-    `os.environ`; returns the folder."""
-    if env.get("TORCHINDUCTOR_CACHE_DIR"):
-        return env["TORCHINDUCTOR_CACHE_DIR"]
+    `os.environ`; returns the folder. Importing torch._dynamo (which much of torch does) already writes torch's
+    default, a folder under /tmp, into the environment: that value does not count as the user's choice."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    chosen = env.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen and os.path.abspath(chosen) != os.path.abspath(default_cache_dir()):
+        return chosen
     base = Path(root) if root is not None else Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     folder = str(base / "cyclegan" / "torchinductor")
     env["TORCHINDUCTOR_CACHE_DIR"] = folder
