@@ -61,14 +61,12 @@ def test_compile_auto_only_for_long_runs_where_it_pays(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(runtime, "have_cxx", lambda: True)
     long, short = COMPILE_MIN_STEPS + 1, COMPILE_MIN_STEPS
-    assert resolve_compile("auto", device=cpu, precision="bf16", steps=long, crop_size=128)
-    assert not resolve_compile("auto", device=cpu, precision="bf16", steps=short, crop_size=128)  # the demo, tests
-    assert not resolve_compile("auto", device=cpu, precision="fp32", steps=long, crop_size=128)  # no gain measured
-    assert not resolve_compile("auto", device=cpu, precision="bf16", steps=long, crop_size=256)  # 0.99-1.01x
+    for crop in (64, 128, 256):  # compiled CPU steps measured slower than eager ones (0.87-0.88x, bf16 + NHWC)
+        for precision in ("bf16", "fp32"):
+            assert not resolve_compile("auto", device=cpu, precision=precision, steps=long, crop_size=crop)
     assert resolve_compile("auto", device=cuda, precision="bf16", steps=long, crop_size=256)
-    assert resolve_compile("true", device=cpu, precision="fp32", steps=1, crop_size=32)
-    monkeypatch.setattr(runtime, "have_cxx", lambda: False)
-    assert not resolve_compile("auto", device=cpu, precision="bf16", steps=long, crop_size=128)
+    assert not resolve_compile("auto", device=cuda, precision="bf16", steps=short, crop_size=256)  # the demo, tests
+    assert resolve_compile("true", device=cpu, precision="fp32", steps=1, crop_size=32)  # asked for: always
 
 
 def test_compile_cache_outlives_tmp_unless_chosen(tmp_path):

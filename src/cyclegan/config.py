@@ -117,11 +117,11 @@ class TrainConfig:
     fuse_passes: bool = True  # one network call for passes whose samples do not interact (methods/fused.py)
     channels_last: str = "auto"  # NHWC memory format: auto (where it pays: bf16 on AMX CPUs, bf16/fp16 on CUDA;
     # recorded in config.json as true/false) | true | false
-    compile: str = "auto"  # torch.compile the networks: auto (on for runs long enough to win back the
-    # minutes of compiling, where it was measured to pay; runtime.compile_recommended;
+    compile: str = "auto"  # torch.compile the networks: auto (on CUDA for runs long enough to win back the
+    # compile time; off on CPUs, where compiled steps measured slower; runtime.compile_recommended;
     # recorded in config.json as true/false) | true | false
     compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
-    adam: str = "auto"  # Adam kernel: auto (fused on CUDA, foreach on CPU) | fused | foreach | forloop
+    adam: str = "auto"  # Adam kernel: auto (fused on CUDA and in bf16/fp16, else foreach) | fused | foreach | forloop
     eval_every_epochs: int = 0  # evaluate during training every k epochs (0 = off)
     eval_metric: str = "fid"  # metric for in-training evaluation / best checkpoint
     eval_images: int = 100  # test images per direction for in-training evaluation

@@ -223,24 +223,20 @@ def have_cxx() -> bool:
 # compiled step cost 253 s more than a steady one and each later step gained 0.23 s (1.12x): even after 1100 steps.
 # With the cache filled by an earlier run the cost fell to 38 s (28 steps). Twice the cold figure, for margin.
 COMPILE_MIN_STEPS = 2000
+
+
 # Largest crop where compiled bf16 CPU steps were measured faster: 1.12-1.37x at 128; at 256 0.99-1.01x (the
 # eager channels_last step is then all oneDNN convolutions, which compiled code calls just the same).
-COMPILE_MAX_CPU_CROP = 128
-
-
 def compile_recommended(*, device: torch.device | str, precision: str, steps: int, crop_size: int) -> bool:
     """Whether `train.compile` should default to on for a run of `steps` optimisation steps on crops of
     `crop_size` at a resolved precision: only when the run is long enough to win back a cold compilation
-    (COMPILE_MIN_STEPS), and on the CPU only in bfloat16 at crops up to COMPILE_MAX_CPU_CROP, where compiled
-    steps were measured faster (float32: 0.82-1.08x, within noise of eager; bf16 at 256: 0.99-1.01x). On
-    CUDA not yet measured: the step-count rule alone. The caller also needs a C++ compiler on the CPU
-    (`have_cxx`), and keeps compilation off in the demo and the tests."""
+    (COMPILE_MIN_STEPS), and only on CUDA (not yet measured there: the step-count rule alone). Not on the CPU:
+    since the eager step keeps NHWC through the fused passes (nets/layout.py), compiled steps measured slower
+    than eager ones (bf16 + channels_last, one thread: 0.87x at 128/resnet_6blocks, 0.88x at 64; float32 was
+    0.82-1.08x, within noise, before; benchmarks/compile_cost.py, docs/performance.md). The caller keeps
+    compilation off in the demo and the tests; `crop_size` and `precision` are for the rule's next revision."""
     device = torch.device(device)
-    if steps <= COMPILE_MIN_STEPS:
-        return False
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and precision == "bf16" and crop_size <= COMPILE_MAX_CPU_CROP
+    return steps > COMPILE_MIN_STEPS and device.type == "cuda"
 
 
 def persistent_compile_cache(env: dict, *, root: str | os.PathLike | None = None) -> str:
