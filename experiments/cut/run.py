@@ -15,7 +15,8 @@ its run is then given budget / (s/iter) steps, with a schedule sized to them (ha
 half of linear decay; the run stops at its step count, where the lr is near zero). The training time each
 run really took is reported next to the budget. Peak memory is the training process's peak resident set
 (one process: data.workers=0; on a GPU use torch.cuda.max_memory_allocated instead). One thread per run
-(OMP_NUM_THREADS=1, train.threads=1) unless --threads says otherwise; runs go one after another.
+(OMP_NUM_THREADS=1, train.threads=1) unless --threads says otherwise; runs go one after another,
+all eager (train.compile=false: a calibration run is too short to compile, and the timed run must match it).
 
 Nothing here changes with the outcome: the protocol is fixed before the numbers exist. Finished runs
 (train.json) and evaluations (run/eval/metrics.json) are reused; pass a new --work for a new measurement.
