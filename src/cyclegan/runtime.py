@@ -225,18 +225,14 @@ def have_cxx() -> bool:
 COMPILE_MIN_STEPS = 2000
 
 
-# Largest crop where compiled bf16 CPU steps were measured faster: 1.12-1.37x at 128; at 256 0.99-1.01x (the
-# eager channels_last step is then all oneDNN convolutions, which compiled code calls just the same).
-def compile_recommended(*, device: torch.device | str, precision: str, steps: int, crop_size: int) -> bool:
-    """Whether `train.compile` should default to on for a run of `steps` optimisation steps on crops of
-    `crop_size` at a resolved precision: only when the run is long enough to win back a cold compilation
-    (COMPILE_MIN_STEPS), and only on CUDA (not yet measured there: the step-count rule alone). Not on the CPU:
-    since the eager step keeps NHWC through the fused passes (nets/layout.py), compiled steps measured slower
-    than eager ones (bf16 + channels_last, one thread: 0.87x at 128/resnet_6blocks, 0.88x at 64; float32 was
-    0.82-1.08x, within noise, before; benchmarks/compile_cost.py, docs/performance.md). The caller keeps
-    compilation off in the demo and the tests; `crop_size` and `precision` are for the rule's next revision."""
-    device = torch.device(device)
-    return steps > COMPILE_MIN_STEPS and device.type == "cuda"
+def compile_recommended(*, device: torch.device | str, steps: int) -> bool:
+    """Whether `train.compile` should default to on for a run of `steps` optimisation steps: only when the run is
+    long enough to win back a cold compilation (COMPILE_MIN_STEPS), and only on CUDA (not yet measured there: the
+    step-count rule alone). Not on the CPU: since the eager step keeps NHWC through the fused passes
+    (nets/layout.py), compiled steps measured slower than eager ones (bf16 + channels_last, one thread: 0.87x at
+    128/resnet_6blocks, 0.88x at 64; float32 was 0.82-1.08x, within noise, before; benchmarks/compile_cost.py,
+    docs/performance.md). The caller keeps compilation off in the demo and the tests."""
+    return steps > COMPILE_MIN_STEPS and torch.device(device).type == "cuda"
 
 
 def persistent_compile_cache(env: dict, *, root: str | os.PathLike | None = None) -> str:
@@ -256,12 +252,10 @@ def persistent_compile_cache(env: dict, *, root: str | os.PathLike | None = None
     return folder
 
 
-def resolve_compile(setting: str, *, device: torch.device, precision: str, steps: int, crop_size: int) -> bool:
-    """`train.compile` for a run of `steps` steps: "true"/"false" as given; "auto" as `compile_recommended`, and
-    on the CPU only where a C++ compiler is there to build the kernels."""
+def resolve_compile(setting: str, *, device: torch.device, steps: int) -> bool:
+    """`train.compile` for a run of `steps` steps: "true"/"false" as given; "auto" as `compile_recommended`."""
     if setting not in COMPILE:
         raise UserError(f"train.compile={setting!r}: choose one of {', '.join(COMPILE)}")
     if setting != "auto":
         return setting == "true"
-    ok = compile_recommended(device=device, precision=precision, steps=steps, crop_size=crop_size)
-    return ok and (device.type != "cpu" or have_cxx())
+    return compile_recommended(device=device, steps=steps)

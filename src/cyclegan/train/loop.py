@@ -143,9 +143,7 @@ def _planned_steps(cfg: Config, images: int, world_size: int) -> int:
 def _resolve_compile(cfg: Config, *, device: torch.device, steps: int, verbose: bool) -> None:
     """train.compile "auto" -> "true"/"false" for this run (config.json records it); say so when it compiles."""
     auto = cfg.train.compile == "auto"
-    on = resolve_compile(
-        cfg.train.compile, device=device, precision=cfg.train.precision, steps=steps, crop_size=cfg.data.crop_size
-    )
+    on = resolve_compile(cfg.train.compile, device=device, steps=steps)
     cfg.train.compile = "true" if on else "false"
     if on:
         cache = persistent_compile_cache(os.environ)
