@@ -34,6 +34,8 @@ from --precision / --channels-last / --compile.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import resource
 import statistics
 import sys
 import time
@@ -48,7 +50,7 @@ from reference_step import ReferenceStep  # noqa: E402
 
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
-from cyclegan.runtime import resolve_device, resolve_precision  # noqa: E402
+from cyclegan.runtime import resolve_device, resolve_precision, reuse_freed_memory  # noqa: E402
 from cyclegan.train import create_state, train_step  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -148,6 +150,7 @@ class Variant:
             self.state.scaler = torch.amp.GradScaler(device.type, init_scale=2.0**8)  # and be skipped: no fidelity
         self.batch = random_batch(args, device, self.state.channels_last)
         self.times: list[float] = []
+        self.faults: list[int] = []
         self.round_means: list[float] = []
         self.first_step = self.extra_peak = 0.0
         self.first_terms: dict[str, float] = {}
@@ -180,7 +183,7 @@ class ReferenceVariant(Variant):
             args.reference, generator=args.generator, ngf=args.ngf, ndf=args.ndf, identity=args.identity, device=device
         )
         self.batch = random_batch(args, device, False)
-        self.times, self.round_means = [], []
+        self.times, self.faults, self.round_means = [], [], []
         self.first_step = self.extra_peak = 0.0
         self.first_terms, self.first_grads = {}, {}
         self.precision = "fp32"
@@ -196,13 +199,17 @@ class ReferenceVariant(Variant):
 
 
 def time_steps(v: Variant, n: int, device: torch.device) -> list[float]:
+    """Wall time of `n` steps; the minor page faults they took (memory the kernel handed out afresh) are
+    added to v.faults."""
     out = []
     for _ in range(n):
         sync(device)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t = time.perf_counter()
         v.step()
         sync(device)
         out.append(time.perf_counter() - t)
+        v.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
     return out
 
 
@@ -253,16 +260,17 @@ def run_timing(args, device: torch.device, specs: list[str]) -> list[Variant]:
     for r in range(args.rounds):
         shift = r % len(variants)
         for v in variants[shift:] + variants[:shift]:
-            with PeakMemory(device) as mem:
-                times = time_steps(v, args.iters, device)
+            times = time_steps(v, args.iters, device)
             v.times += times
             v.round_means.append(sum(times) / len(times))
-            v.extra_peak = max(v.extra_peak, mem.extra)
-            v.memory_method = mem.method
         print(
             f"round {r + 1}/{args.rounds}: " + ", ".join(f"{v.name} {v.round_means[-1]:.3f}s" for v in variants),
             flush=True,
         )
+    for v in variants:  # peak memory: one more step each, untimed (measuring it on a CPU trims the heap)
+        with PeakMemory(device) as mem:
+            v.step()
+        v.extra_peak, v.memory_method = mem.extra, mem.method
     return variants
 
 
@@ -288,6 +296,7 @@ def report(args, device: torch.device, variants: list[Variant], info: dict, peak
             "speedup": base / s["median"],
             "speedup_paired": paired,
             "first_step_s": v.first_step,
+            "page_faults_per_step": statistics.median(v.faults) if v.faults else None,
             "peak_mb": (v.memory_bytes() + v.extra_peak) / MB,
             "state_mb": v.memory_bytes() / MB,
             "step_extra_mb": v.extra_peak / MB,
@@ -336,7 +345,8 @@ def report(args, device: torch.device, variants: list[Variant], info: dict, peak
         columns += [("vs_reference", "vs ref"), ("vs_reference_paired", "paired")]
     if peak:
         columns += [("fraction_of_peak", "of peak"), ("fraction_of_precision_peak", "of prec. peak")]
-    print_table(rows, columns + [("peak_mb", "peak MB"), ("first_step_s", "1st step s")])
+    columns += [("peak_mb", "peak MB"), ("first_step_s", "1st step s"), ("page_faults_per_step", "faults/step")]
+    print_table(rows, columns)
     if flops:
         print(
             f"one step = {flops / 1e9:.1f} GFLOP (FlopCounterMode, plain step)"
@@ -537,6 +547,11 @@ def compare_curves(losses: dict[str, list[dict]], specs: list[str], window: int)
 
 
 def main(argv=None) -> dict:
+    with contextlib.ExitStack() as stack:
+        return _main(argv, stack)
+
+
+def _main(argv, stack: contextlib.ExitStack) -> dict:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -625,6 +640,11 @@ def main(argv=None) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the training loop sets it
     args.device = str(device)
+    if device.type == "cpu":
+        # as a CPU training run keeps freed memory (runtime.process_settings), for every row: the reference's
+        # own step takes no page faults either way (glibc's dynamic threshold serves its fp32 tensors), ours
+        # 6,000-80,000 per step without it; the faults/step column shows it
+        stack.enter_context(reuse_freed_memory())
     specs = args.variants or [
         "+".join([args.precision] + (["cl"] if args.channels_last else []) + (["compile"] if args.compile else []))
     ]

@@ -12,7 +12,7 @@ import torch
 
 from cyclegan import runtime
 from cyclegan.errors import UserError
-from cyclegan.runtime import native_cpu_bf16, process_settings, resolve_channels_last
+from cyclegan.runtime import glibc, native_cpu_bf16, process_settings, resolve_channels_last
 
 
 @pytest.mark.parametrize(
@@ -105,3 +105,39 @@ def test_tf32_matmul_on_cuda_unless_strict_fp32_and_restored(monkeypatch, precis
     assert torch.backends.cuda.matmul.allow_tf32 == before
     with process_settings(0, torch.device("cpu"), precision):  # nothing of CUDA's changes for a CPU run
         assert torch.backends.cuda.matmul.allow_tf32 == before
+
+
+@pytest.mark.skipif(glibc() is None, reason="the heap setting is glibc's (Linux); elsewhere it does nothing")
+def test_cpu_runs_reuse_freed_memory_without_page_faults_and_hand_it_back_after():
+    """A training step frees and re-allocates the same activations. Outside the block glibc maps a 48 MiB
+    block afresh every time (above its mmap ceiling), every page faulted in again; inside, the block comes
+    back from the heap (no page faults once glibc has settled), and on leaving the heap gives what it kept
+    back to the OS. A fresh process: the setting is process-wide."""
+    code = """
+import resource, torch
+from cyclegan.runtime import process_settings, reuse_freed_memory
+def faults(n=5):
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):
+        torch.ones(48 << 20, dtype=torch.uint8)  # writes every page, freed at once
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+def rss_mib():
+    line = next(x for x in open("/proc/self/status") if x.startswith("VmRSS:"))
+    return int(line.split()[1]) // 1024
+before = faults()
+with reuse_freed_memory():
+    faults(20)  # glibc settles within a few (here 1-6: the heap cannot always grow in place at first)
+    inside = faults()
+    kept = rss_mib()
+handed_back = kept - rss_mib()
+with process_settings(0, torch.device("cpu")):  # a CPU training run gets it
+    faults(20)
+    run = faults()
+print(before, inside, run, handed_back)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    before, inside, run, handed_back = map(int, out.split())
+    pages = 5 * (48 << 20) // 4096
+    assert before > pages // 2, out
+    assert inside < pages // 100 and run < pages // 100, out
+    assert handed_back >= 40, out  # MiB: the freed 48 MiB block left the process with the setting
