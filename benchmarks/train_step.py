@@ -640,11 +640,10 @@ def _main(argv, stack: contextlib.ExitStack) -> dict:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the training loop sets it
     args.device = str(device)
-    if device.type == "cpu":
-        # as a CPU training run keeps freed memory (runtime.process_settings), for every row: the reference's
-        # own step takes no page faults either way (glibc's dynamic threshold serves its fp32 tensors), ours
-        # 6,000-80,000 per step without it; the faults/step column shows it
-        stack.enter_context(reuse_freed_memory())
+    # as a CPU training run keeps freed memory (runtime.process_settings), for every row: the reference's own
+    # step takes (nearly) no page faults either way (glibc's dynamic threshold serves its fp32 tensors), ours
+    # 6,000-80,000 per step without it; the faults/step column shows it
+    stack.enter_context(reuse_freed_memory(device))
     specs = args.variants or [
         "+".join([args.precision] + (["cl"] if args.channels_last else []) + (["compile"] if args.compile else []))
     ]

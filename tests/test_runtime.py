@@ -128,6 +128,9 @@ before = faults()
 with reuse_freed_memory():
     faults(20)  # glibc settles within a few (here 1-6: the heap cannot always grow in place at first)
     inside = faults()
+    with reuse_freed_memory():  # an inner block (an evaluation during training) leaves it on for the outer one
+        pass
+    inside += faults()
     kept = rss_mib()
 handed_back = kept - rss_mib()
 with process_settings(0, torch.device("cpu")):  # a CPU training run gets it
@@ -139,5 +142,5 @@ print(before, inside, run, handed_back)
     before, inside, run, handed_back = map(int, out.split())
     pages = 5 * (48 << 20) // 4096
     assert before > pages // 2, out
-    assert inside < pages // 100 and run < pages // 100, out
+    assert inside < 2 * pages // 100 and run < pages // 100, out
     assert handed_back >= 40, out  # MiB: the freed 48 MiB block left the process with the setting

@@ -12,6 +12,7 @@ import functools
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -57,9 +58,22 @@ def glibc() -> ctypes.CDLL | None:
         return None
 
 
+class _HeapUsers:
+    """How many blocks are inside `reuse_freed_memory` now. glibc's settings belong to the whole process, so an
+    inner block (an evaluation during training) must leave them on for the outer one: the last to leave restores."""
+
+    def __init__(self):
+        self.count = 0
+        self.lock = threading.Lock()
+
+
+_HEAP_USERS = _HeapUsers()
+
+
 @contextlib.contextmanager
-def reuse_freed_memory():
-    """Serve every allocation from the heap and keep freed memory for the next step (glibc only).
+def reuse_freed_memory(device: torch.device | str = "cpu"):
+    """For work on a CPU `device`: serve every allocation from the heap and keep freed memory for the next step
+    (glibc only; nothing changes for a GPU, whose tensors have their own caching allocator).
 
     A training step allocates and frees the same large activations every iteration. By default glibc
     hands blocks above its mmap threshold straight to the kernel and gives the heap's free top back
@@ -72,18 +86,24 @@ def reuse_freed_memory():
     (mmap above 32 MiB, the ceiling of its dynamic threshold, trimming above 64 MiB; the dynamic
     threshold itself cannot be re-enabled) and the free memory is handed back (malloc_trim)."""
     libc = glibc()
-    if libc is None:
+    if libc is None or torch.device(device).type != "cpu":
         yield
         return
-    libc.mallopt(_M_MMAP_MAX, 0)
-    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    with _HEAP_USERS.lock:
+        _HEAP_USERS.count += 1
+        if _HEAP_USERS.count == 1:
+            libc.mallopt(_M_MMAP_MAX, 0)
+            libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
     try:
         yield
     finally:
-        libc.mallopt(_M_MMAP_MAX, 65536)
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
-        libc.malloc_trim(0)
+        with _HEAP_USERS.lock:
+            _HEAP_USERS.count -= 1
+            if _HEAP_USERS.count == 0:
+                libc.mallopt(_M_MMAP_MAX, 65536)
+                libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+                libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+                libc.malloc_trim(0)
 
 
 @contextlib.contextmanager
@@ -96,8 +116,7 @@ def process_settings(threads: int, device: torch.device, precision: str = "fp32"
     benchmark, n_threads = torch.backends.cudnn.benchmark, torch.get_num_threads()
     matmul_tf32 = torch.backends.cuda.matmul.allow_tf32
     current = torch.cuda.current_device() if device.type == "cuda" else None
-    heap = reuse_freed_memory() if device.type == "cpu" else contextlib.nullcontext()
-    with heap:
+    with reuse_freed_memory(device):
         try:
             if device.type == "cuda":
                 torch.backends.cudnn.benchmark = True

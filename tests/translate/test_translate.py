@@ -67,6 +67,32 @@ def test_translate_folder_writes_same_names_and_gallery(tmp_path):
     assert page.count("<tr>") == 1 + 3 and "../in/sub/img_002.jpg" in page
 
 
+def test_translating_on_a_cpu_keeps_freed_memory_for_the_next_image(tmp_path, monkeypatch):
+    """The folder loop runs inside runtime.reuse_freed_memory on a CPU (tests/test_runtime.py checks what that
+    does), and leaves it when done."""
+    import contextlib
+
+    from cyclegan.translate import files
+
+    spans = []
+
+    @contextlib.contextmanager
+    def recording(device):
+        assert torch.device(device).type == "cpu"
+        spans.append("in")
+        yield
+        spans.append("out")
+
+    monkeypatch.setattr(files, "reuse_freed_memory", recording)
+    write_images(tmp_path / "in", 2, size=(16, 16))
+    net = create_generator("resnet_6blocks", ngf=4)
+    net_calls = []
+    net.register_forward_hook(lambda *a: net_calls.append(spans[-1]))
+    t = _translator(net, 4)
+    translate_files(t, [str(tmp_path / "in")], tmp_path / "out", progress=False)
+    assert spans == ["in", "out"] and net_calls == ["in", "in"]
+
+
 def test_translate_many_images_all_listed(tmp_path):
     write_images(tmp_path / "in", 60, size=(8, 8))
     t = _translator(create_generator("resnet_6blocks", ngf=2), 4)

@@ -28,6 +28,7 @@ from .. import checkpoint as ckpt
 from ..data.files import ImageReadError, read_image
 from ..errors import UserError
 from ..plots import add_curves, run_of
+from ..runtime import reuse_freed_memory
 from ..translate import Translator, load_translator, save_image, seeded, write_gallery
 from .report import content_tables, markdown_table, summary_line, write_index
 from .scorers import InceptionScorer, Scorer, build_scorers
@@ -75,7 +76,8 @@ def run_direction(
 
     written = []
     bar = progress_bar(total=len(files), unit="img", disable=not progress, leave=False)
-    with seeded(0, fwd.device):  # train-mode networks (dropout): the same scores every run
+    # train-mode networks (dropout): the same scores every run; on a CPU freed activations stay for the next batch
+    with seeded(0, fwd.device), reuse_freed_memory(fwd.device):
         for names, inputs in iter_batches(files, fwd.in_ch, batch_size, size):
             fakes = fwd(inputs).cpu()
             recs = back(fakes).cpu() if back is not None else None
