@@ -10,6 +10,11 @@ ratios ("paired").
 Every variant starts from the same seeded weights and takes its first step on the same batch, so the
 first step doubles as the fidelity check: loss terms and per-network gradients against the plain path.
 
+On a CPU the whole process keeps freed memory on the heap as a training run does
+(runtime.reuse_freed_memory), for every row; the `faults/step` column counts the minor page faults of each
+timed step (benchmarks/heap.py compares the setting against glibc's own, each in a fresh process). Peak
+memory is measured on one more, untimed step per variant after the timed rounds.
+
     python benchmarks/train_step.py --size 128 --generator resnet_6blocks --precision bf16
     python benchmarks/train_step.py --size 256 --generator resnet_9blocks --variants fp32+foreach bf16 bf16+compile
     python benchmarks/train_step.py --size 64 --variants bf16 --curves 200 --data ../shared/data/horse2zebra

@@ -7,7 +7,8 @@
 # lambda 10, identity 0.5, Adam 2e-4 / (0.5, 0.999), batch 1, pool of 50), with a short schedule so that a CPU
 # can run it: IMAGES images per domain (the first, sorted; an epoch is IMAGES steps) for 1 + 1 epochs
 # (constant lr, then linear decay to zero), so the budget is 2 x IMAGES steps and the schedule completes.
-# One thread per run; run it twice at a time on two cores (PRECISIONS / SEEDS pick the runs of one instance):
+# One thread per run by default; run it twice at a time on two cores (PRECISIONS / SEEDS pick the runs of one
+# instance):
 #
 #   PRECISIONS=fp32 SEEDS=0 experiments/horse2zebra/fidelity.sh [DATA] [WORK] &
 #   PRECISIONS=auto SEEDS="0 1" experiments/horse2zebra/fidelity.sh [DATA] [WORK] &
@@ -18,7 +19,8 @@ set -euo pipefail
 DATA=${1:-../shared/data/horse2zebra}
 WORK=${2:-runs/h2z_fidelity}
 IMAGES=${IMAGES:-1000}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+THREADS=${THREADS:-${OMP_NUM_THREADS:-1}}  # CPU threads per run (the comparison holds at any count; say which)
+export OMP_NUM_THREADS=$THREADS
 mkdir -p "$WORK"
 for seed in ${SEEDS:-0}; do
   for precision in ${PRECISIONS:-fp32 auto}; do
@@ -28,7 +30,7 @@ for seed in ${SEEDS:-0}; do
         cyclegan train --resume "$run" --no-progress
       else
         cyclegan train "$DATA" --preset paper128 --run-dir "$run" --seed "$seed" --precision "$precision" \
-          --epochs 1 --epochs-decay 1 --set data.max_images="$IMAGES" --threads 1 --no-progress
+          --epochs 1 --epochs-decay 1 --set data.max_images="$IMAGES" --threads "$THREADS" --no-progress
       fi
       cyclegan evaluate "$run" --data "$DATA" --metrics fid,kid --size 128 --out "$run/eval/latest" --no-gallery
     fi
