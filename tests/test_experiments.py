@@ -352,3 +352,26 @@ def test_train_segmenter_script(tmp_path: Path, capsys):
         info = json.loads(f.metadata()["cyclegan"])["info"]
     assert info["images"] == 24 and info["real_test_photos"]["per_pixel_acc"] > 0.9
     assert "real test photos: per-pixel" in capsys.readouterr().out
+
+
+def test_horse2zebra_fidelity_sh_trains_each_precision_and_seed_at_the_same_budget(tmp_path: Path):
+    """fidelity.sh's runs differ only in precision and seed: the paper's 128x128 setup, IMAGES images per domain for
+    1 + 1 epochs, THREADS threads; each final model is scored by FID/KID at 128 (fields checked through the CLI's own
+    config builder)."""
+    from cyclegan.cli import build_parser
+    from cyclegan.commands.train import config_from_args
+
+    env = {"PRECISIONS": "fp32 auto", "SEEDS": "0 3", "IMAGES": "500", "THREADS": "2"}
+    commands = run_with_stubs(EXPERIMENTS / "horse2zebra" / "fidelity.sh", tmp_path, env)
+    train = [c for c in commands if c[:2] == ["cyclegan", "train"]]
+    runs = []
+    for command in train:
+        cfg = config_from_args(build_parser().parse_args(command[1:]))
+        assert (cfg.model.generator, cfg.data.crop_size, cfg.data.load_size) == ("resnet_6blocks", 128, 143)
+        assert (cfg.optim.n_epochs, cfg.optim.n_epochs_decay, cfg.data.max_images) == (1, 1, 500)
+        assert (cfg.train.threads, cfg.loss.lambda_identity, cfg.train.batch_size) == (2, 0.5, 1)
+        runs.append((cfg.train.precision, cfg.train.seed))
+    assert runs == [("fp32", 0), ("auto", 0), ("fp32", 3), ("auto", 3)]
+    evaluations = [c for c in commands if c[:2] == ["cyclegan", "evaluate"]]
+    assert [c[2] for c in evaluations] == [str(tmp_path / "work" / f"{p}_seed{s}") for p, s in runs]
+    assert all(c[c.index("--metrics") + 1] == "fid,kid" and c[c.index("--size") + 1] == "128" for c in evaluations)
