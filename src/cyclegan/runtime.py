@@ -1,4 +1,4 @@
-"""Where and how a run computes: device, CPU threads, precision, Adam kernel, compilation, memory format.
+"""Where and how a run computes: device, CPU threads, precision, Adam kernel, compilation, memory format, heap.
 
 A leaf of the package (it imports nothing of cyclegan but errors): training, translation, export and the
 benchmarks all choose their runtime here, so that the same names mean the same thing everywhere.
