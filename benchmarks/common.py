@@ -8,7 +8,6 @@ the process-wide `ru_maxrss` is reported instead and flagged as such.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import os
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from cyclegan.runtime import glibc
 
 MB = 2**20
 
@@ -44,10 +45,9 @@ def _status_kb(field: str) -> int | None:
 def _trim_heap() -> None:
     """Return freed heap pages to the OS (glibc keeps them), so RSS reflects live memory."""
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    libc = glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 class PeakMemory:

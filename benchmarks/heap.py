@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -30,31 +28,21 @@ def child(args) -> dict:
     import torch
 
     sys.path.insert(0, str(HERE))
-    from train_step import make_config, random_batch, variant_overrides
+    from train_step import Variant, time_steps, variant_overrides
 
     from cyclegan.runtime import reuse_freed_memory
-    from cyclegan.train import create_state, train_step
 
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     heap = reuse_freed_memory(device) if args.mode == "reuse" else contextlib.nullcontext()
     with heap:
-        state = create_state(make_config(args, variant_overrides("default", device)), device)
-        batch = random_batch(args, device, state.channels_last)
-        for _ in range(args.warmup):
-            train_step(state, batch)
-        times, faults = [], []
-        for _ in range(args.steps):
-            before = resource.getrusage(resource.RUSAGE_SELF)
-            t = time.perf_counter()
-            train_step(state, batch)
-            times.append(time.perf_counter() - t)
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            faults.append(after.ru_minflt - before.ru_minflt)
+        v = Variant("default", variant_overrides("default", device), args, device)
+        time_steps(v, args.warmup, device)
+        times = time_steps(v, args.steps, device)
     return {
         "mode": args.mode,
         "s_per_iter_median": statistics.median(times),
-        "faults_median": statistics.median(faults),
+        "faults_median": statistics.median(v.faults[args.warmup :]),
     }
 
 
@@ -85,7 +73,8 @@ def main(argv=None) -> None:
                 flush=True,
             )
     med = {m: statistics.median(r["s_per_iter_median"] for r in rows if r["mode"] == m) for m in ("default", "reuse")}
-    print(f"reuse vs default: {med['default'] / med['reuse']:.2f}x faster (medians over {args.repeats} processes each)")
+    ratio = med["default"] / med["reuse"]
+    print(f"speed with reuse: {ratio:.2f}x the default's (medians over {args.repeats} processes each)")
 
 
 if __name__ == "__main__":
