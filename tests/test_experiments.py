@@ -375,3 +375,38 @@ def test_horse2zebra_fidelity_sh_trains_each_precision_and_seed_at_the_same_budg
     evaluations = [c for c in commands if c[:2] == ["cyclegan", "evaluate"]]
     assert [c[2] for c in evaluations] == [str(tmp_path / "work" / f"{p}_seed{s}") for p, s in runs]
     assert all(c[c.index("--metrics") + 1] == "fid,kid" and c[c.index("--size") + 1] == "128" for c in evaluations)
+
+
+def test_horse2zebra_fidelity_sh_continues_a_stopped_run_on_the_threads_asked_for(tmp_path: Path):
+    """A run with a checkpoint and no score continues (`--resume`, THREADS threads) instead of starting over."""
+    run = tmp_path / "work" / "fp32_seed1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.state.safetensors").write_bytes(b"")
+    env = {"PRECISIONS": "fp32", "SEEDS": "1", "THREADS": "1"}
+    commands = run_with_stubs(EXPERIMENTS / "horse2zebra" / "fidelity.sh", tmp_path, env)
+    train = [c for c in commands if c[:2] == ["cyclegan", "train"]]
+    assert train == [["cyclegan", "train", "--resume", str(run), "--threads", "1", "--no-progress"]]
+    assert [c[2] for c in commands if c[:2] == ["cyclegan", "evaluate"]] == [str(run)]
+
+
+@pytest.mark.parametrize(
+    "env, epochs, size", [({}, 8, 128), ({"SIZE": "64", "EPOCHS": "32", "REFERENCE": "1"}, 32, 64)]
+)
+def test_facades_run_sh_trains_both_implementations_for_the_same_epochs(tmp_path: Path, env, epochs, size):
+    """run.sh's EPOCHS sets both halves of the schedule (constant, then decaying), for ours and, with REFERENCE=1,
+    the reference implementation alike; SIZE sets the crop and the paper's 286/256 load size."""
+    from cyclegan.cli import build_parser
+    from cyclegan.commands.train import config_from_args
+
+    commands = run_with_stubs(EXPERIMENTS / "facades" / "run.sh", tmp_path, env)
+    (train,) = [c for c in commands if c[:2] == ["cyclegan", "train"]]
+    cfg = config_from_args(build_parser().parse_args(train[1:]))
+    assert (cfg.optim.n_epochs, cfg.optim.n_epochs_decay) == (epochs, epochs)
+    assert (cfg.data.crop_size, cfg.data.load_size) == (size, (size * 286 + 128) // 256)
+    reference = [c for c in commands if c[0] == "python" and c[1].endswith("reference_train.py")]
+    if env.get("REFERENCE") == "1":
+        (ref,) = reference
+        assert ref[ref.index("--epochs") + 1] == ref[ref.index("--epochs-decay") + 1] == str(epochs)
+        assert ref[ref.index("--crop-size") + 1] == str(size)
+    else:
+        assert reference == []

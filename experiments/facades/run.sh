@@ -14,18 +14,20 @@
 #
 #   experiments/facades/run.sh [DATA] [WORK]     # defaults: ../shared/data/facades runs/facades
 #   SIZE=64 REFERENCE=1 experiments/facades/run.sh ...   # 64x64 crops of 72x72 images; then the reference, same steps
+#   SIZE=64 EPOCHS=32 experiments/facades/run.sh ...     # a 4x budget: 32 + 32 epochs (25,600 steps)
 set -euo pipefail
 DATA=${1:-../shared/data/facades}
 WORK=${2:-runs/facades}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SIZE=${SIZE:-128}                        # the crop size; images are resized to the paper's 286/256 of it first
 LOAD=$(((SIZE * 286 + 128) / 256))       # 143 for 128, 72 for 64
+EPOCHS=${EPOCHS:-8}                      # epochs at constant lr, then as many decaying to zero (400 steps each)
 
 python "$(dirname "$0")/prepare.py" --data "$DATA" --out "$WORK/data" --size "$LOAD" --clean-labels
 cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
   --set data.load_size="$LOAD" --set data.crop_size="$SIZE" --set data.workers=0 \
   --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf=32 --set loss.lambda_identity=0 \
-  --epochs 8 --epochs-decay 8 --precision auto --set train.save_every_epochs=2 --set train.sample_every=400 \
+  --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --precision auto --set train.save_every_epochs=2 --set train.sample_every=400 \
   --set train.eval_every_epochs=2 --set train.eval_metric=seg --set train.eval_images=106 --no-progress
 # whole test split at the training crop size (photo->labels is AtoB)
 cyclegan evaluate "$WORK/cyclegan" --data "$WORK/data" --size "$SIZE" --metrics seg,fid,kid,cycle --seg-direction AtoB \
@@ -35,7 +37,7 @@ cyclegan evaluate "$WORK/cyclegan/checkpoints/best.model.safetensors" --data "$W
 # REFERENCE=1: the reference implementation on the same folders, settings and iterations, scored the same way
 # (docs/evaluation.md, "the reference at the same budget"); REFERENCE_REPO points at its source folder.
 if [ "${REFERENCE:-0}" = 1 ]; then
-  python "$(dirname "$0")/reference_train.py" --data "$WORK/data" --out "$WORK/reference" --epochs 8 --epochs-decay 8 \
+  python "$(dirname "$0")/reference_train.py" --data "$WORK/data" --out "$WORK/reference" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" \
     --load-size "$LOAD" --crop-size "$SIZE" ${REFERENCE_REPO:+--reference "$REFERENCE_REPO"}
   cyclegan evaluate "$WORK/reference/latest_net_G_A.pth" --data "$WORK/data" --size "$SIZE" --metrics seg \
     --seg-direction AtoB --out "$WORK/reference/eval"

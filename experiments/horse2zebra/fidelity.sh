@@ -27,7 +27,7 @@ for seed in ${SEEDS:-0}; do
     run="$WORK/${precision}_seed$seed"
     if [ ! -f "$run/eval/latest/metrics.json" ]; then
       if [ -f "$run/checkpoints/latest.state.safetensors" ]; then
-        cyclegan train --resume "$run" --no-progress
+        cyclegan train --resume "$run" --threads "$THREADS" --no-progress
       else
         cyclegan train "$DATA" --preset paper128 --run-dir "$run" --seed "$seed" --precision "$precision" \
           --epochs 1 --epochs-decay 1 --set data.max_images="$IMAGES" --threads "$THREADS" --no-progress
