@@ -19,6 +19,8 @@ memory is measured on one more, untimed step per variant after the timed rounds.
     python benchmarks/train_step.py --size 256 --generator resnet_9blocks --variants fp32+foreach bf16 bf16+compile
     python benchmarks/train_step.py --size 64 --variants bf16 --curves 200 --data ../shared/data/horse2zebra
     python benchmarks/train_step.py --reference ../shared/reference/upstream-2a7afba --threads 1
+    ONEDNN_MAX_CPU_ISA=AVX512_CORE python benchmarks/train_step.py --reference ../shared/reference/upstream-2a7afba \
+        --cpu-kind avx512 --variants default     # the default as a CPU without native bf16 takes it
 
 With `--reference DIR` (the reference implementation, ../shared/reference/README.md) a `reference` row
 times the reference's own training step (its CycleGANModel.optimize_parameters) in the same rounds, every
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import resource
 import statistics
 import sys
@@ -53,6 +56,7 @@ from common import MB, PeakMemory, machine, print_table, summarize, sync, tensor
 from peak import bf16_kind, conv_peak, count_flops, isa_flags  # noqa: E402
 from reference_step import ReferenceStep  # noqa: E402
 
+from cyclegan import runtime  # noqa: E402
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
 from cyclegan.runtime import resolve_device, resolve_precision, reuse_freed_memory  # noqa: E402
@@ -60,6 +64,26 @@ from cyclegan.train import create_state, train_step  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 ADAMS = ("forloop", "foreach", "fused")
+
+
+ISA_VAR = "ONEDNN_MAX_CPU_ISA"
+
+
+@contextlib.contextmanager
+def pretend_cpu(kind: str):
+    """runtime answers as on a CPU without native bf16, with AVX-512 ("avx512") or AVX2 only, so that every `auto`
+    takes that CPU's choice; the kernels are that CPU's only when oneDNN is capped too (ONEDNN_MAX_CPU_ISA)."""
+    wanted = {"avx512": "AVX512_CORE", "avx2": "AVX2"}[kind]
+    if os.environ.get(ISA_VAR, "").upper() != wanted:
+        print(f"note: {ISA_VAR} is not {wanted}: the choices are those of that CPU, the kernels this machine's")
+    saved = runtime.native_cpu_bf16, runtime.cpu_avx512
+    runtime.native_cpu_bf16, runtime.cpu_avx512 = (lambda: None), (lambda: kind == "avx512")
+    runtime.resolve_precision.cache_clear()
+    try:
+        yield
+    finally:
+        runtime.native_cpu_bf16, runtime.cpu_avx512 = saved
+        runtime.resolve_precision.cache_clear()
 
 
 def plain_overrides(device: torch.device) -> list[str]:
@@ -611,6 +635,12 @@ def _main(argv, stack: contextlib.ExitStack) -> dict:
         default=True,
         help="also measure the plain path's gradient change under tiny input perturbations (two extra steps)",
     )
+    p.add_argument(
+        "--cpu-kind",
+        choices=("avx512", "avx2"),
+        help="take every auto choice (precision, layout, Adam) as on a CPU without native bf16, with AVX-512 or "
+        "AVX2 only; run under ONEDNN_MAX_CPU_ISA=AVX512_CORE (or AVX2) so that the kernels are that CPU's too",
+    )
     p.add_argument("--json", help="write the results as JSON to this file ('-' for stdout)")
     p.add_argument(
         "--curves",
@@ -649,12 +679,17 @@ def _main(argv, stack: contextlib.ExitStack) -> dict:
     # step takes (nearly) no page faults either way (glibc's dynamic threshold serves its fp32 tensors), ours
     # 6,000-80,000 per step without it; the faults/step column shows it
     stack.enter_context(reuse_freed_memory(device))
+    if args.cpu_kind:
+        stack.enter_context(pretend_cpu(args.cpu_kind))
     specs = args.variants or [
         "+".join([args.precision] + (["cl"] if args.channels_last else []) + (["compile"] if args.compile else []))
     ]
     info = machine(device)
     info["isa"] = isa_flags()
     info["bf16"] = bf16_kind(info["isa"]) if device.type == "cpu" else info.get("gpu")
+    if args.cpu_kind:
+        info["cpu_kind"] = f"{args.cpu_kind}, no native bf16 (ONEDNN_MAX_CPU_ISA={os.environ.get(ISA_VAR, 'unset')})"
+        print(f"deciding as on a CPU of kind {info['cpu_kind']}", flush=True)
     print(
         f"machine: {info.get('gpu') or info['cpu']}; ISA: {' '.join(info['isa']) or 'unknown'} ({info['bf16']}); "
         f"torch {info['torch']}, {info['threads']} threads, load average {info['load_average'][0]:.1f}",

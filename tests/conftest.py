@@ -68,6 +68,21 @@ TINY = [  # on the CPU also where a GPU is present: only there is a resumed run 
 
 
 @pytest.fixture
+def pretend_cpu(monkeypatch):
+    """pretend_cpu(bf16, avx512): make runtime see a CPU with that native bfloat16 ("AMX-BF16", "AVX512-BF16" or
+    None) and with or without AVX-512, for the choices made from them (cached answers cleared both ways)."""
+    from cyclegan import runtime
+
+    def pretend(bf16: str | None, avx512: bool) -> None:
+        monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: bf16)
+        monkeypatch.setattr(runtime, "cpu_avx512", lambda: avx512)
+        runtime.resolve_precision.cache_clear()
+
+    yield pretend
+    runtime.resolve_precision.cache_clear()
+
+
+@pytest.fixture
 def tiny_overrides() -> list[str]:
     return list(TINY)
 

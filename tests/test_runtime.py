@@ -30,6 +30,31 @@ def test_cpu_channels_last_by_kind(monkeypatch, kind, precision, expected):
     assert resolve_channels_last("auto", "cpu", precision) is expected
 
 
+@pytest.mark.parametrize(
+    "bf16,avx512,precision,expected",
+    [
+        (None, True, "auto", True),  # AVX-512 without native bf16: auto trains in fp32, NHWC (1.14x measured)
+        (None, True, "fp32", False),  # an explicit fp32 is the strict path: the reference's layout
+        (None, False, "auto", False),  # AVX2 only: NHWC float32 measured no faster
+        ("AMX-BF16", True, "auto", True),  # auto is bf16 there: AMX is fed from NHWC
+        ("AMX-BF16", True, "fp32", False),
+        ("AVX512-BF16", True, "auto", False),  # bf16 without AMX
+    ],
+)
+def test_cpu_channels_last_follows_the_precision_asked_for(pretend_cpu, bf16, avx512, precision, expected):
+    pretend_cpu(bf16, avx512)
+    assert resolve_channels_last("auto", "cpu", precision) is expected
+    assert not resolve_channels_last("false", "cpu", precision) and resolve_channels_last("true", "cpu", precision)
+
+
+def test_cpu_avx512_agrees_with_the_cpu_flags():
+    try:
+        flags = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags")).split()
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo")
+    assert runtime.cpu_avx512() == all(f in flags for f in ("avx512f", "avx512bw", "avx512dq", "avx512vl"))
+
+
 def test_cuda_low_precision_is_channels_last_and_explicit_settings_win():
     assert resolve_channels_last("auto", "cuda", "bf16") and resolve_channels_last("auto", "cuda", "fp16")
     assert not resolve_channels_last("auto", "cuda", "fp32")

@@ -115,8 +115,8 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 where the hardware computes it natively, else fp32; the choice is
     # recorded in config.json) | fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler, CUDA)
     fuse_passes: bool = True  # one network call for passes whose samples do not interact (methods/fused.py)
-    channels_last: str = "auto"  # NHWC memory format: auto (where it pays: bf16 on AMX CPUs, bf16/fp16 on CUDA;
-    # recorded in config.json as true/false) | true | false
+    channels_last: str = "auto"  # NHWC memory format: auto (where it pays: bf16 on AMX CPUs, bf16/fp16 on CUDA,
+    # the fp32 that precision=auto picks on AVX-512 CPUs; recorded in config.json as true/false) | true | false
     compile: str = "auto"  # torch.compile the networks: auto (on CUDA for runs long enough to win back the
     # compile time; off on CPUs, where compiled steps measured slower; runtime.compile_recommended;
     # recorded in config.json as true/false) | true | false

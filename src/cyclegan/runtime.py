@@ -186,19 +186,35 @@ def resolve_precision(name: str, device_type: str, option: str = "train.precisio
 CHANNELS_LAST = ("auto", "true", "false")
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_avx512() -> bool:
+    """Whether the CPU has AVX-512 as oneDNN's avx512_core kernels need it (F, BW, DQ, VL)."""
+    try:
+        caps = torch._C._cpu._get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        return False
+    return all(caps.get(f) for f in ("avx512_f", "avx512_bw", "avx512_dq", "avx512_vl"))
+
+
 def resolve_channels_last(setting: str, device_type: str, precision: str) -> bool:
-    """Whether to train in channels_last (NHWC) for `train.channels_last` and a resolved precision. "auto": where
-    low-precision convolutions run on matrix units fed from NHWC, i.e. bf16 on CPUs with AMX (a bf16 3x3
-    convolution 2.4x faster in NHWC; with nets/layout.py nothing else in the step converts layouts) and bf16/fp16
-    on CUDA (tensor cores); not in float32 (NHWC convolutions are no faster there) nor on AVX512-BF16 CPUs
-    without AMX (never measured to pay). Figures: docs/performance.md."""
+    """Whether to train in channels_last (NHWC) for `train.channels_last` and the requested `train.precision`
+    ("auto" included). "auto": where NHWC was measured to pay (docs/performance.md, "Fast by default"):
+    - bf16 on CPUs with AMX: matrix units fed from NHWC (a bf16 3x3 convolution 2.4x faster; with nets/layout.py
+      nothing else in the step converts layouts);
+    - bf16/fp16 on CUDA (tensor cores);
+    - the float32 that `precision=auto` chose on a CPU with AVX-512 and no native bf16: oneDNN's AVX-512 float32
+      NHWC convolutions make the whole step 1.14x faster at 128 and 256 (emulated on the AMX machine with
+      ONEDNN_MAX_CPU_ISA=AVX512_CORE). Not on AVX2-only CPUs (0.98x, emulated with AVX2), and not for an explicit
+      `precision=fp32`, the strict path, which keeps the reference's layout and so its results;
+    - not bf16 on AVX512-BF16 CPUs without AMX (never measured to pay)."""
     if setting not in CHANNELS_LAST:
         raise UserError(f"train.channels_last={setting!r}: choose one of {', '.join(CHANNELS_LAST)}")
     if setting != "auto":
         return setting == "true"
-    if precision not in ("bf16", "fp16"):
-        return False
-    return device_type == "cuda" or (device_type == "cpu" and precision == "bf16" and native_cpu_bf16() == "AMX-BF16")
+    chosen = resolve_precision(precision, device_type)
+    if chosen == "fp32":
+        return precision == "auto" and device_type == "cpu" and cpu_avx512()
+    return device_type == "cuda" or (device_type == "cpu" and chosen == "bf16" and native_cpu_bf16() == "AMX-BF16")
 
 
 def precision_note(name: str, device: torch.device) -> str:

@@ -10,7 +10,7 @@ from cyclegan.checkpoint import load_tree
 from cyclegan.cli import main
 from cyclegan.config import Config, build_config
 from cyclegan.runtime import native_cpu_bf16, precision_note, resolve_precision
-from cyclegan.train import train
+from cyclegan.train import create_state, train
 
 DEFAULT = [o for o in TINY if not o.startswith("train.precision")]  # TINY pins fp32; these tests use the default
 
@@ -58,3 +58,25 @@ def test_a_resumed_run_keeps_its_precision(image_root, tmp_path, capsys):
     assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0  # no --precision given
     assert json.loads((run / "config.json").read_text())["train"]["precision"] == "bf16"
     assert "precision: bf16" in capsys.readouterr().out.split("resuming")[-1]
+
+
+def test_auto_on_an_avx512_cpu_without_bf16_trains_fp32_in_channels_last_and_says_so(
+    pretend_cpu, image_root, tmp_path, capsys
+):
+    """Where bf16 would be emulated but AVX-512 is there, auto trains in float32 in NHWC (1.14x the reference's step,
+    docs/performance.md) and records both choices; an explicit --precision fp32 keeps the reference's layout."""
+    pretend_cpu(None, True)
+    for precision, nhwc in (("auto", True), ("fp32", False)):
+        direct = create_state(build_config([], [], DEFAULT + [f"train.precision={precision}"]), torch.device("cpu"))
+        assert direct.channels_last is nhwc  # as benchmarks and the API build it, not only through train()
+        run = tmp_path / precision
+        cfg = build_config(
+            [], [], DEFAULT + [f"data.root={image_root}", "train.max_steps=2", f"train.precision={precision}"]
+        )
+        result = train(cfg, run)
+        recorded = json.loads((run / "config.json").read_text())["train"]
+        assert (recorded["precision"], recorded["channels_last"]) == ("fp32", "true" if nhwc else "false")
+        assert result.state.channels_last is nhwc
+        out = capsys.readouterr().out
+        assert ("channels_last memory format" in out) is nhwc
+        assert ("precision: fp32 (auto: no native bfloat16 on this device)" in out) is (precision == "auto")

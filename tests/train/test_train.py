@@ -137,7 +137,9 @@ def test_threads_setting_is_applied_during_the_run_and_checked(image_root, tiny_
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("first,second", [("fused", "fused"), ("foreach", "fused"), ("fused", "foreach")])
+@pytest.mark.parametrize(
+    "first,second", [("fused", "fused"), ("foreach", "foreach"), ("foreach", "fused"), ("fused", "foreach")]
+)
 def test_resume_keeps_adam_kernel_and_layout(image_root, tiny_overrides, tmp_path, first, second):
     """channels_last parameters get their Adam moments back in their own layout (fused Adam assumes
     it: on the CPU it updated wrongly, on CUDA it refuses), and the kernel is the resuming run's."""

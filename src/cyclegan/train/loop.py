@@ -87,8 +87,8 @@ def train(
         device = torch.device("cuda", torch.cuda.current_device())
     validate(cfg)
     note = precision_note(cfg.train.precision, device)
-    cfg.train.precision = resolve_precision(cfg.train.precision, device.type)  # config.json records the choices
     channels_last = resolve_channels_last(cfg.train.channels_last, device.type, cfg.train.precision)
+    cfg.train.precision = resolve_precision(cfg.train.precision, device.type)  # config.json records the choices
     cfg.train.channels_last = "true" if channels_last else "false"
     if rank == 0:
         print(note + ("; channels_last memory format" if channels_last else ""), flush=True)

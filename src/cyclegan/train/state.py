@@ -217,7 +217,7 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0, init_from: bo
     if rank:
         torch.manual_seed(rank_seed(cfg.train.seed, rank, "torch"))
     precision = resolve_precision(cfg.train.precision, device.type)
-    channels_last = resolve_channels_last(cfg.train.channels_last, device.type, precision)
+    channels_last = resolve_channels_last(cfg.train.channels_last, device.type, cfg.train.precision)
     if channels_last:
         nets = nets.to(memory_format=torch.channels_last)
         guard_channels_last(nets, device)
