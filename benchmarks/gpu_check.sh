@@ -32,7 +32,7 @@ step env 30 bash -c "nvidia-smi; $PY -c 'import torch, sys; print(sys.version); 
 step tests_eager 150 $PY -m pytest -q -p no:cacheprovider -m "cuda and not slow" tests/ --ignore=tests/test_cuda_cli.py
 step bench_train_b1 150 $PY benchmarks/train_step.py --device cuda --size 256 --generator resnet_9blocks --rounds 5 --iters 20 \
   --variants default fp32+fused bf16 bf16+cl fp16+cl --json "$OUT/train_b1.json"
-step bench_translate 90 $PY benchmarks/translate.py --device cuda --sizes 256 1024 --variants bf16 fp16 bf16+cl tile256 --rounds 3 --iters 10 \
+step bench_translate 90 $PY benchmarks/translate.py --device cuda --sizes 256 1024 --variants bf16 bf16+nchw fp16 tile256 --rounds 3 --iters 10 \
   --json "$OUT/translate.json"
 step cli_cuda 90 $PY -m pytest -q -p no:cacheprovider tests/test_cuda_cli.py
 step bench_train_b48 90 bash -c "$PY benchmarks/train_step.py --device cuda --size 256 --generator resnet_9blocks --batch-size 4 --rounds 3 --iters 10 --variants bf16+cl --json $OUT/train_b4.json && \

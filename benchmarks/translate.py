@@ -3,20 +3,18 @@
 A freshly initialised model of the chosen generator is saved as a model snapshot and loaded back with
 `cyclegan.translate.load_translator` (weights do not change the speed), then `Translator.__call__`
 (uint8 in, padding, the network, uint8 out) is timed on random images. Variants are interleaved per
-round as in train_step.py: fp32 (what `cyclegan translate` runs) and, on request, bfloat16/float16
-autocast (the translator's own `precision` switch) and channels_last around the same network, with the largest output
-difference against fp32
-in 8-bit levels.
+round as in train_step.py: fp32 (what `cyclegan translate` runs by default) and, on request, the translators
+that `--precision bf16|fp16|auto` build (autocast, and channels_last where translate picks it), a forced layout
+(`cl`, `nchw`) or tiles, with the largest output difference against fp32 in 8-bit levels.
 
     python benchmarks/translate.py --sizes 256 1024
-    python benchmarks/translate.py --sizes 256 1024 --variants bf16 --json runs/bench/translate.json
+    python benchmarks/translate.py --sizes 256 1024 --variants bf16 bf16+nchw --json runs/bench/translate.json
     python benchmarks/translate.py --sizes 2048 --variants tile512 --rounds 1 --iters 1   # translate --tile 512
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import tempfile
@@ -33,12 +31,13 @@ from cyclegan import checkpoint as ckpt  # noqa: E402
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
 from cyclegan.methods import create_method  # noqa: E402
-from cyclegan.runtime import AUTOCAST, resolve_device  # noqa: E402
+from cyclegan.runtime import PRECISIONS, resolve_device  # noqa: E402
 from cyclegan.train.checkpointing import model_meta  # noqa: E402
 from cyclegan.translate import load_translator  # noqa: E402
 
 
-def build_translator(generator: str, device: torch.device, folder: Path):
+def save_snapshot(generator: str, folder: Path) -> Path:
+    """A freshly initialised model of `generator`, saved as a model snapshot (weights do not change the speed)."""
     cfg = build_config([], [], [f"model.generator={generator}"])
     torch.manual_seed(0)
     method = create_method(cfg)
@@ -46,30 +45,21 @@ def build_translator(generator: str, device: torch.device, folder: Path):
     meta = model_meta(SimpleNamespace(method=method, cfg=cfg, step=0, epoch=0))
     path = folder / "bench.model.safetensors"
     ckpt.save_model(path, {k: nets[k] for k in method.inference_nets()}, meta)
-    return load_translator(path, "AtoB", device)
+    return path
 
 
-def variant_fn(translator, spec: str):
-    """The network call, autocast dtype and tile size of a variant: 'bf16' (what `translate --precision bf16`
-    runs), 'fp32+cl' (channels_last inputs), 'tile512' (`translate --tile 512`), ..."""
+def variant_translator(path: Path, device: torch.device, spec: str):
+    """The translator `cyclegan translate` builds for a variant: a precision (fp32 | bf16 | fp16 | auto, with the
+    memory layout translate picks for it), `cl` / `nchw` to force the layout, `tileN` for `--tile N`."""
     tokens = spec.split("+")
-    dtype = next((AUTOCAST[t] for t in tokens if t in AUTOCAST), None)
+    precision = next((t for t in tokens if t in PRECISIONS), "fp32")
     tile = next((int(t[4:]) for t in tokens if t.startswith("tile")), 0)
-    net = translator.fn
-    if "cl" not in tokens:
-        return net, dtype, tile
-    return (lambda x: net(x.contiguous(memory_format=torch.channels_last))), dtype, tile
-
-
-@contextlib.contextmanager
-def as_variant(translator, fn, dtype, tile):
-    """Run the translator with this network call, autocast dtype and tile size, then restore it."""
-    saved = translator.fn, translator.autocast, translator.tile
-    translator.fn, translator.autocast, translator.tile = fn, dtype, tile
-    try:
-        yield translator
-    finally:
-        translator.fn, translator.autocast, translator.tile = saved
+    translator = load_translator(path, "AtoB", device, precision=precision, tile=tile)
+    if "cl" in tokens or "nchw" in tokens:
+        translator.channels_last = "cl" in tokens
+        layout = torch.channels_last if translator.channels_last else torch.contiguous_format
+        translator.nets.to(memory_format=layout)
+    return translator
 
 
 def main(argv=None) -> dict:
@@ -80,7 +70,11 @@ def main(argv=None) -> dict:
     p.add_argument("--generator", default="resnet_9blocks")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument(
-        "--variants", nargs="*", default=[], help="besides fp32: bf16, fp16, fp32+cl, bf16+cl, tile512, bf16+tile512"
+        "--variants",
+        nargs="*",
+        default=[],
+        help="besides fp32: auto, bf16, fp16, bf16+nchw, fp32+cl, tile512, bf16+tile512 (a precision gets the layout "
+        "`cyclegan translate` picks for it; cl / nchw force one)",
     )
     p.add_argument("--iters", type=int, default=2, help="timed calls per variant per round")
     p.add_argument("--rounds", type=int, default=3)
@@ -100,23 +94,22 @@ def main(argv=None) -> dict:
     specs = ["fp32"] + [v for v in args.variants if v != "fp32"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        translator = build_translator(args.generator, device, Path(tmp))
+        path = save_snapshot(args.generator, Path(tmp))
+        translators = {spec: variant_translator(path, device, spec) for spec in specs}
         for size in args.sizes:
             g = torch.Generator().manual_seed(size)
             images = torch.randint(
-                0, 256, (args.batch_size, translator.in_ch, size, size), dtype=torch.uint8, generator=g
+                0, 256, (args.batch_size, translators["fp32"].in_ch, size, size), dtype=torch.uint8, generator=g
             )
             runs = {}
-            for spec in specs:
-                fn, dtype, tile = variant_fn(translator, spec)
-                runs[spec] = {"fn": fn, "dtype": dtype, "tile": tile, "times": [], "extra": 0, "absolute": 0}
+            for spec, translator in translators.items():
+                runs[spec] = {"times": [], "extra": 0, "absolute": 0}
                 print(f"{size}x{size} {spec}: warm-up", flush=True)
-                with as_variant(translator, fn, dtype, tile):
-                    runs[spec]["output"] = translator(images).cpu()
+                runs[spec]["output"] = translator(images).cpu()
             for r in range(args.rounds):
                 for spec in specs[r % len(specs) :] + specs[: r % len(specs)]:
-                    run = runs[spec]
-                    with as_variant(translator, run["fn"], run["dtype"], run["tile"]), PeakMemory(device) as mem:
+                    run, translator = runs[spec], translators[spec]
+                    with PeakMemory(device) as mem:
                         for _ in range(args.iters):
                             sync(device)
                             t = time.perf_counter()
@@ -139,6 +132,7 @@ def main(argv=None) -> dict:
                     {
                         "size": size,
                         "variant": spec,
+                        "channels_last": translators[spec].channels_last,
                         "s_per_batch_median": s["median"],
                         "s_min": s["min"],
                         "s_max": s["max"],
@@ -164,6 +158,7 @@ def main(argv=None) -> dict:
         [
             ("size", "size"),
             ("variant", "variant"),
+            ("channels_last", "NHWC"),
             ("s_per_batch_median", "s/batch"),
             ("s_min", "min"),
             ("s_max", "max"),

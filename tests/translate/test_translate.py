@@ -47,6 +47,48 @@ def test_bf16_precision_runs_the_network_in_bf16_and_stays_close():
     assert 0 < diff.max() <= 16 and diff.float().mean() < 2  # rounded differently, same picture
 
 
+@pytest.mark.parametrize(
+    "bf16,avx512,precision,nhwc",
+    [
+        ("AMX-BF16", True, "bf16", True),  # AMX is fed from NHWC (5x fp32 at 256, docs/performance.md)
+        ("AMX-BF16", True, "auto", True),
+        ("AMX-BF16", True, "fp32", False),  # an explicit fp32 keeps the reference's layout: the same bits
+        (None, True, "auto", True),  # auto's float32 on an AVX-512 CPU
+        (None, False, "auto", False),  # AVX2 only
+    ],
+)
+def test_translation_runs_in_channels_last_where_training_would(pretend_cpu, tmp_path, bf16, avx512, precision, nhwc):
+    net, path = _reference_file(tmp_path, "resnet_6blocks", ngf=8)
+    x = torch.randint(0, 256, (1, 3, 30, 34), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    strict = load_translator(path, device="cpu")(x)
+    pretend_cpu(bf16, avx512)
+    t = load_translator(path, device="cpu", precision=precision)
+    assert t.channels_last is nhwc
+    weight = t.nets.model[1].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) is nhwc and weight.is_contiguous() is not nhwc
+    seen = []
+    t.nets.model[4].register_forward_hook(
+        lambda m, i, o: seen.append(i[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    out = t(x)
+    assert seen == [nhwc]  # what the convolutions are given, past the input's padding
+    if precision == "fp32":
+        assert torch.equal(out, strict)
+    else:  # the same picture to rounding (bf16: 16 levels at most, float32 NHWC: 1)
+        diff = (out.int() - strict.int()).abs()
+        assert diff.max() <= (16 if t.autocast else 1) and diff.float().mean() < 2
+
+
+def test_tiles_in_channels_last_equal_the_one_piece_image(pretend_cpu, tmp_path):
+    net, path = _reference_file(tmp_path, "resnet_6blocks", ngf=8)
+    x = torch.randint(0, 256, (1, 3, 72, 60), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    pretend_cpu(None, True)
+    whole = load_translator(path, device="cpu", precision="auto")
+    tiles = load_translator(path, device="cpu", precision="auto", tile=32)
+    assert whole.channels_last and tiles.channels_last
+    assert (whole(x).int() - tiles(x).int()).abs().max() <= 1
+
+
 def test_unknown_precision_error_names_the_argument(tmp_path):
     f = tmp_path / "g.pth"
     torch.save(create_generator("resnet_6blocks", ngf=4).state_dict(), f)

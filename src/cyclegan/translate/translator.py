@@ -39,6 +39,8 @@ class Translator:
     autocast: torch.dtype | None = None  # run the network under autocast in this dtype (bf16/fp16), else fp32
     tile: int = 0  # translate images larger than this in tiles, with whole-image statistics (cyclegan.tiled)
     direction: str = ""  # AtoB or BtoA for a trained model's translator ("" for a reference generator file)
+    channels_last: bool = False  # the networks are NHWC, and so is what they are given (runtime.resolve_channels_last)
+    nets: torch.nn.Module | None = None  # the modules `fn` runs (to move or convert them)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
@@ -61,6 +63,8 @@ class Translator:
         top, bottom, left, right, mode = pad_amounts(h, w, self.multiple, self.min_size)
         if bottom or right:
             x = F.pad(x, (left, right, top, bottom), mode=mode)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         ctx = torch.autocast(self.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()
         with ctx:
             tile = self.tile or auto_tile(self.fn, *x.shape[-2:])  # large images: tiles even without --tile
@@ -103,10 +107,12 @@ def load_translator(
     test.py does without --eval; None uses the method's default.
     precision: fp32 | bf16 | fp16 | auto (bf16 where the device runs it natively): autocast for the forward
     pass; outputs are rounded to 8 bits either way (docs/performance.md has the speed and the differences).
+    The networks run in channels_last where training would (runtime.resolve_channels_last: bf16 on AMX CPUs,
+    bf16/fp16 on CUDA, auto's float32 on AVX-512 CPUs); an explicit fp32 keeps the reference's layout.
     tile: translate images larger than tile x tile pixels (a multiple of 4) in tiles, with the same result
     in less memory (ResNet generators; cyclegan.tiled); 0 translates every image in one piece.
     """
-    from ..runtime import AUTOCAST, resolve_precision
+    from ..runtime import AUTOCAST, resolve_channels_last, resolve_precision
 
     device = _pick_device(device)
     dtype = AUTOCAST[resolve_precision(precision, device.type, option="precision")]
@@ -114,6 +120,9 @@ def load_translator(
         raise UserError(f"--tile {tile}: give a positive multiple of 4 (e.g. 512)")
     translator = _load(checkpoint, direction, device, train_mode, netG, **net_kwargs)
     translator.autocast = dtype
+    if translator.nets is not None and resolve_channels_last("auto", device.type, precision):
+        translator.nets.to(memory_format=torch.channels_last)
+        translator.channels_last = True
     if tile:
         problem = tiling_problem(translator.fn)
         if problem:
@@ -138,6 +147,7 @@ def _load(checkpoint, direction, device, train_mode, netG, **net_kwargs) -> Tran
             device,
             f"reference {path.name}",
             per_image=_uses_batch_stats(net),
+            nets=net,
         )
     path = ckpt.resolve_checkpoint(path, "model")
     tree, meta = ckpt.load_model(path, device)
@@ -166,7 +176,15 @@ def _load(checkpoint, direction, device, train_mode, netG, **net_kwargs) -> Tran
     desc = f"{meta['method']} {direction} ({spec['name']}, step {meta.get('step')}, epoch {meta.get('epoch')})"
     in_ch, out_ch = method.io_channels(direction)
     return Translator(
-        fn, in_ch, out_ch, size_multiple(net), device, desc, per_image=_uses_batch_stats(nets), direction=direction
+        fn,
+        in_ch,
+        out_ch,
+        size_multiple(net),
+        device,
+        desc,
+        per_image=_uses_batch_stats(nets),
+        direction=direction,
+        nets=nets,
     )
 
 
