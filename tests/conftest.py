@@ -69,13 +69,15 @@ TINY = [  # on the CPU also where a GPU is present: only there is a resumed run 
 
 @pytest.fixture
 def pretend_cpu(monkeypatch):
-    """pretend_cpu(bf16, avx512): make runtime see a CPU with that native bfloat16 ("AMX-BF16", "AVX512-BF16" or
-    None) and with or without AVX-512, for the choices made from them (cached answers cleared both ways)."""
+    """pretend_cpu(bf16, avx512, bf16_speedup=2.0): make runtime see a CPU with that native bfloat16 ("AMX-BF16",
+    "AVX512-BF16" or None), with or without AVX-512, and whose bf16 convolutions measure bf16_speedup times float32's
+    speed, for the choices made from them (cached answers cleared both ways)."""
     from cyclegan import runtime
 
-    def pretend(bf16: str | None, avx512: bool) -> None:
+    def pretend(bf16: str | None, avx512: bool, bf16_speedup: float = 2.0) -> None:
         monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: bf16)
         monkeypatch.setattr(runtime, "cpu_avx512", lambda: avx512)
+        monkeypatch.setattr(runtime, "cpu_bf16_speedup", lambda: bf16_speedup)
         runtime.resolve_precision.cache_clear()
 
     yield pretend

@@ -47,6 +47,34 @@ def test_cpu_channels_last_follows_the_precision_asked_for(pretend_cpu, bf16, av
     assert not resolve_channels_last("false", "cpu", precision) and resolve_channels_last("true", "cpu", precision)
 
 
+@pytest.mark.parametrize(
+    "bf16,speedup,expected",
+    [
+        ("AMX-BF16", 0.5, "bf16"),  # AMX: bf16 without measuring (the probe is not consulted)
+        ("AVX512-BF16", 1.9, "bf16"),  # AMD Zen 4's kind: bf16 convolutions 1.7-1.9x float32
+        ("AVX512-BF16", 0.8, "fp32"),  # AVX512-BF16 slower than float32 (a Xeon capped below AMX: 0.7-0.8x)
+        (None, 3.0, "fp32"),
+    ],
+)
+def test_auto_precision_takes_avx512_bf16_only_where_it_measures_faster(pretend_cpu, bf16, speedup, expected):
+    pretend_cpu(bf16, True, bf16_speedup=speedup)
+    assert runtime.resolve_precision("auto", "cpu") == expected
+    assert runtime.resolve_precision("bf16", "cpu") == "bf16"  # asked for, it is what runs
+    note = runtime.precision_note("auto", torch.device("cpu"))
+    assert note.startswith(f"precision: {expected}")
+    if bf16 == "AVX512-BF16":  # the measurement is said, either way
+        assert f"{speedup:.1f}x float32's speed" in note
+    assert resolve_channels_last("auto", "cpu", "auto") is (expected == "fp32" or bf16 == "AMX-BF16")
+
+
+def test_the_bf16_probe_measures_without_touching_the_random_state():
+    before = torch.random.get_rng_state()
+    runtime.cpu_bf16_speedup.cache_clear()
+    speedup = runtime.cpu_bf16_speedup()
+    assert 0.05 < speedup < 50 and torch.equal(torch.random.get_rng_state(), before)
+    assert runtime.cpu_bf16_speedup() == speedup  # measured once per process
+
+
 def test_cpu_avx512_agrees_with_the_cpu_flags():
     try:
         flags = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags")).split()

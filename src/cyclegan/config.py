@@ -112,7 +112,7 @@ class TrainConfig:
     sample_every: int = 500  # steps between sample grids (0 = only at epoch ends)
     save_every_epochs: int = 5  # keep a model snapshot every k epochs (latest is always kept)
     checkpoint_minutes: float = 10.0  # also save the resume state at least this often (crash costs <= this)
-    precision: str = "auto"  # auto (bf16 where the hardware computes it natively, else fp32; the choice is
+    precision: str = "auto"  # auto (bf16 where the hardware computes it natively and fast, else fp32; the choice is
     # recorded in config.json) | fp32 | bf16 | fp16 (autocast; fp16 with a grad scaler, CUDA)
     fuse_passes: bool = True  # one network call for passes whose samples do not interact (methods/fused.py)
     channels_last: str = "auto"  # NHWC memory format: auto (where it pays: bf16 on AMX CPUs, bf16/fp16 on CUDA,

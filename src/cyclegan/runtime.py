@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -167,10 +168,45 @@ def native_cpu_bf16() -> str | None:
     return "AMX-BF16" if caps.get("amx_bf16") else "AVX512-BF16" if caps.get("avx512_bf16") else None
 
 
+BF16_MIN_SPEEDUP = 1.2  # what cpu_bf16_speedup() must show for auto to train in bf16 on an AVX512-BF16 CPU
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16_speedup() -> float:
+    """How many times faster a bf16-autocast convolution (forward and backward, a residual block's 3x3 shape) runs
+    than in float32 on this CPU, measured once per process (about 0.1 s; the global random state is untouched).
+    AVX512-BF16 without AMX pays on some CPUs and not on others: AMD Zen 4 ran these convolutions 1.7-1.9x faster
+    in bf16, a Xeon capped at AVX512-BF16 (ONEDNN_MAX_CPU_ISA) 0.7x (docs/performance.md, session 13)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 128, 32, 32, generator=g)
+    w = torch.randn(128, 128, 3, 3, generator=g) * 0.03
+
+    def run(dtype: torch.dtype | None) -> float:
+        xi, wi = x.clone().requires_grad_(), w.clone().requires_grad_()
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            y = nn.functional.conv2d(xi, wi, padding=1)
+        y.float().sum().backward()
+        return time.perf_counter() - t
+
+    times: dict = {None: [], torch.bfloat16: []}
+    for _ in range(4):  # interleaved; the first round warms both up and is dropped
+        for dtype in times:
+            times[dtype].append(run(dtype))
+    return min(times[None][1:]) / min(times[torch.bfloat16][1:])
+
+
+def cpu_bf16_pays() -> bool:
+    """Whether auto trains in bf16 on this CPU: always with AMX, with AVX512-BF16 alone where it measures faster."""
+    kind = native_cpu_bf16()
+    return kind == "AMX-BF16" or (kind == "AVX512-BF16" and cpu_bf16_speedup() >= BF16_MIN_SPEEDUP)
+
+
 @functools.lru_cache(maxsize=None)
 def resolve_precision(name: str, device_type: str, option: str = "train.precision") -> str:
     """The autocast precision to run: `name` itself, or for "auto" bf16 where the device computes
-    it natively (CUDA with bf16 support, sm_80 and later; CPUs with AMX-BF16 or AVX512-BF16), else fp32.
+    it natively and fast (CUDA with bf16 support, sm_80 and later; CPUs with AMX-BF16, and CPUs with
+    AVX512-BF16 where bf16 convolutions measure faster than float32: cpu_bf16_pays), else fp32.
     `option` names the setting in the error message."""
     if name not in PRECISIONS:
         raise UserError(f"{option}={name!r}: choose one of {', '.join(PRECISIONS)}")
@@ -180,7 +216,7 @@ def resolve_precision(name: str, device_type: str, option: str = "train.precisio
         return (
             "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
         )
-    return "bf16" if device_type == "cpu" and native_cpu_bf16() else "fp32"
+    return "bf16" if device_type == "cpu" and cpu_bf16_pays() else "fp32"
 
 
 CHANNELS_LAST = ("auto", "true", "false")
@@ -222,11 +258,19 @@ def precision_note(name: str, device: torch.device) -> str:
     chosen = resolve_precision(name, device.type)
     if name != "auto":
         return f"precision: {chosen}"
+    measured = device.type == "cpu" and native_cpu_bf16() == "AVX512-BF16"
     if chosen == "bf16":
         why = f"CPU ({native_cpu_bf16()})" if device.type == "cpu" else torch.cuda.get_device_name(device)
+        if measured:
+            why += f", convolutions {cpu_bf16_speedup():.1f}x float32's speed here"
         return (
             f"precision: bf16 autocast (auto: native on this {why}); --precision fp32 for strict float32, "
             "whose results do not depend on the machine"
+        )
+    if measured:
+        return (
+            f"precision: fp32 (auto: this CPU's AVX512-BF16 convolutions ran at {cpu_bf16_speedup():.1f}x float32's "
+            f"speed, under the {BF16_MIN_SPEEDUP}x that bf16 must gain; --precision bf16 to use it anyway)"
         )
     return "precision: fp32 (auto: no native bfloat16 on this device)"
 
