@@ -238,6 +238,16 @@ def any_rank(*flags: bool) -> tuple[bool, ...]:
     return tuple(bool(v) for v in t.tolist())
 
 
+def from_rank0(*values: int) -> tuple[int, ...]:
+    """Rank 0's values on every rank (one small broadcast); unchanged for one process. For choices a rank makes
+    by measuring (runtime.cpu_bf16_speedup), which could come out differently on each."""
+    if not is_distributed():
+        return tuple(int(v) for v in values)
+    t = torch.tensor([int(v) for v in values], dtype=torch.int64, device=_comm_device())
+    torch.distributed.broadcast(t, src=0)
+    return tuple(int(v) for v in t.tolist())
+
+
 def mean_over_ranks(sums: dict[str, torch.Tensor], n: int) -> dict[str, float]:
     """{name: sum of n scalar loss tensors} -> {name: mean over the steps and over all ranks}.
 

@@ -176,7 +176,8 @@ def cpu_bf16_speedup() -> float:
     """How many times faster a bf16-autocast convolution (forward and backward, a residual block's 3x3 shape) runs
     than in float32 on this CPU, measured once per process (about 0.1 s; the global random state is untouched).
     AVX512-BF16 without AMX pays on some CPUs and not on others: AMD Zen 4 ran these convolutions 1.7-1.9x faster
-    in bf16, a Xeon capped at AVX512-BF16 (ONEDNN_MAX_CPU_ISA) 0.7x (docs/performance.md, session 13)."""
+    in bf16, a Xeon capped at AVX512-BF16 (ONEDNN_MAX_CPU_ISA) 0.7-0.8x (docs/performance.md, session 13). Under
+    torchrun each rank measures, and the training loop takes rank 0's choice."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 128, 32, 32, generator=g)
     w = torch.randn(128, 128, 3, 3, generator=g) * 0.03
@@ -238,7 +239,8 @@ def resolve_channels_last(setting: str, device_type: str, precision: str) -> boo
     - bf16 on CPUs with AMX: matrix units fed from NHWC (a bf16 3x3 convolution 2.4x faster; with nets/layout.py
       nothing else in the step converts layouts);
     - bf16/fp16 on CUDA (tensor cores);
-    - the float32 that `precision=auto` chose on a CPU with AVX-512 and no native bf16: oneDNN's AVX-512 float32
+    - the float32 that `precision=auto` chose on a CPU with AVX-512 (no native bf16, or bf16 measured slower than
+      float32: cpu_bf16_pays): oneDNN's AVX-512 float32
       NHWC convolutions make the whole step 1.14x faster at 128 and 256 (emulated on the AMX machine with
       ONEDNN_MAX_CPU_ISA=AVX512_CORE). Not on AVX2-only CPUs (0.98x, emulated with AVX2), and not for an explicit
       `precision=fp32`, the strict path, which keeps the reference's layout and so its results;

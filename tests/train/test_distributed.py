@@ -107,6 +107,8 @@ def _worker(rank: int, world: int, port: int, job: str, tmp: str) -> None:
         assert (dist.rank, dist.world_size, dist.initialized) == (rank, world, True)
         if job == "one_step":
             _job_one_step(dist, tmp, writes)
+        elif job == "measured_precision":
+            _job_measured_precision(dist, tmp)
         else:
             _job_resume(dist, tmp, writes)
     (tmp / f"writes_rank{rank}.json").write_text(json.dumps(writes.events))
@@ -181,6 +183,21 @@ def _job_resume(dist: DistContext, tmp: Path, writes: _WriteRecorder) -> None:
     _save_nets(full.state.nets, tmp / f"full_rank{dist.rank}.pt")
     _save_nets(resumed.state.nets, tmp / f"resumed_rank{dist.rank}.pt")
     torch.save({k: p.state_dict()["images"] for k, p in resumed.state.pools.items()}, tmp / f"pools_rank{dist.rank}.pt")
+
+
+def _job_measured_precision(dist: DistContext, tmp: Path) -> None:
+    """An AVX512-BF16 CPU whose bf16 probe comes out fast on rank 0 and slow on rank 1: both take rank 0's choice."""
+    from cyclegan import runtime
+
+    runtime.native_cpu_bf16 = lambda: "AVX512-BF16"
+    runtime.cpu_avx512 = lambda: True
+    runtime.cpu_bf16_speedup = lambda: 2.0 if dist.rank == 0 else 0.5
+    runtime.resolve_precision.cache_clear()
+    cfg = _config(tmp / "data", "loss.pool_size=0", "train.max_steps=1", "train.precision=auto")
+    result = train(cfg, tmp / "run", rank=dist.rank, world_size=dist.world_size, reduce_grads=dist.reduce_grads)
+    own = runtime.resolve_precision("auto", "cpu")
+    chosen = (result.state.cfg.train.precision, result.state.channels_last, own)
+    (tmp / f"precision_rank{dist.rank}.json").write_text(json.dumps(chosen))
 
 
 def _save_nets(nets, path: Path) -> None:
@@ -273,6 +290,12 @@ def test_resume_under_two_processes_is_bit_identical_and_only_rank0_writes(data,
 
 
 # --- one process ---------------------------------------------------------------------------------
+
+
+def test_a_measured_precision_is_rank_0s_on_every_rank(data, tmp_path):
+    _spawn("measured_precision", tmp_path)
+    chosen = [json.loads((tmp_path / f"precision_rank{r}.json").read_text()) for r in (0, 1)]
+    assert chosen == [["bf16", False, "bf16"], ["bf16", False, "fp32"]]  # rank 1 measured fp32, trained in bf16
 
 
 def test_rank_streams_differ_but_weights_do_not(data):

@@ -24,6 +24,7 @@ from ..config import Config
 from ..data import EpochBatchSampler
 from ..distributed import (
     any_rank,
+    from_rank0,
     local_batchnorm,
     mean_over_ranks,
     prepare_nets,
@@ -31,6 +32,7 @@ from ..distributed import (
 from ..methods import validate
 from ..runtime import (
     COMPILE_MIN_STEPS,
+    PRECISIONS,
     persistent_compile_cache,
     precision_note,
     process_settings,
@@ -89,6 +91,9 @@ def train(
     note = precision_note(cfg.train.precision, device)
     channels_last = resolve_channels_last(cfg.train.channels_last, device.type, cfg.train.precision)
     cfg.train.precision = resolve_precision(cfg.train.precision, device.type)  # config.json records the choices
+    # a measured choice (runtime.cpu_bf16_speedup) could come out differently on each rank: rank 0's holds
+    chosen, channels_last = from_rank0(PRECISIONS.index(cfg.train.precision), channels_last)
+    cfg.train.precision, channels_last = PRECISIONS[chosen], bool(channels_last)
     cfg.train.channels_last = "true" if channels_last else "false"
     if rank == 0:
         print(note + ("; channels_last memory format" if channels_last else ""), flush=True)
