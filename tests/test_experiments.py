@@ -390,11 +390,13 @@ def test_horse2zebra_fidelity_sh_continues_a_stopped_run_on_the_threads_asked_fo
 
 
 @pytest.mark.parametrize(
-    "env, epochs, size", [({}, 8, 128), ({"SIZE": "64", "EPOCHS": "32", "REFERENCE": "1"}, 32, 64)]
+    "env, epochs, size, width",
+    [({}, 8, 128, 32), ({"SIZE": "64", "EPOCHS": "32", "WIDTH": "64", "REFERENCE": "1"}, 32, 64, 64)],
 )
-def test_facades_run_sh_trains_both_implementations_for_the_same_epochs(tmp_path: Path, env, epochs, size):
-    """run.sh's EPOCHS sets both halves of the schedule (constant, then decaying), for ours and, with REFERENCE=1,
-    the reference implementation alike; SIZE sets the crop and the paper's 286/256 load size."""
+def test_facades_run_sh_trains_both_implementations_for_the_same_epochs(tmp_path: Path, env, epochs, size, width):
+    """run.sh's EPOCHS sets both halves of the schedule (constant, then decaying) and WIDTH the networks' width, for
+    ours and, with REFERENCE=1, the reference implementation alike; SIZE sets the crop and the paper's 286/256
+    load size."""
     from cyclegan.cli import build_parser
     from cyclegan.commands.train import config_from_args
 
@@ -403,10 +405,12 @@ def test_facades_run_sh_trains_both_implementations_for_the_same_epochs(tmp_path
     cfg = config_from_args(build_parser().parse_args(train[1:]))
     assert (cfg.optim.n_epochs, cfg.optim.n_epochs_decay) == (epochs, epochs)
     assert (cfg.data.crop_size, cfg.data.load_size) == (size, (size * 286 + 128) // 256)
+    assert (cfg.model.ngf, cfg.model.ndf) == (width, width)
     reference = [c for c in commands if c[0] == "python" and c[1].endswith("reference_train.py")]
     if env.get("REFERENCE") == "1":
         (ref,) = reference
         assert ref[ref.index("--epochs") + 1] == ref[ref.index("--epochs-decay") + 1] == str(epochs)
         assert ref[ref.index("--crop-size") + 1] == str(size)
+        assert ref[ref.index("--ngf") + 1] == ref[ref.index("--ndf") + 1] == str(width)
     else:
         assert reference == []

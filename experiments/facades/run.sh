@@ -15,6 +15,7 @@
 #   experiments/facades/run.sh [DATA] [WORK]     # defaults: ../shared/data/facades runs/facades
 #   SIZE=64 REFERENCE=1 experiments/facades/run.sh ...   # 64x64 crops of 72x72 images; then the reference, same steps
 #   SIZE=64 EPOCHS=32 experiments/facades/run.sh ...     # a 4x budget: 32 + 32 epochs (25,600 steps)
+#   SIZE=64 WIDTH=64 experiments/facades/run.sh ...      # the paper's network width (ngf = ndf = 64; default 32)
 set -euo pipefail
 DATA=${1:-../shared/data/facades}
 WORK=${2:-runs/facades}
@@ -22,11 +23,12 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SIZE=${SIZE:-128}                        # the crop size; images are resized to the paper's 286/256 of it first
 LOAD=$(((SIZE * 286 + 128) / 256))       # 143 for 128, 72 for 64
 EPOCHS=${EPOCHS:-8}                      # epochs at constant lr, then as many decaying to zero (400 steps each)
+WIDTH=${WIDTH:-32}                       # ngf = ndf (the paper's 64 costs about 3x the step time)
 
 python "$(dirname "$0")/prepare.py" --data "$DATA" --out "$WORK/data" --size "$LOAD" --clean-labels
 cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
   --set data.load_size="$LOAD" --set data.crop_size="$SIZE" --set data.workers=0 \
-  --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf=32 --set loss.lambda_identity=0 \
+  --set model.generator=resnet_6blocks --set model.ngf="$WIDTH" --set model.ndf="$WIDTH" --set loss.lambda_identity=0 \
   --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --precision auto --set train.save_every_epochs=2 --set train.sample_every=400 \
   --set train.eval_every_epochs=2 --set train.eval_metric=seg --set train.eval_images=106 --no-progress
 # whole test split at the training crop size (photo->labels is AtoB)
@@ -38,7 +40,7 @@ cyclegan evaluate "$WORK/cyclegan/checkpoints/best.model.safetensors" --data "$W
 # (docs/evaluation.md, "the reference at the same budget"); REFERENCE_REPO points at its source folder.
 if [ "${REFERENCE:-0}" = 1 ]; then
   python "$(dirname "$0")/reference_train.py" --data "$WORK/data" --out "$WORK/reference" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" \
-    --load-size "$LOAD" --crop-size "$SIZE" ${REFERENCE_REPO:+--reference "$REFERENCE_REPO"}
+    --load-size "$LOAD" --crop-size "$SIZE" --ngf "$WIDTH" --ndf "$WIDTH" ${REFERENCE_REPO:+--reference "$REFERENCE_REPO"}
   cyclegan evaluate "$WORK/reference/latest_net_G_A.pth" --data "$WORK/data" --size "$SIZE" --metrics seg \
     --seg-direction AtoB --out "$WORK/reference/eval"
 fi
