@@ -208,6 +208,19 @@ def test_mnist_usps_run_sh_sets_the_documented_fields(tmp_path: Path, env: dict,
     assert len(evaluations) == (3 if env.get("EMA", "0") != "0" else 2)
 
 
+def test_mnist_usps_run_sh_continues_a_stopped_run(tmp_path: Path):
+    """A run with a checkpoint and no score continues with `--resume` (its own config) instead of starting over,
+    then is scored as usual: fidelity.sh's long runs outlast a session."""
+    run = tmp_path / "work" / "cyclegan"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.state.safetensors").write_bytes(b"")
+    commands = run_with_stubs(EXPERIMENTS / "mnist_usps" / "run.sh", tmp_path, {"SEED": "3"})
+    assert [c for c in commands if c[:2] == ["cyclegan", "train"]] == [
+        ["cyclegan", "train", "--resume", str(run), "--no-progress"]
+    ]
+    assert [c[2] for c in commands if c[:2] == ["cyclegan", "evaluate"]][0] == str(run)
+
+
 def test_facades_diagnose_scores_the_real_photos_and_the_backward_cycle(tmp_path: Path, monkeypatch):
     """With stand-in generators (G: keep the image, F: turn every pixel to 'window'), G(real photo) is scored
     against the paired label map and G(F(y)) against y itself: known values on hand-made label maps."""

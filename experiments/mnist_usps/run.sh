@@ -58,15 +58,20 @@ if [ "$SEMANTIC" != "0" ]; then
     python "$HERE/train_classifier.py" --domain A --data "$WORK/data" --out "$WORK/mnist_cnn.safetensors" --augment affine
   SEM_FLAGS=(--set loss.lambda_semantic="$SEMANTIC" --set loss.semantic_classifier="$WORK/mnist_cnn.safetensors")
 fi
-cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
-  --set data.channels_a=1 --set data.channels_b=1 --set data.preprocess=none --set data.load_size=32 \
-  --set data.crop_size=32 --set data.flip=false --set data.max_images=5000 --set data.workers=0 \
-  --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf="$NDF" --set loss.lambda_identity="$IDENTITY" \
-  --set loss.lambda_a="$CYCLE" --set loss.lambda_b="$CYCLE" --set loss.cycle_noise="$NOISE" \
-  --set train.batch_size="$BATCH" --set optim.lr="$LR" --set train.seed="$SEED" --set optim.ema_decay="$EMA" --precision "$PRECISION" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
-  --set train.eval_every_epochs=1 --set train.eval_metric=content \
-  --set train.eval_classifier="$WORK/usps_cnn.safetensors" --set train.eval_images=1000 \
-  --set train.eval_root="$WORK/data/val" "${SEM_FLAGS[@]}" --no-progress
+if [ -f "$WORK/cyclegan/checkpoints/latest.state.safetensors" ]; then
+  # a stopped run (end of a session, a crash) continues where its last checkpoint left it, with its own config
+  cyclegan train --resume "$WORK/cyclegan" --no-progress
+else
+  cyclegan train "$WORK/data" --preset paper --run-dir "$WORK/cyclegan" \
+    --set data.channels_a=1 --set data.channels_b=1 --set data.preprocess=none --set data.load_size=32 \
+    --set data.crop_size=32 --set data.flip=false --set data.max_images=5000 --set data.workers=0 \
+    --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf="$NDF" --set loss.lambda_identity="$IDENTITY" \
+    --set loss.lambda_a="$CYCLE" --set loss.lambda_b="$CYCLE" --set loss.cycle_noise="$NOISE" \
+    --set train.batch_size="$BATCH" --set optim.lr="$LR" --set train.seed="$SEED" --set optim.ema_decay="$EMA" --precision "$PRECISION" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
+    --set train.eval_every_epochs=1 --set train.eval_metric=content \
+    --set train.eval_classifier="$WORK/usps_cnn.safetensors" --set train.eval_images=1000 \
+    --set train.eval_root="$WORK/data/val" "${SEM_FLAGS[@]}" --no-progress
+fi
 cyclegan evaluate "$WORK/cyclegan" --data "$WORK/data" --metrics content,cycle \
   --classifier-b "$WORK/usps_cnn.safetensors" --out "$WORK/cyclegan/eval/latest"
 cyclegan evaluate "$WORK/cyclegan/checkpoints/best.model.safetensors" --data "$WORK/data" --metrics content,cycle \
