@@ -21,6 +21,7 @@ from ..runtime import (
     resolve_precision,
     unwrap,
 )
+from .adam import Adam
 from .init_from import load_initial_weights
 
 
@@ -223,9 +224,9 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0, init_from: bo
         guard_channels_last(nets, device)
     o = cfg.optim
     adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), **adam_options(cfg.train.adam, device, precision))
-    opt_g = torch.optim.Adam(_params(nets, method.generators), **adam)
+    opt_g = Adam(_params(nets, method.generators), **adam)
     active = method.active_discriminators()
-    opt_d = torch.optim.Adam(_params(nets, active), **adam) if active else None
+    opt_d = Adam(_params(nets, active), **adam) if active else None
     graphs = (
         cfg.train.compile == "true" and device.type == "cuda"
     )  # CUDA graphs may overwrite last step's fakes: pool copies
