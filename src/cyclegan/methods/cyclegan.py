@@ -75,9 +75,12 @@ class CycleGAN(Method):
         w, mode, ex = self.cfg.loss, self.cfg.loss.gan_mode, self.extras
         G, F, D_Y, D_X = nets["G_A"], nets["G_B"], nets["D_A"], nets["D_B"]
         x, y = batch["A"], batch["B"]  # (B, C, H, W) in [-1, 1]
-        if self.fuse_g and w.lambda_identity > 0 and w.lambda_a > 0 and w.lambda_b > 0 and x.shape == y.shape:
-            G, F = SharedPass(G, x, y), SharedPass(F, y, x)  # G(x), G(y) in one call; F(y), F(x) in one
+        fuse = self.fuse_g and w.lambda_identity > 0 and w.lambda_a > 0 and w.lambda_b > 0 and x.shape == y.shape
+        if fuse:
+            G = SharedPass(G, x, y)  # G(x) and G(y) in one call
         fake_y = G(x) if w.lambda_gan_a > 0 or w.lambda_a > 0 or ex.needs_translations else None
+        if fuse:  # F(y), F(x) and, when the cycle sees G(x) as it is, F(G(x)) in one call
+            F = SharedPass(F, y, x, *([fake_y] if ex.cycle_sees_translation else []))
         fake_x = F(y) if w.lambda_gan_b > 0 or w.lambda_b > 0 or ex.needs_translations else None
         terms = weighted(
             {

@@ -112,6 +112,12 @@ class CycleExtras:
         """Whether an added term reads G(x) and F(y) (so they are computed even when Eq. 3 would skip them)."""
         return bool(self.terms)
 
+    @property
+    def cycle_sees_translation(self) -> bool:
+        """Whether `cycle_view` hands back the translation itself (no palette, no noise): then F(G(x)) can run
+        in the same call as F(y) and F(x) (methods/fused.py)."""
+        return self.noise == 0 and all(p is None for p in self.palettes.values())
+
     def d_view(self, x: Tensor) -> Tensor:
         """An image as the discriminators see it: through DiffAugment's transforms when it is on."""
         return diff_augment(x, self.augment)
