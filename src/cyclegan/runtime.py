@@ -281,8 +281,9 @@ def adam_options(impl: str, device: torch.device, precision: str = "fp32") -> di
     """Keyword arguments selecting Adam's kernel. All give the same update up to rounding; `foreach`
     (multi-tensor operations) is bit-identical to the reference's `forloop` and a little faster on
     CPU (Adam is ~1.5% of a float32 CPU step); `fused` (one kernel for the whole update) is the fastest
-    on CUDA, and on CPU too (3-4x less time than foreach, 5-10% of a bfloat16 step): `auto` takes it on
-    CPU for every precision but float32, whose results stay those of the reference's Adam."""
+    on CUDA, and on CPU too (3-4x less time than foreach, 5-10% of a bfloat16 step; train/adam.py keeps it
+    from copying channels_last weights): `auto` takes it on CPU for every precision but float32, whose results
+    stay those of the reference's Adam."""
     if impl not in ADAM_IMPLS:
         raise UserError(f"train.adam={impl!r}: choose one of {', '.join(ADAM_IMPLS)}")
     if impl == "auto":

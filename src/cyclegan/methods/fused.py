@@ -1,7 +1,9 @@
 """Fewer, larger network calls that compute exactly the same thing.
 
-In CycleGAN's generator phase G sees x (for Eq. 1 and Eq. 2) and y (for the identity term), F sees y and x;
-in the discriminator phase each D sees a real and a fake batch. Where the samples of a batch do not interact
+In CycleGAN's generator phase G sees x (for Eq. 1 and Eq. 2) and y (for the identity term), F sees y and x,
+and F also sees G(x) for the forward cycle, which is known once G has run: so G runs once on [x, y], F once on
+[y, x, G(x)], and G once more on F(y) (three calls instead of six). In the discriminator phase each D sees a
+real and a fake batch. Where the samples of a batch do not interact
 (instance norm or none, no batch norm, no dropout), net(cat[a, b]) split in two equals (net(a), net(b)), and
 one call of twice the batch is faster than two (larger kernels, half the per-call overhead). The results agree
 with the separate calls to rounding (tests/methods/test_fused.py: losses and gradients within 1e-6).
