@@ -9,20 +9,19 @@ from torch.profiler import ProfilerActivity, profile
 from cyclegan.train.adam import Adam
 
 
-def _net(channels_last: bool) -> nn.Module:
+def _net() -> nn.Module:
+    """A small channels_last network (its 1x1 weight and biases are contiguous either way)."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 4, stride=2), nn.Conv2d(4, 1, 1))
-    return net.to(memory_format=torch.channels_last) if channels_last else net
+    return net.to(memory_format=torch.channels_last)
 
 
-def _train(opt_class, channels_last: bool, steps: int = 4, **kw):
-    net = _net(channels_last)
+def _train(opt_class, steps: int = 4, **kw):
+    net = _net()
     opt = opt_class(net.parameters(), lr=1e-2, betas=(0.5, 0.999), **kw)
     g = torch.Generator().manual_seed(1)
     for _ in range(steps):
-        x = torch.randn(2, 3, 12, 12, generator=g)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = torch.randn(2, 3, 12, 12, generator=g).contiguous(memory_format=torch.channels_last)
         opt.zero_grad(set_to_none=True)
         net(x).square().mean().backward()
         opt.step()
@@ -31,8 +30,8 @@ def _train(opt_class, channels_last: bool, steps: int = 4, **kw):
 
 @pytest.mark.parametrize("kw", [{"fused": True}, {"foreach": True}, {"foreach": False}])
 def test_the_same_numbers_as_stock_adam_and_the_same_layouts(kw):
-    ours, opt = _train(Adam, True, **kw)
-    stock, stock_opt = _train(torch.optim.Adam, True, **kw)
+    ours, opt = _train(Adam, **kw)
+    stock, stock_opt = _train(torch.optim.Adam, **kw)
     for (name, p), q in zip(ours.named_parameters(), stock.parameters()):
         assert torch.equal(p, q), name
         assert p.shape == q.shape and p.stride() == q.stride() and p.grad.stride() == q.grad.stride(), name
@@ -45,8 +44,8 @@ def test_the_same_numbers_as_stock_adam_and_the_same_layouts(kw):
 
 
 def test_the_fused_step_copies_nothing():
-    net, opt = _train(Adam, True, steps=1, fused=True)
-    stock_net, stock_opt = _train(torch.optim.Adam, True, steps=1, fused=True)
+    net, opt = _train(Adam, steps=1, fused=True)
+    stock_net, stock_opt = _train(torch.optim.Adam, steps=1, fused=True)
 
     def copies(optimizer):  # of tensors, not of the 0-d step counts
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
@@ -62,7 +61,7 @@ def test_the_grad_scaler_steps_through_it():
     network is built after torch.manual_seed(0), so both loops draw the same inputs)."""
     results = []
     for opt_class in (Adam, torch.optim.Adam):
-        net = _net(True)
+        net = _net()
         opt = opt_class(net.parameters(), lr=1e-2, fused=True)
         scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
         for _ in range(3):

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import torch
 
+from ..nets.layout import is_channels_last
+
 TO_STORAGE, FROM_STORAGE = (0, 2, 3, 1), (0, 3, 1, 2)
-
-
-def _channels_last_only(t: torch.Tensor) -> bool:
-    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
 
 
 class Adam(torch.optim.Adam):
@@ -40,7 +38,7 @@ class Adam(torch.optim.Adam):
             if not group.get("fused"):
                 continue
             for p in group["params"]:
-                if p.device.type == "cpu" and p.grad is not None and _channels_last_only(p):
+                if p.device.type == "cpu" and p.grad is not None and is_channels_last(p):
                     if p.grad.stride() != p.stride():  # the kernel would copy anyway; keep the stock path
                         continue
                     self._permute(p, TO_STORAGE)
