@@ -90,7 +90,13 @@ def plain_overrides(device: torch.device) -> list[str]:
     """The plain eager float32 step, with PyTorch's default Adam for the device (what a
     straightforward implementation such as the reference gets)."""
     adam = "foreach" if device.type == "cuda" else "forloop"
-    return ["train.precision=fp32", "train.channels_last=false", "train.compile=false", f"train.adam={adam}"]
+    return [
+        "train.precision=fp32",
+        "train.channels_last=false",
+        "train.winograd=false",
+        "train.compile=false",
+        f"train.adam={adam}",
+    ]
 
 
 def variant_overrides(spec: str, device: torch.device) -> list[str]:
@@ -104,6 +110,10 @@ def variant_overrides(spec: str, device: torch.device) -> list[str]:
             out.append(f"train.precision={t}")
         elif t == "cl":
             out.append("train.channels_last=true")
+        elif t == "wino":
+            out.append("train.winograd=true")
+        elif t == "nowino":
+            out.append("train.winograd=false")
         elif t == "compile":
             out.append("train.compile=true")
         elif t in ADAMS:
@@ -112,7 +122,7 @@ def variant_overrides(spec: str, device: torch.device) -> list[str]:
             out.append("optim.ema_decay=0.999")
         elif t not in ("default", "plain"):
             raise SystemExit(
-                f"unknown token {t!r} in variant {spec!r}; use fp32|bf16|fp16|auto, cl, compile, "
+                f"unknown token {t!r} in variant {spec!r}; use fp32|bf16|fp16|auto, cl, wino, nowino, compile, "
                 f"forloop|foreach|fused, ema, default"
             )
     return out

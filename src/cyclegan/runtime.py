@@ -233,7 +233,7 @@ def cpu_avx512() -> bool:
     return all(caps.get(f) for f in ("avx512_f", "avx512_bw", "avx512_dq", "avx512_vl"))
 
 
-def resolve_channels_last(setting: str, device_type: str, precision: str) -> bool:
+def resolve_channels_last(setting: str, device_type: str, precision: str, winograd: str = "auto") -> bool:
     """Whether to train in channels_last (NHWC) for `train.channels_last` and the requested `train.precision`
     ("auto" included). "auto": where NHWC was measured to pay (docs/performance.md, "Fast by default"):
     - bf16 on CPUs with AMX: matrix units fed from NHWC (a bf16 3x3 convolution 2.4x faster; with nets/layout.py
@@ -242,8 +242,10 @@ def resolve_channels_last(setting: str, device_type: str, precision: str) -> boo
     - the float32 that `precision=auto` chose on a CPU with AVX-512 (no native bf16, or bf16 measured slower than
       float32: cpu_bf16_pays): oneDNN's AVX-512 float32
       NHWC convolutions make the whole step 1.14x faster at 128 and 256 (emulated on the AMX machine with
-      ONEDNN_MAX_CPU_ISA=AVX512_CORE). Not on AVX2-only CPUs (0.98x, emulated with AVX2), and not for an explicit
-      `precision=fp32`, the strict path, which keeps the reference's layout and so its results;
+      ONEDNN_MAX_CPU_ISA=AVX512_CORE); on AVX2-only CPUs only with `train.winograd` (resolve_winograd), whose
+      transforms work in NHWC (1.20x with, 1.13x without; direct convolutions alone gain nothing from it there,
+      0.98x). Not for an explicit `precision=fp32`, the strict path, which keeps the reference's layout and so
+      its results;
     - not bf16 on AVX512-BF16 CPUs without AMX (never measured to pay)."""
     if setting not in CHANNELS_LAST:
         raise UserError(f"train.channels_last={setting!r}: choose one of {', '.join(CHANNELS_LAST)}")
@@ -251,8 +253,29 @@ def resolve_channels_last(setting: str, device_type: str, precision: str) -> boo
         return setting == "true"
     chosen = resolve_precision(precision, device_type)
     if chosen == "fp32":
-        return precision == "auto" and device_type == "cpu" and cpu_avx512()
+        return (
+            precision == "auto"
+            and device_type == "cpu"
+            and (cpu_avx512() or resolve_winograd(winograd, device_type, precision))
+        )
     return device_type == "cuda" or (device_type == "cpu" and chosen == "bf16" and native_cpu_bf16() == "AMX-BF16")
+
+
+WINOGRAD = ("auto", "true", "false")
+
+
+def resolve_winograd(setting: str, device_type: str, precision: str) -> bool:
+    """Whether the 3x3 stride-1 convolutions (the residual blocks') run as Winograd F(4x4, 3x3) (nets/winograd.py),
+    for `train.winograd` and the requested `train.precision` ("auto" included). "auto": where training computes
+    in float32 because `precision=auto` found no fast bfloat16 on a CPU. There oneDNN's direct convolution
+    already runs near the float32 peak, and 4x fewer multiplications is the lever left (docs/performance.md,
+    session 15). Never for an explicit `precision=fp32`, the strict path whose results are the reference's, nor
+    under bf16/fp16 autocast or on CUDA, where the layer runs the direct convolution anyway."""
+    if setting not in WINOGRAD:
+        raise UserError(f"train.winograd={setting!r}: choose one of {', '.join(WINOGRAD)}")
+    if setting != "auto":
+        return setting == "true"
+    return precision == "auto" and device_type == "cpu" and resolve_precision(precision, device_type) == "fp32"
 
 
 def precision_note(name: str, device: torch.device) -> str:

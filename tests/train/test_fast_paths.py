@@ -25,6 +25,7 @@ import torch
 from cyclegan import checkpoint as ckpt
 from cyclegan.config import build_config
 from cyclegan.errors import UserError
+from cyclegan.nets.winograd import WinogradConv2d
 from cyclegan.runtime import adam_options, compile_networks, guard_channels_last, resolve_precision
 from cyclegan.train import create_state, train_step
 
@@ -124,6 +125,32 @@ def test_channels_last_gradients_are_exact_at_batch_one(plain_cpu_f64):
     """In float64 (no rounding to hide behind) and at batch 1, where PyTorch 2.14's instance-norm
     backward goes wrong on channels_last gradients: the state's guard must make them exact."""
     fast = run_step(["train.channels_last=true"], channels_last=True, n=1, dtype=torch.float64)
+    assert_agree(fast, plain_cpu_f64, 1e-6, {k: 1e-9 for k in NETS})  # the losses are float32
+
+
+@pytest.fixture(scope="module")
+def float32_floor(plain_cpu):
+    """Per network, how far the plain step's first gradients move when the batch is multiplied by
+    (1 + 1e-5 N(0, 1)): a perturbation of the size of Winograd F(4x4, 3x3)'s float32 rounding (1e-5), amplified as
+    the module docstring says (measured: G 2e-3 to 5e-3, D 3e-5; a 1e-7 perturbation moves them by 4e-6)."""
+    moved = run_step([], noise=1e-5)[1]
+    return {k: max(1e-4, rel(moved[k], plain_cpu[1][k])) for k in NETS}
+
+
+@pytest.mark.parametrize("cl", [False, True])
+def test_winograd_matches_plain_fp32(plain_cpu, float32_floor, cl):
+    """Winograd residual convolutions (the float32 default where bf16 is not native) against the direct ones:
+    losses within 1e-4, gradients no further than a 1e-5 perturbation of the images moves them (measured: G
+    5e-4 to 1.1e-3, D 3e-6). The float64 test below is the exact one."""
+    overrides = ["train.winograd=true"] + ["train.channels_last=true"] * cl
+    fast = run_step(overrides, channels_last=cl)
+    assert sum(isinstance(m, WinogradConv2d) for m in fast[2].nets.modules()) == 2 * 2 * 6
+    assert_agree(fast, plain_cpu, 1e-4, float32_floor)
+
+
+def test_winograd_step_is_exact_in_float64(plain_cpu_f64):
+    """The whole step in float64, where Winograd's algebra has no rounding to hide behind."""
+    fast = run_step(["train.winograd=true"], n=1, dtype=torch.float64)
     assert_agree(fast, plain_cpu_f64, 1e-6, {k: 1e-9 for k in NETS})  # the losses are float32
 
 
@@ -230,11 +257,15 @@ def test_compile_without_a_cxx_compiler_is_a_clear_error(monkeypatch):
         create_state(cfg, torch.device("cpu"))
 
 
-@pytest.mark.parametrize("adam,n", [("foreach", 2), ("auto", 1)])  # auto: fused in bf16 on CPU; n=1: the pool keeps
-def test_resume_is_bit_identical_with_fast_paths(tmp_path, adam, n):
-    """bf16 + channels_last + foreach or fused Adam: stop after 2 steps, save, load into a fresh state,
-    and the third step equals the uninterrupted run's bit for bit."""
-    overrides = TINY + ["train.precision=bf16", "train.channels_last=true", f"train.adam={adam}", "loss.pool_size=2"]
+@pytest.mark.parametrize(
+    "precision,adam,n",
+    [("bf16", "foreach", 2), ("bf16", "auto", 1), ("fp32", "foreach", 2)],  # auto: fused in bf16 on CPU; n=1: the
+)  # pool keeps; fp32: with Winograd, the default where bf16 is not native
+def test_resume_is_bit_identical_with_fast_paths(tmp_path, precision, adam, n):
+    """bf16 (or fp32 + Winograd) + channels_last + foreach or fused Adam: stop after 2 steps, save, load into a fresh
+    state, and the third step equals the uninterrupted run's bit for bit."""
+    overrides = TINY + [f"train.precision={precision}", "train.channels_last=true", f"train.adam={adam}"]
+    overrides += ["loss.pool_size=2", f"train.winograd={str(precision == 'fp32').lower()}"]
     batches = [make_batch(channels_last=True, seed=s, n=n) for s in range(3)]
     straight = create_state(build_config([], [], overrides), torch.device("cpu"))
     for b in batches[:2]:

@@ -3,12 +3,14 @@ the choice; a bf16 run resumes bit-identically, and a resumed run keeps the prec
 
 import json
 
+import pytest
 import torch
 
 from conftest import TINY, flat_tensors
-from cyclegan.checkpoint import load_tree
+from cyclegan.checkpoint import load_tree, save_tree
 from cyclegan.cli import main
 from cyclegan.config import Config, build_config
+from cyclegan.nets.winograd import WinogradConv2d
 from cyclegan.runtime import cpu_bf16_pays, native_cpu_bf16, precision_note, resolve_precision
 from cyclegan.train import create_state, train
 
@@ -61,23 +63,64 @@ def test_a_resumed_run_keeps_its_precision(image_root, tmp_path, capsys):
     assert "precision: bf16" in capsys.readouterr().out.split("resuming")[-1]
 
 
-def test_auto_on_an_avx512_cpu_without_bf16_trains_fp32_in_channels_last_and_says_so(
-    pretend_cpu, image_root, tmp_path, capsys
+@pytest.mark.parametrize("avx512", [True, False])
+def test_auto_on_a_cpu_without_bf16_trains_fp32_with_winograd_in_channels_last_and_says_so(
+    pretend_cpu, image_root, tmp_path, capsys, avx512
 ):
-    """Where bf16 would be emulated but AVX-512 is there, auto trains in float32 in NHWC (1.14x the reference's step,
-    docs/performance.md) and records both choices; an explicit --precision fp32 keeps the reference's layout."""
-    pretend_cpu(None, True)
-    for precision, nhwc in (("auto", True), ("fp32", False)):
+    """Where bf16 would be emulated (AVX-512 or AVX2 only), auto trains in float32, in NHWC, with Winograd residual
+    convolutions (1.25x / 1.20x the plain step, docs/performance.md) and records each choice; an explicit
+    --precision fp32 keeps the reference's layout and direct convolutions."""
+    pretend_cpu(None, avx512)
+    for precision, fast in (("auto", True), ("fp32", False)):
         direct = create_state(build_config([], [], DEFAULT + [f"train.precision={precision}"]), torch.device("cpu"))
-        assert direct.channels_last is nhwc  # as benchmarks and the API build it, not only through train()
+        assert direct.channels_last is fast  # as benchmarks and the API build it, not only through train()
+        assert any(isinstance(m, WinogradConv2d) for m in direct.nets.modules()) is fast
         run = tmp_path / precision
         cfg = build_config(
             [], [], DEFAULT + [f"data.root={image_root}", "train.max_steps=2", f"train.precision={precision}"]
         )
         result = train(cfg, run)
         recorded = json.loads((run / "config.json").read_text())["train"]
-        assert (recorded["precision"], recorded["channels_last"]) == ("fp32", "true" if nhwc else "false")
-        assert result.state.channels_last is nhwc
+        on = "true" if fast else "false"
+        assert (recorded["precision"], recorded["channels_last"], recorded["winograd"]) == ("fp32", on, on)
+        assert result.state.channels_last is fast
+        assert sum(isinstance(m, WinogradConv2d) for m in result.state.nets.modules()) == (2 * 2 * 6 if fast else 0)
         out = capsys.readouterr().out
-        assert ("channels_last memory format" in out) is nhwc
+        assert ("channels_last memory format" in out) is fast
+        assert ("Winograd F(4x4, 3x3)" in out) is fast
         assert ("precision: fp32 (auto: no native bfloat16 on this device)" in out) is (precision == "auto")
+
+
+def test_a_resumed_run_keeps_its_convolutions(pretend_cpu, image_root, tmp_path):
+    """The recorded winograd=true holds on resume even where auto would now choose otherwise (another machine),
+    and the resumed run ends bit-identical to an uninterrupted one."""
+    pretend_cpu(None, False)
+    base = DEFAULT + [f"data.root={image_root}", "loss.pool_size=3", "loss.lambda_identity=0.5"]
+    train(build_config([], [], base + ["train.max_steps=5"]), tmp_path / "straight")
+    train(build_config([], [], base + ["train.max_steps=2"]), tmp_path / "resumed")
+    pretend_cpu("AMX-BF16", True)  # the run moved to a machine where auto would train in bf16 without Winograd
+    result = train(build_config([], [], base + ["train.max_steps=5"]), tmp_path / "resumed", resume=True)
+    assert result.state.cfg.train.winograd == "true" and result.state.cfg.train.precision == "fp32"
+    a, _ = load_tree(tmp_path / "straight" / "checkpoints" / "latest.state.safetensors")
+    b, _ = load_tree(tmp_path / "resumed" / "checkpoints" / "latest.state.safetensors")
+    ta, tb = dict(flat_tensors(a)), dict(flat_tensors(b))
+    for k in ta:
+        if "/rng/" not in k:
+            assert torch.equal(ta[k], tb[k]), k
+
+
+def test_a_run_saved_before_winograd_existed_resumes_with_direct_convolutions(pretend_cpu, image_root, tmp_path):
+    """A resume state whose config has no train.winograd ran direct convolutions: auto must not switch them on
+    mid-run (that would end the exact continuation), even on a CPU where a new run would take Winograd. (It holds
+    because the state records the precision resolved, fp32, and auto takes Winograd only for precision=auto.)"""
+    pretend_cpu(None, False)
+    run = tmp_path / "run"
+    old = DEFAULT + [f"data.root={image_root}", "train.winograd=false", "train.channels_last=false"]
+    train(build_config([], [], old + ["train.max_steps=2"]), run)
+    state = run / "checkpoints" / "latest.state.safetensors"
+    tree, meta = load_tree(state)
+    del meta["config"]["train"]["winograd"]
+    save_tree(state, tree, meta)
+    result = train(build_config([], [], DEFAULT + [f"data.root={image_root}", "train.max_steps=4"]), run, resume=True)
+    assert result.state.cfg.train.winograd == "false" and result.state.step == 4
+    assert not any(isinstance(m, WinogradConv2d) for m in result.state.nets.modules())

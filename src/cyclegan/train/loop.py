@@ -40,6 +40,7 @@ from ..runtime import (
     resolve_compile,
     resolve_device,
     resolve_precision,
+    resolve_winograd,
 )
 from ..schedule import lr_factor, plateau_update
 from .checkpointing import save_checkpoint
@@ -89,14 +90,21 @@ def train(
         device = torch.device("cuda", torch.cuda.current_device())
     validate(cfg)
     note = precision_note(cfg.train.precision, device)
-    channels_last = resolve_channels_last(cfg.train.channels_last, device.type, cfg.train.precision)
-    cfg.train.precision = resolve_precision(cfg.train.precision, device.type)  # config.json records the choices
+    t = cfg.train
+    channels_last = resolve_channels_last(t.channels_last, device.type, t.precision, t.winograd)
+    winograd = resolve_winograd(t.winograd, device.type, t.precision)
+    t.precision = resolve_precision(t.precision, device.type)  # config.json records the choices
     # a measured choice (runtime.cpu_bf16_speedup) could come out differently on each rank: rank 0's holds
-    chosen, channels_last = from_rank0(PRECISIONS.index(cfg.train.precision), channels_last)
-    cfg.train.precision, channels_last = PRECISIONS[chosen], bool(channels_last)
-    cfg.train.channels_last = "true" if channels_last else "false"
+    chosen, channels_last, winograd = from_rank0(PRECISIONS.index(t.precision), channels_last, winograd)
+    t.precision, channels_last, winograd = PRECISIONS[chosen], bool(channels_last), bool(winograd)
+    t.channels_last, t.winograd = ("true" if channels_last else "false"), ("true" if winograd else "false")
     if rank == 0:
-        print(note + ("; channels_last memory format" if channels_last else ""), flush=True)
+        lines = [note]
+        if channels_last:
+            lines.append("channels_last memory format")
+        if winograd:
+            lines.append("3x3 convolutions by Winograd F(4x4, 3x3) (--set train.winograd=false for direct ones)")
+        print("; ".join(lines), flush=True)
     if device.type == "cpu" and cfg.train.precision == "fp16":
         warnings.warn(
             "train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "

@@ -68,7 +68,7 @@ def read_resume(cfg: Config, run_dir: Path) -> tuple[dict, bool, list[str]]:
             f"{run_dir}: train.init_from starts a new run from saved weights; a resumed run continues "
             f"from its own state, so leave it as it was ({saved.train.init_from!r})"
         )
-    for key in ("precision", "channels_last", "compile"):  # "auto" keeps what the run chose when it started
+    for key in ("precision", "channels_last", "winograd", "compile"):  # "auto" keeps what the run chose when it started
         if getattr(cfg.train, key) == "auto":
             setattr(cfg.train, key, getattr(saved.train, key))
     changed = changed_settings(saved, cfg)  # said once the resume is sure to go ahead

@@ -12,6 +12,7 @@ from ..config import Config
 from ..distributed import rank_seed
 from ..errors import UserError
 from ..methods import Method, create_method
+from ..nets.winograd import use_winograd
 from ..pool import ImagePool
 from ..runtime import (
     adam_options,
@@ -19,6 +20,7 @@ from ..runtime import (
     guard_channels_last,
     resolve_channels_last,
     resolve_precision,
+    resolve_winograd,
     unwrap,
 )
 from .adam import Adam
@@ -206,7 +208,7 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0, init_from: bo
     (a new run, not a resume), networks named by `train.init_from` load their saved weights.
 
     Fast paths (see docs/performance.md): `train.precision` ("auto" resolved here by device),
-    `train.channels_last`, `train.adam` (kernel choice), `train.compile` / `train.compile_mode`.
+    `train.channels_last`, `train.winograd`, `train.adam` (kernel choice), `train.compile` / `train.compile_mode`.
 
     Weights are the same on every rank; the pools and the global RNG (dropout, gradient penalty) of
     rank r > 0 get their own streams (rank 0 draws what a single process draws)."""
@@ -218,10 +220,12 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0, init_from: bo
     if rank:
         torch.manual_seed(rank_seed(cfg.train.seed, rank, "torch"))
     precision = resolve_precision(cfg.train.precision, device.type)
-    channels_last = resolve_channels_last(cfg.train.channels_last, device.type, cfg.train.precision)
+    channels_last = resolve_channels_last(cfg.train.channels_last, device.type, cfg.train.precision, cfg.train.winograd)
     if channels_last:
         nets = nets.to(memory_format=torch.channels_last)
         guard_channels_last(nets, device)
+    if resolve_winograd(cfg.train.winograd, device.type, cfg.train.precision):
+        use_winograd(nets)
     o = cfg.optim
     adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), **adam_options(cfg.train.adam, device, precision))
     opt_g = Adam(_params(nets, method.generators), **adam)

@@ -1,0 +1,185 @@
+"""Winograd F(4x4, 3x3): 3x3 convolutions with 4x fewer multiplications, for float32 training on CPUs.
+
+Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), Section 4: each 4x4 output
+tile of a 3x3 convolution is
+
+    Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A
+
+for the 6x6 input tile d (tiles overlap by two) and the 3x3 filter g. Summed over input channels, the
+element-wise product becomes 36 independent matrix products, one per position (ξ, ν) of the 6x6 tile:
+M[ξν] = V[ξν] U[ξν], with V the transformed input tiles (tiles x C_in) and U the transformed filters
+(C_in x C_out). That is 36 multiplications per 16 outputs and input channel where the direct convolution
+needs 144; the transforms are small sums (memory-bound, a fifth of the time).
+
+Where it pays: the ResNet generator's residual blocks (two 3x3, stride-1 convolutions at 4 x ngf channels,
+about 85% of a CycleGAN step's arithmetic) on CPUs that train in float32, i.e. without native bfloat16:
+there oneDNN's direct convolution already runs at 70-75% of the float32 peak, so fewer multiplications is
+the lever left (docs/performance.md, session 15: 1.9x on a residual convolution forward + backward, AVX2). The
+gradients use the same algorithm (transposed products), so forward and backward both gain.
+
+Accuracy: float32 errors of the order of the direct convolution's own: against float64, relative (max) errors
+of 7e-6 to 9e-6 for the output and both gradients at a residual block's shape, where oneDNN's direct
+convolution shows 2e-7 to 3e-6 (tests/nets/test_winograd.py bounds it). That is 400x below bfloat16's rounding
+(the AMX default) and 100x below TF32's, which PyTorch uses by default for CUDA convolutions. F(2x2, 3x3)
+(2.25x fewer multiplications, errors like the direct convolution's) measured 1.4x slower than F(4x4, 3x3) here.
+Results are deterministic, so resume stays bit-identical, but they are not those of the direct convolution:
+`train.precision=fp32` (the strict path) never uses it (runtime.resolve_winograd).
+
+`use_winograd(net)` turns eligible `nn.Conv2d` layers into `WinogradConv2d` in place (same parameters, same
+state_dict); a WinogradConv2d runs the direct convolution for anything else (bfloat16 autocast, CUDA,
+torch.compile's tracing).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# F(4, 3) at the points 0, ±1, ±2 and infinity (Lavin & Gray, Section 4); the 2-d transforms are the Kronecker
+# products, applied to a row-major flattened tile: vec(B^T d B) = (B^T ⊗ B^T) vec(d).
+M = 4  # outputs per tile side
+_BT = (
+    (4, 0, -5, 0, 1, 0),
+    (0, -4, -4, 1, 1, 0),
+    (0, 4, -4, -1, 1, 0),
+    (0, -2, -1, 2, 1, 0),
+    (0, 2, -1, -2, 1, 0),
+    (0, 4, 0, -5, 0, 1),
+)
+_G = (
+    (1 / 4, 0, 0),
+    (-1 / 6, -1 / 6, -1 / 6),
+    (-1 / 6, 1 / 6, -1 / 6),
+    (1 / 24, 1 / 12, 1 / 6),
+    (1 / 24, -1 / 12, 1 / 6),
+    (0, 0, 1),
+)
+_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
+A = M + 2  # input tile side
+S = A * A  # positions per tile: one matrix product each
+
+
+def _transforms(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B^T ⊗ B^T (36 x 36), G ⊗ G (36 x 9), A^T ⊗ A^T (16 x 36), in the dtype and device of `like`."""
+    out = []
+    for m in (_BT, _G, _AT):
+        t = torch.tensor(m, dtype=torch.float64)
+        out.append(torch.kron(t, t).to(like))
+    return tuple(out)
+
+
+def _tiles(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) -> (size * size, N * Th * Tw * C): the size x size tiles every M pixels, one row per position
+    in the tile, channels innermost (contiguous reads when x is channels_last)."""
+    n, c, h, w = x.shape
+    th, tw = (h - size) // M + 1, (w - size) // M + 1
+    sn, sc, sh, sw = x.stride()
+    view = x.as_strided((size, size, n, th, tw, c), (sh, sw, sn, M * sh, M * sw, sc))
+    return view.reshape(size * size, n * th * tw * c)
+
+
+def _filters(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """G g G^T for every filter: (C_out, C_in, 3, 3) -> (36, C_in, C_out)."""
+    k, c = w.shape[:2]
+    return (g @ w.permute(2, 3, 1, 0).reshape(9, c * k)).view(S, c, k)
+
+
+class _Winograd(torch.autograd.Function):
+    """y = conv2d(x, w, b) for a 3x3 filter, stride 1, no padding, output sides multiples of M; x and y
+    channels_last."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        n, c, h, wd = x.shape
+        k = w.shape[0]
+        th, tw = (h - 2) // M, (wd - 2) // M
+        bt, g, at = _transforms(x)
+        v = (bt @ _tiles(x, A)).view(S, -1, c)  # B^T d B for every tile: (36, P, C_in)
+        m = torch.bmm(v, _filters(g, w))  # (36, P, C_out)
+        y = (at @ m.view(S, -1)).view(M, M, n, th, tw, k)  # A^T M A: (4, 4, N, Th, Tw, C_out)
+        y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, M * th, M * tw, k).permute(0, 3, 1, 2)
+        if b is not None:
+            y = y + b.view(1, k, 1, 1)
+        ctx.save_for_backward(x, w)  # as the direct convolution: V (2.25x the input) and U are recomputed
+        ctx.has_bias = b is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        x, w = ctx.saved_tensors
+        n, c, h, wd = x.shape
+        k = w.shape[0]
+        th, tw = (h - 2) // M, (wd - 2) // M
+        bt, g, at = _transforms(x)
+        dy = dy.contiguous(memory_format=torch.channels_last)
+        dm = (at.t() @ _tiles(dy, M)).view(S, -1, k)  # A dY A^T: (36, P, C_out)
+        v = (bt @ _tiles(x, A)).view(S, -1, c)
+        du = torch.bmm(v.transpose(1, 2), dm)  # (36, C_in, C_out)
+        dw = (g.t() @ du.view(S, c * k)).view(3, 3, c, k).permute(3, 2, 0, 1).contiguous()  # G^T dU G
+        dv = torch.bmm(dm, _filters(g, w).transpose(1, 2))  # (36, P, C_in)
+        dd = (bt.t() @ dv.view(S, -1)).view(A, A, n, th, tw, c)  # B dV B^T: each tile's input gradient
+        # Tiles overlap by two pixels: add them in four blocks (tile rows and columns 0-3 and 4-5), within each
+        # of which no two tiles touch the same pixel.
+        dx = torch.zeros(n, h, wd, c, dtype=dy.dtype, device=dy.device)
+        sn, sh, sw, sc = dx.stride()
+        for i, si in ((0, M), (M, 2)):
+            for j, sj in ((0, M), (M, 2)):
+                block = dx.as_strided((si, sj, n, th, tw, c), (sh, sw, sn, M * sh, M * sw, sc), i * sh + j * sw)
+                block.add_(dd[i : i + si, j : j + sj])
+        db = dy.sum((0, 2, 3)) if ctx.has_bias else None
+        return dx.permute(0, 3, 1, 2), dw, db
+
+
+def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.conv2d(x, weight, bias)` for a 3x3 filter (stride 1, no padding, no dilation, one group) by
+    Winograd F(4x4, 3x3); any floating dtype (float64 for exactness tests) and size (output sides that are not
+    multiples of 4 are computed up to the next one and cropped). The result has x's memory format."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -(h - 2) % M, -(w - 2) % M
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    xl = F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+    y = _Winograd.apply(xl.contiguous(memory_format=torch.channels_last), weight, bias)
+    if pad_h or pad_w:
+        y = y[..., : h - 2, : w - 2]
+    return y.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+class WinogradConv2d(nn.Conv2d):
+    """A 3x3, stride-1, unpadded `nn.Conv2d` (the residual blocks' convolution, after reflection padding)
+    computed by Winograd F(4x4, 3x3) on a CPU in float32 (or float64); the direct convolution otherwise."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            x.device.type != "cpu"
+            or x.dtype not in (torch.float32, torch.float64)
+            or self.weight.dtype != x.dtype
+            or x.dim() != 4
+            or torch.is_autocast_enabled("cpu")
+            or torch.compiler.is_compiling()
+        ):
+            return super().forward(x)
+        return winograd_conv3x3(x, self.weight, self.bias)
+
+
+def eligible(conv: nn.Module) -> bool:
+    """A plain nn.Conv2d that Winograd F(4x4, 3x3) computes: 3x3, stride 1, no padding or dilation, one group."""
+    return (
+        type(conv) is nn.Conv2d
+        and conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+    )
+
+
+def use_winograd(net: nn.Module) -> int:
+    """Make every eligible nn.Conv2d in `net` a WinogradConv2d, in place (the same module objects and parameter
+    tensors, so state_dict keys and an optimizer built before or after are unaffected). Returns how many."""
+    count = 0
+    for child in net.modules():
+        if eligible(child):
+            child.__class__ = WinogradConv2d  # a subclass adding only forward: same parameters and state
+            count += 1
+    return count
