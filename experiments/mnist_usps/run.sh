@@ -45,6 +45,8 @@ BATCH=${BATCH:-8}         # train.batch_size (the paper's is 1; 8 is 2.5x the im
 LR=${LR:-2e-4}            # optim.lr (the paper's 2e-4)
 NDF=${NDF:-16}            # model.ndf: the discriminators' width (the paper's is 64)
 PRECISION=${PRECISION:-auto}  # train.precision: auto (the default: bf16 where native) | fp32 (strict)
+WINOGRAD=${WINOGRAD:-auto}    # train.winograd: auto (the default: on for the fp32 that auto picks) | true | false
+CHANNELS_LAST=${CHANNELS_LAST:-auto}  # train.channels_last: auto | true | false
 
 python "$HERE/prepare.py" --data "$DATA" --out "$WORK/data"
 # the classifiers are deterministic (seed 0): kept when WORK already has them (another SEED, another schedule)
@@ -67,7 +69,8 @@ else
     --set data.crop_size=32 --set data.flip=false --set data.max_images=5000 --set data.workers=0 \
     --set model.generator=resnet_6blocks --set model.ngf=32 --set model.ndf="$NDF" --set loss.lambda_identity="$IDENTITY" \
     --set loss.lambda_a="$CYCLE" --set loss.lambda_b="$CYCLE" --set loss.cycle_noise="$NOISE" \
-    --set train.batch_size="$BATCH" --set optim.lr="$LR" --set train.seed="$SEED" --set optim.ema_decay="$EMA" --precision "$PRECISION" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
+    --set train.batch_size="$BATCH" --set optim.lr="$LR" --set train.seed="$SEED" --set optim.ema_decay="$EMA" --precision "$PRECISION" \
+    --set train.winograd="$WINOGRAD" --set train.channels_last="$CHANNELS_LAST" --epochs "$EPOCHS" --epochs-decay "$EPOCHS" --set train.save_every_epochs=1 \
     --set train.eval_every_epochs=1 --set train.eval_metric=content \
     --set train.eval_classifier="$WORK/usps_cnn.safetensors" --set train.eval_images=1000 \
     --set train.eval_root="$WORK/data/val" "${SEM_FLAGS[@]}" --no-progress
