@@ -130,7 +130,7 @@ def test_old_configs_with_a_boolean_channels_last_still_load():
 
 
 def test_compile_auto_only_for_long_runs_where_it_pays():
-    from cyclegan.runtime import COMPILE_MIN_STEPS, resolve_compile
+    from cyclegan.compiling import COMPILE_MIN_STEPS, resolve_compile
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     long, short = COMPILE_MIN_STEPS + 1, COMPILE_MIN_STEPS
@@ -144,7 +144,7 @@ def test_compile_auto_only_for_long_runs_where_it_pays():
 
 
 def test_compile_cache_outlives_tmp_unless_chosen(tmp_path):
-    from cyclegan.runtime import persistent_compile_cache
+    from cyclegan.compiling import persistent_compile_cache
 
     env = {"XDG_CACHE_HOME": str(tmp_path)}
     assert (
@@ -159,7 +159,7 @@ def test_compile_cache_is_ours_even_after_torch_wrote_its_default(tmp_path):
     cache at every reboot. In a fresh process, as `cyclegan train` runs it:"""
     code = (
         "import os, cyclegan.train\n"
-        "from cyclegan.runtime import persistent_compile_cache\n"
+        "from cyclegan.compiling import persistent_compile_cache\n"
         "print(persistent_compile_cache(os.environ))"
     )
     env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"} | {"XDG_CACHE_HOME": str(tmp_path)}

@@ -121,7 +121,7 @@ class TrainConfig:
     # that precision=auto picks on a CPU: 4x fewer multiplications, float32 errors of the direct convolution's
     # order; never for an explicit precision=fp32; recorded in config.json as true/false) | true | false
     compile: str = "auto"  # torch.compile the networks: auto (on CUDA for runs long enough to win back the
-    # compile time; off on CPUs, where compiled steps measured slower; runtime.compile_recommended;
+    # compile time; off on CPUs, where compiled steps measured slower; compiling.compile_recommended;
     # recorded in config.json as true/false) | true | false
     compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
     adam: str = "auto"  # Adam kernel: auto (fused on CUDA and in bf16/fp16, else foreach) | fused | foreach | forloop

@@ -23,10 +23,11 @@ import pytest
 import torch
 
 from cyclegan import checkpoint as ckpt
+from cyclegan.compiling import compile_networks
 from cyclegan.config import build_config
 from cyclegan.errors import UserError
 from cyclegan.nets.winograd import WinogradConv2d
-from cyclegan.runtime import adam_options, compile_networks, guard_channels_last, resolve_precision
+from cyclegan.runtime import adam_options, guard_channels_last, resolve_precision
 from cyclegan.train import create_state, train_step
 
 TINY = ["model.generator=resnet_6blocks", "model.ngf=8", "model.ndf=8", "train.seed=3"]

@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 
 from ..checkpoint import parse_init_from
+from ..compiling import COMPILE, COMPILE_MODES
 from ..config import Config
 from ..data.transforms import PREPROCESS
 from ..errors import UserError
 from ..losses import GAN_MODES
 from ..nets import DISCRIMINATORS, GENERATORS, INITS, NORMS
-from ..runtime import ADAM_IMPLS, CHANNELS_LAST, COMPILE, COMPILE_MODES, PRECISIONS
+from ..runtime import ADAM_IMPLS, CHANNELS_LAST, PRECISIONS, WINOGRAD
 from ..schedule import POLICIES
 from .base import METHODS
 
@@ -51,6 +52,7 @@ def _check_names(cfg: Config) -> None:
         "data.direction": (cfg.data.direction, ("AtoB", "BtoA")),
         "train.adam": (cfg.train.adam, ADAM_IMPLS),
         "train.channels_last": (cfg.train.channels_last, CHANNELS_LAST),
+        "train.winograd": (cfg.train.winograd, WINOGRAD),
         "train.compile_mode": (cfg.train.compile_mode, COMPILE_MODES),
         "train.compile": (cfg.train.compile, COMPILE),
     }

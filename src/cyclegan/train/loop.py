@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as TF
 
+from ..compiling import COMPILE_MIN_STEPS, persistent_compile_cache, resolve_compile
 from ..config import Config
 from ..data import EpochBatchSampler
 from ..distributed import (
@@ -31,13 +32,10 @@ from ..distributed import (
 )
 from ..methods import validate
 from ..runtime import (
-    COMPILE_MIN_STEPS,
     PRECISIONS,
-    persistent_compile_cache,
     precision_note,
     process_settings,
     resolve_channels_last,
-    resolve_compile,
     resolve_device,
     resolve_precision,
     resolve_winograd,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..compiling import compile_networks
 from ..config import Config
 from ..distributed import rank_seed
 from ..errors import UserError
@@ -16,7 +17,6 @@ from ..nets.winograd import use_winograd
 from ..pool import ImagePool
 from ..runtime import (
     adam_options,
-    compile_networks,
     guard_channels_last,
     resolve_channels_last,
     resolve_precision,
