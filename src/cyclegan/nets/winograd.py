@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layout import is_channels_last
+
 # F(4, 3) at the points 0, ±1, ±2 and infinity (Lavin & Gray, Section 4); the 2-d transforms are the Kronecker
 # products, applied to a row-major flattened tile: vec(B^T d B) = (B^T ⊗ B^T) vec(d).
 M = 4  # outputs per tile side
@@ -98,12 +100,16 @@ class _Winograd(torch.autograd.Function):
         v = (bt @ _tiles(x, A)).view(S, -1, c)  # B^T d B for every tile: (36, P, C_in)
         m = torch.bmm(v, _filters(g, w))  # (36, P, C_out)
         y = (at @ m.view(S, -1)).view(M, M, n, th, tw, k)  # A^T M A: (4, 4, N, Th, Tw, C_out)
-        y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, M * th, M * tw, k).permute(0, 3, 1, 2)
-        if b is not None:
-            y = y + b.view(1, k, 1, 1)
+        out = torch.empty(n, th, M, tw, M, k, dtype=y.dtype, device=y.device)  # the image, NHWC
+        tiles = y.permute(2, 3, 0, 4, 1, 5)
+        if b is None:
+            out.copy_(tiles)
+        else:
+            torch.add(tiles, b, out=out)  # the bias in the same pass
+        out = out.view(n, M * th, M * tw, k).permute(0, 3, 1, 2)
         ctx.save_for_backward(x, w)  # as the direct convolution: V (2.25x the input) and U are recomputed
         ctx.has_bias = b is not None
-        return y
+        return out
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
@@ -116,17 +122,23 @@ class _Winograd(torch.autograd.Function):
         dm = (at.t() @ _tiles(dy, M)).view(S, -1, k)  # A dY A^T: (36, P, C_out)
         v = (bt @ _tiles(x, A)).view(S, -1, c)
         du = torch.bmm(v.transpose(1, 2), dm)  # (36, C_in, C_out)
-        dw = (g.t() @ du.view(S, c * k)).view(3, 3, c, k).permute(3, 2, 0, 1).contiguous()  # G^T dU G
+        dw = (g.t() @ du.view(S, c * k)).view(3, 3, c, k).permute(3, 2, 0, 1)  # G^T dU G
+        dw = dw.contiguous(memory_format=torch.channels_last if is_channels_last(w) else torch.contiguous_format)
         dv = torch.bmm(dm, _filters(g, w).transpose(1, 2))  # (36, P, C_in)
         dd = (bt.t() @ dv.view(S, -1)).view(A, A, n, th, tw, c)  # B dV B^T: each tile's input gradient
-        # Tiles overlap by two pixels: add them in four blocks (tile rows and columns 0-3 and 4-5), within each
-        # of which no two tiles touch the same pixel.
-        dx = torch.zeros(n, h, wd, c, dtype=dy.dtype, device=dy.device)
+        # Tiles overlap by two pixels: sum them in four blocks (tile rows and columns 0-3 and 4-5), within each of
+        # which no two tiles touch the same pixel. The first block covers all but the last two rows and columns.
+        dx = torch.empty(n, h, wd, c, dtype=dy.dtype, device=dy.device)
+        dx[:, M * th :].zero_()
+        dx[:, :, M * tw :].zero_()
         sn, sh, sw, sc = dx.stride()
         for i, si in ((0, M), (M, 2)):
             for j, sj in ((0, M), (M, 2)):
                 block = dx.as_strided((si, sj, n, th, tw, c), (sh, sw, sn, M * sh, M * sw, sc), i * sh + j * sw)
-                block.add_(dd[i : i + si, j : j + sj])
+                if i == j == 0:
+                    block.copy_(dd[:M, :M])
+                else:
+                    block.add_(dd[i : i + si, j : j + sj])
         db = dy.sum((0, 2, 3)) if ctx.has_bias else None
         return dx.permute(0, 3, 1, 2), dw, db
 

@@ -120,7 +120,8 @@ def load_translator(
         raise UserError(f"--tile {tile}: give a positive multiple of 4 (e.g. 512)")
     translator = _load(checkpoint, direction, device, train_mode, netG, **net_kwargs)
     translator.autocast = dtype
-    if translator.nets is not None and resolve_channels_last("auto", device.type, precision):
+    # direct convolutions here (no train.winograd), so NHWC where it pays for those
+    if translator.nets is not None and resolve_channels_last("auto", device.type, precision, winograd="false"):
         translator.nets.to(memory_format=torch.channels_last)
         translator.channels_last = True
     if tile:
