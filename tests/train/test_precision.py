@@ -87,7 +87,9 @@ def test_auto_on_a_cpu_without_bf16_trains_fp32_with_winograd_in_channels_last_a
         assert sum(isinstance(m, WinogradConv2d) for m in result.state.nets.modules()) == (2 * 2 * 6 if fast else 0)
         out = capsys.readouterr().out
         assert ("channels_last memory format" in out) is fast
-        assert ("Winograd F(4x4, 3x3)" in out) is fast
+        assert (
+            "3x3 convolutions by Winograd F(4x4, 3x3) (--precision fp32: strict, direct convolutions)" in out
+        ) is fast
         assert ("precision: fp32 (auto: no native bfloat16 on this device)" in out) is (precision == "auto")
 
 

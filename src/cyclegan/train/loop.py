@@ -89,6 +89,7 @@ def train(
     validate(cfg)
     note = precision_note(cfg.train.precision, device)
     t = cfg.train
+    asked = t.precision
     channels_last = resolve_channels_last(t.channels_last, device.type, t.precision, t.winograd)
     winograd = resolve_winograd(t.winograd, device.type, t.precision)
     t.precision = resolve_precision(t.precision, device.type)  # config.json records the choices
@@ -101,7 +102,8 @@ def train(
         if channels_last:
             lines.append("channels_last memory format")
         if winograd:
-            lines.append("3x3 convolutions by Winograd F(4x4, 3x3) (--set train.winograd=false for direct ones)")
+            hint = " (--precision fp32: strict, direct convolutions)" if asked == "auto" else ""
+            lines.append("3x3 convolutions by Winograd F(4x4, 3x3)" + hint)
         print("; ".join(lines), flush=True)
     if device.type == "cpu" and cfg.train.precision == "fp16":
         warnings.warn(
