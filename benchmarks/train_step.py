@@ -19,8 +19,9 @@ memory is measured on one more, untimed step per variant after the timed rounds.
     python benchmarks/train_step.py --size 256 --generator resnet_9blocks --variants fp32+foreach bf16 bf16+compile
     python benchmarks/train_step.py --size 64 --variants bf16 --curves 200 --data ../shared/data/horse2zebra
     python benchmarks/train_step.py --reference ../shared/reference/upstream-2a7afba --threads 1
-    ONEDNN_MAX_CPU_ISA=AVX512_CORE python benchmarks/train_step.py --reference ../shared/reference/upstream-2a7afba \
-        --cpu-kind avx512 --variants default     # the default as a CPU without native bf16 takes it
+    ONEDNN_MAX_CPU_ISA=AVX512_CORE MKL_ENABLE_INSTRUCTIONS=AVX512 python benchmarks/train_step.py \
+        --reference ../shared/reference/upstream-2a7afba --cpu-kind avx512 \
+        --variants default default+nowino   # as a CPU without native bf16: with and without Winograd
 
 With `--reference DIR` (the reference implementation, ../shared/reference/README.md) a `reference` row
 times the reference's own training step (its CycleGANModel.optimize_parameters) in the same rounds, every
@@ -32,7 +33,8 @@ runs both paper setups, 128/resnet_6blocks and 256/resnet_9blocks, and without -
 today), `bf16` and `bf16+cl`.
 
 Variant specs are tokens joined by "+": a precision (fp32 | bf16 | fp16 | auto), `cl` (channels_last),
-`compile` (torch.compile, inductor), an Adam kernel (forloop | foreach | fused; default: the trainer's
+`wino` / `nowino` (train.winograd true / false: Winograd F(4x4, 3x3) residual convolutions), `compile`
+(torch.compile, inductor), an Adam kernel (forloop | foreach | fused; default: the trainer's
 `auto`), `ema` (moving average of the generators, optim.ema_decay=0.999), `default` (the trainer's own
 defaults, no precision/layout/compile/Adam overrides at all). Without --variants, one variant is built
 from --precision / --channels-last / --compile.
