@@ -374,7 +374,7 @@ def test_horse2zebra_fidelity_sh_trains_each_precision_and_seed_at_the_same_budg
     from cyclegan.cli import build_parser
     from cyclegan.commands.train import config_from_args
 
-    env = {"PRECISIONS": "fp32 auto", "SEEDS": "0 3", "IMAGES": "500", "THREADS": "2"}
+    env = {"PRECISIONS": "fp32 auto wino", "SEEDS": "0 3", "IMAGES": "500", "THREADS": "2"}
     commands = run_with_stubs(EXPERIMENTS / "horse2zebra" / "fidelity.sh", tmp_path, env)
     train = [c for c in commands if c[:2] == ["cyclegan", "train"]]
     runs = []
@@ -383,11 +383,38 @@ def test_horse2zebra_fidelity_sh_trains_each_precision_and_seed_at_the_same_budg
         assert (cfg.model.generator, cfg.data.crop_size, cfg.data.load_size) == ("resnet_6blocks", 128, 143)
         assert (cfg.optim.n_epochs, cfg.optim.n_epochs_decay, cfg.data.max_images) == (1, 1, 500)
         assert (cfg.train.threads, cfg.loss.lambda_identity, cfg.train.batch_size) == (2, 0.5, 1)
-        runs.append((cfg.train.precision, cfg.train.seed))
-    assert runs == [("fp32", 0), ("auto", 0), ("fp32", 3), ("auto", 3)]
+        runs.append((cfg.train.precision, cfg.train.winograd, cfg.train.channels_last, cfg.train.seed))
+    # wino: what auto runs on a CPU without native bf16, asked for explicitly on any machine
+    kinds = [("fp32", "auto", "auto"), ("auto", "auto", "auto"), ("fp32", "true", "true")]
+    assert runs == [(*k, s) for s in (0, 3) for k in kinds]
     evaluations = [c for c in commands if c[:2] == ["cyclegan", "evaluate"]]
-    assert [c[2] for c in evaluations] == [str(tmp_path / "work" / f"{p}_seed{s}") for p, s in runs]
+    names = [f"{p}_seed{s}" for s in (0, 3) for p in ("fp32", "auto", "wino")]
+    assert [c[2] for c in evaluations] == [str(tmp_path / "work" / n) for n in names]
     assert all(c[c.index("--metrics") + 1] == "fid,kid" and c[c.index("--size") + 1] == "128" for c in evaluations)
+
+
+def test_mnist_usps_fidelity_sh_runs_each_variant_with_its_settings(tmp_path: Path):
+    """VARIANTS picks the runs of fidelity.sh: fp32 (strict), auto (the default), wino (fp32 with Winograd in
+    channels_last); every run trains with run.sh's setup, its seed, and is scored."""
+    from cyclegan.cli import build_parser
+    from cyclegan.commands.train import config_from_args
+
+    (tmp_path / "work" / "base").mkdir(parents=True)
+    (tmp_path / "work" / "base" / "usps_cnn.safetensors").write_bytes(b"")  # the judge, trained once
+    env = {"VARIANTS": "fp32 auto wino", "SEEDS": "5", "EPOCHS": "2"}
+    commands = run_with_stubs(EXPERIMENTS / "mnist_usps" / "fidelity.sh", tmp_path, env)
+    runs = set()
+    for command in (c for c in commands if c[:2] == ["cyclegan", "train"]):
+        cfg = config_from_args(build_parser().parse_args(command[1:]))
+        assert (cfg.train.seed, cfg.optim.n_epochs, cfg.model.ngf) == (5, 2, 32)
+        runs.add((cfg.data.root.split("/")[-2], cfg.train.precision, cfg.train.winograd, cfg.train.channels_last))
+    assert runs == {
+        ("fp32_seed5", "fp32", "auto", "auto"),
+        ("auto_seed5", "auto", "auto", "auto"),
+        ("wino_seed5", "fp32", "true", "true"),
+    }
+    scored = {next(p for p in Path(c[2]).parts if p.endswith("_seed5")) for c in commands if c[1] == "evaluate"}
+    assert scored == {"fp32_seed5", "auto_seed5", "wino_seed5"}
 
 
 def test_horse2zebra_fidelity_sh_continues_a_stopped_run_on_the_threads_asked_for(tmp_path: Path):

@@ -8,7 +8,8 @@
 # can run it: IMAGES images per domain (the first, sorted; an epoch is IMAGES steps) for 1 + 1 epochs
 # (constant lr, then linear decay to zero), so the budget is 2 x IMAGES steps and the schedule completes.
 # One thread per run by default; run it twice at a time on two cores (PRECISIONS / SEEDS pick the runs of one
-# instance):
+# instance; PRECISIONS=wino is float32 with Winograd residual convolutions in channels_last, what `auto` runs on
+# a CPU without native bf16):
 #
 #   PRECISIONS=fp32 SEEDS=0 experiments/horse2zebra/fidelity.sh [DATA] [WORK] &
 #   PRECISIONS=auto SEEDS="0 1" experiments/horse2zebra/fidelity.sh [DATA] [WORK] &
@@ -29,7 +30,11 @@ for seed in ${SEEDS:-0}; do
       if [ -f "$run/checkpoints/latest.state.safetensors" ]; then
         cyclegan train --resume "$run" --threads "$THREADS" --no-progress
       else
-        cyclegan train "$DATA" --preset paper128 --run-dir "$run" --seed "$seed" --precision "$precision" \
+        case $precision in  # wino: what auto runs on a CPU without native bf16 (fp32, Winograd, channels_last)
+          wino) flags=(--precision fp32 --set train.winograd=true --set train.channels_last=true) ;;
+          *) flags=(--precision "$precision") ;;
+        esac
+        cyclegan train "$DATA" --preset paper128 --run-dir "$run" --seed "$seed" "${flags[@]}" \
           --epochs 1 --epochs-decay 1 --set data.max_images="$IMAGES" --threads "$THREADS" --no-progress
       fi
       cyclegan evaluate "$run" --data "$DATA" --metrics fid,kid --size 128 --out "$run/eval/latest" --no-gallery
@@ -44,7 +49,8 @@ for run in sorted(Path(sys.argv[1]).glob("*_seed*")):
     if not m.is_file():
         continue
     metrics = json.loads(m.read_text())["metrics"]
-    precision = json.loads((run / "config.json").read_text())["train"]["precision"]
+    t = json.loads((run / "config.json").read_text())["train"]
+    precision = t["precision"] + (" + Winograd" if t.get("winograd") == "true" else "")
     cells = [f"{d} FID {metrics[d]['fid']:.1f} KID {1000 * metrics[d]['kid']:.1f}" for d in ("AtoB", "BtoA")]
     print(f"{run.name} ({precision}): " + ", ".join(cells))
 PY
