@@ -239,8 +239,8 @@ def resolve_channels_last(setting: str, device_type: str, precision: str, winogr
       NHWC convolutions make the whole step 1.14x faster at 128 and 256 (emulated on the AMX machine with
       ONEDNN_MAX_CPU_ISA=AVX512_CORE); on AVX2-only CPUs only with `train.winograd` (resolve_winograd), whose
       tile gathers read NHWC (measured with F(2x2, 3x3): the step 1.20x the reference in NHWC, 1.13x in NCHW;
-      direct convolutions alone gain nothing from NHWC there, 0.98x). Not for an explicit `precision=fp32`, the strict path, which keeps the reference's layout and so
-      its results;
+      direct convolutions alone gain nothing from NHWC there, 0.98x). Not for an explicit `precision=fp32`, the
+      strict path, which keeps the reference's layout and so its results;
     - not bf16 on AVX512-BF16 CPUs without AMX (never measured to pay)."""
     if setting not in CHANNELS_LAST:
         raise UserError(f"train.channels_last={setting!r}: choose one of {', '.join(CHANNELS_LAST)}")
