@@ -32,6 +32,8 @@ torch.compile's tracing).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -64,10 +66,16 @@ S = A * A  # positions per tile: one matrix product each
 
 def _transforms(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """B^T ⊗ B^T (36 x 36), G ⊗ G (36 x 9), A^T ⊗ A^T (16 x 36), in the dtype and device of `like`."""
+    return _kron_transforms(like.dtype, like.device)
+
+
+@functools.lru_cache(maxsize=None)
+def _kron_transforms(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Built once per dtype and device (constants, read only), not at every layer call of every step."""
     out = []
     for m in (_BT, _G, _AT):
         t = torch.tensor(m, dtype=torch.float64)
-        out.append(torch.kron(t, t).to(like))
+        out.append(torch.kron(t, t).to(dtype=dtype, device=device))
     return tuple(out)
 
 
