@@ -8,6 +8,7 @@ the process-wide `ru_maxrss` is reported instead and flagged as such.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from cyclegan import runtime
 from cyclegan.runtime import glibc
 
 MB = 2**20
@@ -178,3 +180,23 @@ def write_json(path: str | None, payload: dict) -> None:
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n")
+
+
+ISA_VAR = "ONEDNN_MAX_CPU_ISA"
+
+
+@contextlib.contextmanager
+def pretend_cpu(kind: str):
+    """runtime answers as on a CPU without native bf16, with AVX-512 ("avx512") or AVX2 only, so that every `auto`
+    takes that CPU's choice; the kernels are that CPU's only when oneDNN is capped too (ONEDNN_MAX_CPU_ISA)."""
+    wanted = {"avx512": "AVX512_CORE", "avx2": "AVX2"}[kind]
+    if os.environ.get(ISA_VAR, "").upper() != wanted:
+        print(f"note: {ISA_VAR} is not {wanted}: the choices are those of that CPU, the kernels this machine's")
+    saved = runtime.native_cpu_bf16, runtime.cpu_avx512
+    runtime.native_cpu_bf16, runtime.cpu_avx512 = (lambda: None), (lambda: kind == "avx512")
+    runtime.resolve_precision.cache_clear()
+    try:
+        yield
+    finally:
+        runtime.native_cpu_bf16, runtime.cpu_avx512 = saved
+        runtime.resolve_precision.cache_clear()

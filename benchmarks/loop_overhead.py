@@ -14,6 +14,10 @@ It prints both and their ratio. The issue's bar: the real run within 10% of the 
 
     python benchmarks/loop_overhead.py ../shared/data/horse2zebra --size 128 --generator resnet_6blocks \\
         --steps 500 --threads 2
+
+`--cpu-kind avx2` (or avx512) makes both the benchmark and the real run take every `auto` choice as on a CPU
+without native bf16 (float32, Winograd, channels_last); with ONEDNN_MAX_CPU_ISA=AVX2 (or AVX512_CORE) and
+MKL_ENABLE_INSTRUCTIONS=AVX2 in the environment the kernels are that CPU's too (both processes inherit them).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ def bench(args, out: Path) -> float:
         "--json",
         str(out),
     ]
+    if args.cpu_kind:
+        cmd += ["--cpu-kind", args.cpu_kind]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     rows = json.loads(out.read_text())["results"]
     return next(r["s_per_iter_median"] for r in rows if r["variant"] == "default")
@@ -67,8 +73,16 @@ def real_run(args, run: Path) -> dict:
         f"model.generator={args.generator}",
         f"train.threads={args.threads}",
     ]
-    cmd = [sys.executable, "-m", "cyclegan", "train", str(args.data), "--run-dir", str(run), "--no-progress"]
-    cmd += ["--max-steps", str(args.steps)] + [a for s in sets for a in ("--set", s)]
+    argv = ["train", str(args.data), "--run-dir", str(run), "--no-progress", "--max-steps", str(args.steps)]
+    argv += [a for s in sets for a in ("--set", s)]
+    if args.cpu_kind:  # the CLI itself, with runtime's answers as on that CPU (common.pretend_cpu)
+        code = (
+            f"import sys; sys.path.insert(0, {str(HERE)!r}); from common import pretend_cpu; "
+            f"from cyclegan.cli import main\nwith pretend_cpu({args.cpu_kind!r}): sys.exit(main({argv!r}))"
+        )
+        cmd = [sys.executable, "-c", code]
+    else:
+        cmd = [sys.executable, "-m", "cyclegan", *argv]
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.monotonic() - t0
@@ -80,7 +94,7 @@ def real_run(args, run: Path) -> dict:
         "wall_s": wall,
         "s_per_iter_whole": wall / args.steps,
         "s_per_iter_steady": (w1 - w0) / (s1 - s0),
-        "chosen": {k: config.get(k) for k in ("precision", "channels_last", "compile", "adam")},
+        "chosen": {k: config.get(k) for k in ("precision", "channels_last", "winograd", "compile", "adam")},
     }
 
 
@@ -93,6 +107,11 @@ def main(argv=None) -> int:
     p.add_argument("--skip", type=int, default=50, help="steps left out of the steady-state rate (start-up)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5, help="benchmark rounds (3 steps each) per benchmark run")
+    p.add_argument(
+        "--cpu-kind",
+        choices=("avx512", "avx2"),
+        help="decide every auto as on a CPU without native bf16 (see benchmarks/train_step.py --cpu-kind)",
+    )
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args(argv)
     if not (args.data / "trainA").is_dir():
@@ -108,6 +127,7 @@ def main(argv=None) -> int:
         "generator": args.generator,
         "threads": args.threads,
         "steps": args.steps,
+        "cpu_kind": args.cpu_kind,
         "bench_s_per_iter": [before, after],
         **real,
         "whole_vs_bench": real["s_per_iter_whole"] / step,

@@ -54,11 +54,21 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MB, PeakMemory, machine, print_table, summarize, sync, tensor_bytes, write_json  # noqa: E402
+from common import (  # noqa: E402
+    ISA_VAR,
+    MB,
+    PeakMemory,
+    machine,
+    pretend_cpu,
+    print_table,
+    summarize,
+    sync,
+    tensor_bytes,
+    write_json,
+)
 from peak import bf16_kind, conv_peak, count_flops, isa_flags  # noqa: E402
 from reference_step import ReferenceStep  # noqa: E402
 
-from cyclegan import runtime  # noqa: E402
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
 from cyclegan.runtime import resolve_device, resolve_precision, reuse_freed_memory  # noqa: E402
@@ -66,26 +76,6 @@ from cyclegan.train import create_state, train_step  # noqa: E402
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 ADAMS = ("forloop", "foreach", "fused")
-
-
-ISA_VAR = "ONEDNN_MAX_CPU_ISA"
-
-
-@contextlib.contextmanager
-def pretend_cpu(kind: str):
-    """runtime answers as on a CPU without native bf16, with AVX-512 ("avx512") or AVX2 only, so that every `auto`
-    takes that CPU's choice; the kernels are that CPU's only when oneDNN is capped too (ONEDNN_MAX_CPU_ISA)."""
-    wanted = {"avx512": "AVX512_CORE", "avx2": "AVX2"}[kind]
-    if os.environ.get(ISA_VAR, "").upper() != wanted:
-        print(f"note: {ISA_VAR} is not {wanted}: the choices are those of that CPU, the kernels this machine's")
-    saved = runtime.native_cpu_bf16, runtime.cpu_avx512
-    runtime.native_cpu_bf16, runtime.cpu_avx512 = (lambda: None), (lambda: kind == "avx512")
-    runtime.resolve_precision.cache_clear()
-    try:
-        yield
-    finally:
-        runtime.native_cpu_bf16, runtime.cpu_avx512 = saved
-        runtime.resolve_precision.cache_clear()
 
 
 def plain_overrides(device: torch.device) -> list[str]:
