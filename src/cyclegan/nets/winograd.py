@@ -33,6 +33,7 @@ torch.compile's tracing).
 from __future__ import annotations
 
 import functools
+from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
@@ -40,28 +41,50 @@ from torch import nn
 
 from .layout import is_channels_last
 
-# F(4, 3) at the points 0, ±1, ±2 and infinity (Lavin & Gray, Section 4); the 2-d transforms are the Kronecker
-# products, applied to a row-major flattened tile: vec(B^T d B) = (B^T ⊗ B^T) vec(d).
 M = 4  # outputs per tile side
-_BT = (
-    (4, 0, -5, 0, 1, 0),
-    (0, -4, -4, 1, 1, 0),
-    (0, 4, -4, -1, 1, 0),
-    (0, -2, -1, 2, 1, 0),
-    (0, 2, -1, -2, 1, 0),
-    (0, 4, 0, -5, 0, 1),
-)
-_G = (
-    (1 / 4, 0, 0),
-    (-1 / 6, -1 / 6, -1 / 6),
-    (-1 / 6, 1 / 6, -1 / 6),
-    (1 / 24, 1 / 12, 1 / 6),
-    (1 / 24, -1 / 12, 1 / 6),
-    (0, 0, 1),
-)
-_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 A = M + 2  # input tile side
 S = A * A  # positions per tile: one matrix product each
+# The points at which the Toom-Cook construction samples the polynomials (and infinity). Lavin & Gray use 0, ±1,
+# ±2; points of the form 0, ±c, ±1/c make intermediate values cancel (Alam, Anderson, Barabasz & Gregg, "Winograd
+# Convolution for Deep Neural Networks: Efficient Point Selection", ACM TECS 2022), and c = 3/2 measured 3-5x
+# smaller float32 errors here than 0, ±1, ±2 for the output and both gradients, at the same cost
+# (docs/performance.md, session 16).
+POINTS = (Fraction(0), Fraction(3, 2), Fraction(-3, 2), Fraction(2, 3), Fraction(-2, 3))
+
+
+def toom_cook(points: tuple[Fraction, ...], m: int = M, r: int = 3) -> tuple[list, list, list]:
+    """The exact matrices (B^T, G, A^T) of Winograd F(m, r) sampling at `points` and infinity (m + r - 2 finite
+    points): y = A^T [(G g) ⊙ (B^T d)] is the correlation y_i = sum_k g_k d_(i+k) of a tile d of m + r - 1 values
+    with the filter g. It is the transpose of the Toom-Cook linear convolution s = V^-1 [(V_m h) ⊙ (V_r g)], with
+    V_k the evaluation (Vandermonde) matrices of polynomials with k coefficients at the points (infinity takes
+    the leading coefficient), so A^T = V_m^T, G = V_r and B^T = V^-T; row j of G is divided by
+    f_j = prod_(l != j) (p_j - p_l) and row j of B^T multiplied by it, as in Lavin & Gray's matrices, which
+    0, ±1, ±2 reproduce (tests/nets/test_winograd.py)."""
+    n = m + r - 1
+    assert len(points) == n - 1 and len(set(points)) == n - 1
+
+    def vandermonde(k: int) -> list[list[Fraction]]:
+        return [[p**i for i in range(k)] for p in points] + [[Fraction(int(i == k - 1)) for i in range(k)]]
+
+    # B^T = V^-T: solve V^T B^T = I by Gauss-Jordan elimination over the rationals (exact)
+    rows = [[v[j] for v in vandermonde(n)] + [Fraction(int(i == j)) for i in range(n)] for j in range(n)]
+    for col in range(n):
+        pivot = next(i for i in range(col, n) if rows[i][col] != 0)
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        rows[col] = [v / rows[col][col] for v in rows[col]]
+        for i in range(n):
+            if i != col and rows[i][col] != 0:
+                rows[i] = [a - rows[i][col] * b for a, b in zip(rows[i], rows[col])]
+    bt = [row[n:] for row in rows]
+    g = vandermonde(r)
+    for j, p in enumerate(points):
+        f = Fraction(1)
+        for q in points:
+            f *= p - q if q != p else 1
+        g[j] = [v / f for v in g[j]]
+        bt[j] = [v * f for v in bt[j]]
+    at = [[row[i] for row in vandermonde(m)] for i in range(m)]
+    return bt, g, at
 
 
 def _transforms(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -73,8 +96,8 @@ def _transforms(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
 def _kron_transforms(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Built once per dtype and device (constants, read only), not at every layer call of every step."""
     out = []
-    for m in (_BT, _G, _AT):
-        t = torch.tensor(m, dtype=torch.float64)
+    for m in toom_cook(POINTS):  # vec(B^T d B) = (B^T ⊗ B^T) vec(d) for a row-major flattened tile d
+        t = torch.tensor([[float(v) for v in row] for row in m], dtype=torch.float64)
         out.append(torch.kron(t, t).to(dtype=dtype, device=device))
     return tuple(out)
 
