@@ -18,10 +18,11 @@ the lever left (docs/performance.md, session 15: 1.9x on a residual convolution 
 gradients use the same algorithm (transposed products), so forward and backward both gain.
 
 Accuracy: float32 errors of the order of the direct convolution's own: against float64, relative (max) errors
-of 7e-6 to 9e-6 for the output and both gradients at a residual block's shape, where oneDNN's direct
-convolution shows 2e-7 to 3e-6 (tests/nets/test_winograd.py bounds it). That is 400x below bfloat16's rounding
-(the AMX default) and 100x below TF32's, which PyTorch uses by default for CUDA convolutions. F(2x2, 3x3)
-(2.25x fewer multiplications, errors like the direct convolution's) measured 1.4x slower than F(4x4, 3x3) here.
+of 1e-6 to 4e-6 for the output and both gradients at a residual block's shape, where oneDNN's direct
+convolution shows 2e-7 to 3e-6 (tests/nets/test_winograd.py bounds it). The points at which the algorithm
+samples (POINTS) decide this: Lavin & Gray's 0, ±1, ±2 gave 4e-6 to 1.4e-5. That is 1,000x below bfloat16's
+rounding (the AMX default) and 300x below TF32's, which PyTorch uses by default for CUDA convolutions.
+F(2x2, 3x3) (2.25x fewer multiplications) measured 1.4x slower than F(4x4, 3x3) here.
 Results are deterministic, so resume stays bit-identical, but they are not those of the direct convolution:
 `train.precision=fp32` (the strict path) never uses it (runtime.resolve_winograd).
 
