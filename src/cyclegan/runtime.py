@@ -163,7 +163,11 @@ def native_cpu_bf16() -> str | None:
     return "AMX-BF16" if caps.get("amx_bf16") else "AVX512-BF16" if caps.get("avx512_bf16") else None
 
 
-BF16_MIN_SPEEDUP = 1.2  # what cpu_bf16_speedup() must show for auto to train in bf16 on an AVX512-BF16 CPU
+# What cpu_bf16_speedup() must show for auto to train in bf16 on an AVX512-BF16 CPU without AMX. The probe times
+# direct convolutions, but the float32 that auto would run instead has Winograd residual convolutions in NHWC
+# (resolve_winograd), whose step runs 1.4-1.7x the direct float32 one (AVX-512, docs/performance.md, session 15)
+# with 1,000x smaller rounding than bf16: bf16 must at least match that. AMD Zen 4 measured 1.7-1.9x.
+BF16_MIN_SPEEDUP = 1.5
 
 
 @functools.lru_cache(maxsize=None)
@@ -193,7 +197,8 @@ def cpu_bf16_speedup() -> float:
 
 
 def cpu_bf16_pays() -> bool:
-    """Whether auto trains in bf16 on this CPU: always with AMX, with AVX512-BF16 alone where it measures faster."""
+    """Whether auto trains in bf16 on this CPU: always with AMX, with AVX512-BF16 alone where its convolutions measure
+    at least BF16_MIN_SPEEDUP times float32's speed."""
     kind = native_cpu_bf16()
     return kind == "AMX-BF16" or (kind == "AVX512-BF16" and cpu_bf16_speedup() >= BF16_MIN_SPEEDUP)
 
@@ -202,7 +207,7 @@ def cpu_bf16_pays() -> bool:
 def resolve_precision(name: str, device_type: str, option: str = "train.precision") -> str:
     """The autocast precision to run: `name` itself, or for "auto" bf16 where the device computes
     it natively and fast (CUDA with bf16 support, sm_80 and later; CPUs with AMX-BF16, and CPUs with
-    AVX512-BF16 where bf16 convolutions measure faster than float32: cpu_bf16_pays), else fp32.
+    AVX512-BF16 where bf16 convolutions measure BF16_MIN_SPEEDUP times float32's speed: cpu_bf16_pays), else fp32.
     `option` names the setting in the error message."""
     if name not in PRECISIONS:
         raise UserError(f"{option}={name!r}: choose one of {', '.join(PRECISIONS)}")
