@@ -39,5 +39,5 @@ step bench_train_b48 90 bash -c "$PY benchmarks/train_step.py --device cuda --si
   $PY benchmarks/train_step.py --device cuda --size 256 --generator resnet_9blocks --batch-size 8 --rounds 3 --iters 10 --variants bf16+cl --json $OUT/train_b8.json"
 step tests_compiled 150 $PY -m pytest -q -p no:cacheprovider -m "cuda and slow" tests/
 step bench_compile 200 $PY benchmarks/train_step.py --device cuda --size 256 --generator resnet_9blocks --rounds 3 --iters 20 \
-  --variants default bf16+cl bf16+cl+compile --json "$OUT/train_compile.json"
+  --variants default bf16+cl bf16+cl+compile bf16+cl+graphs --json "$OUT/train_compile.json"
 cat "$SUMMARY"

@@ -108,13 +108,15 @@ def variant_overrides(spec: str, device: torch.device) -> list[str]:
             out.append("train.winograd=false")
         elif t == "compile":
             out.append("train.compile=true")
+        elif t == "graphs":  # torch.compile recording CUDA graphs (the step marks each iteration)
+            out += ["train.compile=true", "train.compile_mode=reduce-overhead"]
         elif t in ADAMS:
             out.append(f"train.adam={t}")
         elif t == "ema":
             out.append("optim.ema_decay=0.999")
         elif t not in ("default", "plain"):
             raise SystemExit(
-                f"unknown token {t!r} in variant {spec!r}; use fp32|bf16|fp16|auto, cl, wino, nowino, compile, "
+                f"unknown token {t!r} in variant {spec!r}; use fp32|bf16|fp16|auto, cl, wino, nowino, compile, graphs, "
                 f"forloop|foreach|fused, ema, default"
             )
     return out
