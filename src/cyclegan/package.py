@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from . import machine
 from .data.files import find_images
 from .errors import UserError
 
@@ -127,6 +128,7 @@ def describe(meta: dict, run: Path | None, checkpoint: Path) -> dict:
         "epochs": meta.get("epoch"),
         "wall_seconds": round(wall[-1], 1) if wall else None,
         "evaluations": evaluations(run, meta, checkpoint) if run else [],
+        "machines": [r for r in machine.read(run) if r.get("step", 0) < max(meta["step"], 1)] if run else [],
         "packaged": time.strftime("%Y-%m-%d"),
     }
 
@@ -278,6 +280,14 @@ def model_card(meta: dict, info: dict, *, license: str, name: str, samples: bool
         if samples
         else "No test images were available to translate when this package was made."
     )
+    t = cfg["train"]
+    how = f"precision `{t['precision']}`" + (", channels_last" if t.get("channels_last") == "true" else "")
+    how += ", Winograd F(4x4, 3x3) residual convolutions" if t.get("winograd") == "true" else ""
+    computed = f"Computed in {how}" + (
+        ", on:\n\n" + "\n".join(f"- from step {r.get('step', '?')}: {machine.describe(r)}" for r in info["machines"])
+        if info["machines"]
+        else " (the machine was not recorded: a run from before RUN/environment.jsonl existed)."
+    )
     tags = ["cyclegan", "image-to-image", "pytorch", "unpaired-image-translation", m["method"]]
     front = ["---", f"license: {license}", "library_name: cyclegan", "pipeline_tag: image-to-image", "tags:"]
     front += [f"- {t}" for t in dict.fromkeys(tags)] + ["---", ""]
@@ -303,6 +313,8 @@ any size (padded to the generator's size multiple and cropped back)
 {length}; Adam lr {optim["lr"]}, betas ({optim["beta1"]}, {optim["beta2"]}), `{optim["lr_policy"]}` schedule \
 over {optim["n_epochs"]} + {optim["n_epochs_decay"]} epochs, seed {cfg["train"]["seed"]}. The whole configuration \
 is in `config.json` (`config`).
+
+{computed}
 
 ## Evaluation
 

@@ -42,6 +42,9 @@ def test_truncated_latest_resumes_from_previous_with_a_warning_and_check_says_so
     assert "ok       latest.state.safetensors" in check.stdout and "resume state, step 6" in check.stdout
     assert "leftover .latest.state.safetensors.x1y2.tmp  a temporary file of an interrupted write" in check.stdout
     assert "can resume: `cyclegan train --resume" in check.stdout and "from latest.state.safetensors" in check.stdout
+    starts = [line for line in check.stdout.splitlines() if line.startswith("machine ")]  # where each start computed
+    assert [line.split(":")[0] for line in starts] == ["machine  from step 0", "machine  from step 4"]
+    assert all(f"torch {torch.__version__}" in line for line in starts)
 
     latest = run / "checkpoints" / "latest.state.safetensors"
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # a write cut short (node died, disk full)

@@ -81,6 +81,7 @@ def run(args) -> int:
     import warnings
 
     from .. import checkpoint as ckpt
+    from .. import machine
     from ..errors import UserError
 
     target = Path(args.run)
@@ -95,6 +96,8 @@ def run(args) -> int:
     for tmp in sorted(folder.glob(".*.tmp")):
         print(f"{'leftover':8} {tmp.name}  a temporary file of an interrupted write; safe to delete")
     if run_dir is not None:
+        for rec in machine.read(run_dir):  # where each start or resume of the run computed
+            print(f"{'machine':8} from step {rec.get('step', '?')}: {machine.describe(rec)}")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

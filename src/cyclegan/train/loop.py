@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as TF
 
+from .. import machine
 from ..compiling import COMPILE_MIN_STEPS, persistent_compile_cache, resolve_compile
 from ..config import Config
 from ..data import EpochBatchSampler
@@ -130,6 +131,7 @@ def train(
                 )
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.json").write_text(cfg.to_json() + "\n")
+            machine.record(run_dir, device, step=state.step, world_size=world_size)  # what made those choices
         if world_size > 1:
             state.nets = prepare_nets(state.nets, device)
         loop = _Loop(
