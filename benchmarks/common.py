@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from cyclegan import runtime
+from cyclegan.machine import cpu_name
 from cyclegan.runtime import glibc
 
 MB = 2**20
@@ -121,7 +122,7 @@ def machine(device: torch.device) -> dict:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -139,17 +140,6 @@ def cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cyclegan"
 # Lowest first. A module may import from its own layer and those below; within a layer, any direction, as long
 # as there is no cycle.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("leaves", ("errors", "registry", "config", "runtime", "compiling", "machine", "progress")),
+    ("leaves", ("errors", "registry", "config", "runtime", "compiling", "progress")),
     (
         "core",
         (
@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "distributed",
             "demo",
             "plots",
+            "machine",
         ),
     ),
     ("methods", ("methods",)),

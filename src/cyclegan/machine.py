@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import runtime
+from .plots import read_log
 
 FILE = "environment.jsonl"
 SOURCE = Path(__file__).resolve().parents[2]  # the checkout, when the package runs from one (src/cyclegan/...)
@@ -91,18 +92,7 @@ def record(run_dir: str | Path, device: torch.device, *, step: int, world_size: 
 
 def read(run_dir: str | Path) -> list[dict]:
     """The run's records, oldest first ([] for a run from before this file existed; a torn line is skipped)."""
-    path = Path(run_dir) / FILE
-    if not path.is_file():
-        return []
-    out = []
-    for text in path.read_text().splitlines():
-        try:
-            rec = json.loads(text)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    return read_log(Path(run_dir) / FILE)
 
 
 def describe(rec: dict) -> str:
