@@ -418,15 +418,38 @@ def test_mnist_usps_fidelity_sh_runs_each_variant_with_its_settings(tmp_path: Pa
 
 
 def test_horse2zebra_fidelity_sh_continues_a_stopped_run_on_the_threads_asked_for(tmp_path: Path):
-    """A run with a checkpoint and no score continues (`--resume`, THREADS threads) instead of starting over."""
+    """A run with a checkpoint and no score continues (`--resume`, THREADS threads) instead of starting over; then its
+    model snapshots not yet scored are scored into eval/epoch_NNNN, and the final model into eval/latest."""
     run = tmp_path / "work" / "fp32_seed1"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "latest.state.safetensors").write_bytes(b"")
+    for name in ("latest.state", "epoch_0005.model", "epoch_0010.model"):
+        (run / "checkpoints" / f"{name}.safetensors").write_bytes(b"")
+    (run / "eval" / "epoch_0005").mkdir(parents=True)
+    (run / "eval" / "epoch_0005" / "metrics.json").write_text("{}")  # scored before the run stopped
     env = {"PRECISIONS": "fp32", "SEEDS": "1", "THREADS": "1"}
     commands = run_with_stubs(EXPERIMENTS / "horse2zebra" / "fidelity.sh", tmp_path, env)
     train = [c for c in commands if c[:2] == ["cyclegan", "train"]]
     assert train == [["cyclegan", "train", "--resume", str(run), "--threads", "1", "--no-progress"]]
-    assert [c[2] for c in commands if c[:2] == ["cyclegan", "evaluate"]] == [str(run)]
+    evaluations = [c for c in commands if c[:2] == ["cyclegan", "evaluate"]]
+    snapshot = str(run / "checkpoints" / "epoch_0010.model.safetensors")
+    assert [(c[2], c[c.index("--out") + 1]) for c in evaluations] == [
+        (snapshot, str(run / "eval" / "epoch_0010")),
+        (str(run), str(run / "eval" / "latest")),
+    ]
+
+
+def test_horse2zebra_fidelity_sh_epochs_sets_the_budget(tmp_path: Path):
+    """EPOCHS=10: 10 epochs at constant lr and 10 decaying, the issue's 20,000 steps at 1,000 images per domain."""
+    from cyclegan.cli import build_parser
+    from cyclegan.commands.train import config_from_args
+
+    commands = run_with_stubs(
+        EXPERIMENTS / "horse2zebra" / "fidelity.sh", tmp_path, {"PRECISIONS": "auto", "EPOCHS": "10"}
+    )
+    (train,) = [c for c in commands if c[:2] == ["cyclegan", "train"]]
+    cfg = config_from_args(build_parser().parse_args(train[1:]))
+    assert (cfg.optim.n_epochs, cfg.optim.n_epochs_decay, cfg.data.max_images) == (10, 10, 1000)
+    assert cfg.train.save_every_epochs == 5  # the snapshots scored along the way
 
 
 @pytest.mark.parametrize(
