@@ -46,6 +46,7 @@ from .checkpointing import save_checkpoint
 from .datasets import build_dataset
 from .guard import DivergenceGuard, healthy
 from .init_from import describe
+from .lock import RunLock
 from .logger import Logger
 from .preempt import StopSignals, worker_init
 from .resume import read_resume, restore
@@ -79,74 +80,81 @@ def train(
     Stops after n_epochs + n_epochs_decay epochs, or at train.max_steps, or on Ctrl-C; each of these
     leaves a resume state in run_dir/checkpoints. `reduce_grads` (distributed: an all-reduce) runs between
     backward and each optimizer step; `hooks` (optional) gets `epoch_end(state, run_dir)` calls, used for
-    in-training evaluation.
+    in-training evaluation. Rank 0 holds the run's lock (train/lock.py) while it trains: a second process
+    training the same run directory stops with RunInUse instead of saving over this one's checkpoints.
     """
     run_dir = Path(run_dir)
-    t0 = time.time()
-    tree, reshaped, changed = read_resume(cfg, run_dir) if resume else (None, False, [])
-    device = resolve_device(cfg.train.device)
-    if device.type == "cuda" and device.index is None:  # under torchrun, DistContext made cuda:LOCAL_RANK current
-        device = torch.device("cuda", torch.cuda.current_device())
-    validate(cfg)
-    note = precision_note(cfg.train.precision, device)
-    t = cfg.train
-    asked = t.precision
-    channels_last = resolve_channels_last(t.channels_last, device.type, t.precision, t.winograd)
-    winograd = resolve_winograd(t.winograd, device.type, t.precision)
-    t.precision = resolve_precision(t.precision, device.type)  # config.json records the choices
-    # a measured choice (runtime.cpu_bf16_speedup) could come out differently on each rank: rank 0's holds
-    chosen, channels_last, winograd = from_rank0(PRECISIONS.index(t.precision), channels_last, winograd)
-    t.precision, channels_last, winograd = PRECISIONS[chosen], bool(channels_last), bool(winograd)
-    t.channels_last, t.winograd = ("true" if channels_last else "false"), ("true" if winograd else "false")
-    if rank == 0:
-        lines = [note]
-        if channels_last:
-            lines.append("channels_last memory format")
-        if winograd:
-            hint = " (--precision fp32: strict, direct convolutions)" if asked == "auto" else ""
-            lines.append("3x3 convolutions by Winograd F(4x4, 3x3)" + hint)
-        print("; ".join(lines), flush=True)
-    if device.type == "cpu" and cfg.train.precision == "fp16":
-        warnings.warn(
-            "train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "
-            "fp32; bf16 (or auto) is the fast precision on CPUs",
-            stacklevel=2,
-        )
-    with process_settings(cfg.train.threads, device, cfg.train.precision):
-        dataset = build_dataset(cfg)
-        check_crop_size(cfg)
-        _resolve_compile(cfg, device=device, steps=_planned_steps(cfg, len(dataset), world_size), verbose=rank == 0)
-        state = create_state(cfg, device, rank, init_from=tree is None)
-        if rank == 0 and state.initialised:
-            print(describe(state.initialised, state.nets), flush=True)
-        if tree is not None:
-            restore(state, tree, run_dir=run_dir, device=device, rank=rank, world_size=world_size, clear_pools=reshaped)
-            del tree
-        if rank == 0:  # after the resume state has loaded: a resume that fails leaves the run's config as it was
-            if changed:
-                warnings.warn(
-                    f"{run_dir}: resuming with changed settings ({'; '.join(changed)}): from here on the "
-                    "run differs from the one it continues",
-                    stacklevel=2,
+    with RunLock(run_dir, enabled=rank == 0) as lock:
+        if run_dir.exists():  # before the resume state is read: another process may be writing it
+            lock.acquire()
+        t0 = time.time()
+        tree, reshaped, changed = read_resume(cfg, run_dir) if resume else (None, False, [])
+        device = resolve_device(cfg.train.device)
+        if device.type == "cuda" and device.index is None:  # under torchrun, DistContext made cuda:LOCAL_RANK current
+            device = torch.device("cuda", torch.cuda.current_device())
+        validate(cfg)
+        note = precision_note(cfg.train.precision, device)
+        t = cfg.train
+        asked = t.precision
+        channels_last = resolve_channels_last(t.channels_last, device.type, t.precision, t.winograd)
+        winograd = resolve_winograd(t.winograd, device.type, t.precision)
+        t.precision = resolve_precision(t.precision, device.type)  # config.json records the choices
+        # a measured choice (runtime.cpu_bf16_speedup) could come out differently on each rank: rank 0's holds
+        chosen, channels_last, winograd = from_rank0(PRECISIONS.index(t.precision), channels_last, winograd)
+        t.precision, channels_last, winograd = PRECISIONS[chosen], bool(channels_last), bool(winograd)
+        t.channels_last, t.winograd = ("true" if channels_last else "false"), ("true" if winograd else "false")
+        if rank == 0:
+            lines = [note]
+            if channels_last:
+                lines.append("channels_last memory format")
+            if winograd:
+                hint = " (--precision fp32: strict, direct convolutions)" if asked == "auto" else ""
+                lines.append("3x3 convolutions by Winograd F(4x4, 3x3)" + hint)
+            print("; ".join(lines), flush=True)
+        if device.type == "cpu" and cfg.train.precision == "fp16":
+            warnings.warn(
+                "train.precision=fp16 on a CPU: float16 is emulated there, several times slower than "
+                "fp32; bf16 (or auto) is the fast precision on CPUs",
+                stacklevel=2,
+            )
+        with process_settings(cfg.train.threads, device, cfg.train.precision):
+            dataset = build_dataset(cfg)
+            check_crop_size(cfg)
+            _resolve_compile(cfg, device=device, steps=_planned_steps(cfg, len(dataset), world_size), verbose=rank == 0)
+            state = create_state(cfg, device, rank, init_from=tree is None)
+            if rank == 0 and state.initialised:
+                print(describe(state.initialised, state.nets), flush=True)
+            if tree is not None:
+                restore(
+                    state, tree, run_dir=run_dir, device=device, rank=rank, world_size=world_size, clear_pools=reshaped
                 )
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(cfg.to_json() + "\n")
-            machine.record(run_dir, device, step=state.step, world_size=world_size)  # what made those choices
-        if world_size > 1:
-            state.nets = prepare_nets(state.nets, device)
-        loop = _Loop(
-            cfg,
-            run_dir,
-            state,
-            dataset,
-            device=device,
-            rank=rank,
-            world_size=world_size,
-            reduce_grads=reduce_grads,
-            hooks=hooks,
-        )
-        stopped_early, stop = loop.run()
-    return TrainResult(state, run_dir, stopped_early, time.time() - t0, stop.requested, stop.preempted)
+                del tree
+            if rank == 0:  # after the resume state has loaded: a resume that fails leaves the run's config as it was
+                if changed:
+                    warnings.warn(
+                        f"{run_dir}: resuming with changed settings ({'; '.join(changed)}): from here on the "
+                        "run differs from the one it continues",
+                        stacklevel=2,
+                    )
+                run_dir.mkdir(parents=True, exist_ok=True)
+                lock.acquire()  # a new run: from when its folder exists
+                (run_dir / "config.json").write_text(cfg.to_json() + "\n")
+                machine.record(run_dir, device, step=state.step, world_size=world_size)  # what made those choices
+            if world_size > 1:
+                state.nets = prepare_nets(state.nets, device)
+            loop = _Loop(
+                cfg,
+                run_dir,
+                state,
+                dataset,
+                device=device,
+                rank=rank,
+                world_size=world_size,
+                reduce_grads=reduce_grads,
+                hooks=hooks,
+            )
+            stopped_early, stop = loop.run()
+        return TrainResult(state, run_dir, stopped_early, time.time() - t0, stop.requested, stop.preempted)
 
 
 def _planned_steps(cfg: Config, images: int, world_size: int) -> int:
