@@ -54,13 +54,16 @@ def tiny_sets(*extra: str) -> list[str]:
     return [a for o in [*TINY, "train.threads=1", *extra] for a in ("--set", o)]
 
 
-def start_train(*args: str) -> subprocess.Popen:
+def start_train(*args: str, new_session: bool = False) -> subprocess.Popen:
+    """`cyclegan train ARGS` in the background; new_session=True gives it (and its DataLoader workers) a process group
+    of its own, to signal as a whole with os.killpg, as SLURM signals every process of a job step."""
     return subprocess.Popen(
         [sys.executable, "-m", "cyclegan", "train", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env(),
+        start_new_session=new_session,
     )
 
 

@@ -1,6 +1,7 @@
 """Preemption: SIGTERM and SIGUSR1 (how SLURM, Kubernetes, spot instances and `docker stop` end a job) save a
 resume state at the next step boundary and exit 75; the resumed run is bit-identical to one never stopped."""
 
+import os
 import signal
 import time
 
@@ -53,6 +54,30 @@ def test_preemption_signal_saves_exits_75_and_resumes_bit_identically(data, tmp_
         == 0
     )
     assert_same_state(tmp_path / "run", tmp_path / "straight")
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 75), (signal.SIGUSR1, 75), (signal.SIGINT, 130)])
+def test_a_signal_to_the_whole_process_group_saves_and_resumes_bit_identically(data, tmp_path, sig, status):
+    """SLURM's scancel and --signal, and `pkill -f "cyclegan train"`, signal every process, the DataLoader workers
+    too. A worker killed by it made PyTorch raise "DataLoader worker ... is killed by signal" in the main process
+    at whatever it was doing (a step, a sample grid): a traceback, exit 1, nothing saved. The workers ignore the
+    preemption signals (the main process ends them once it has saved), so the run saves and exits 75. Ctrl-C in a
+    terminal reaches the whole foreground group too: PyTorch's workers exit quietly on it, the epoch is cut short
+    where its next batch cannot come, and the run saves and exits 130."""
+    total = 16
+    sets = tiny_sets("optim.n_epochs=50", "train.log_every=1", "data.workers=1", "train.sample_every=1")
+    for attempt in range(2):  # two signals at two moments of the step: each must save
+        run = tmp_path / f"run{attempt}"
+        proc = start_train(data, "--run-dir", run, "--preset", "quick", *sets, new_session=True)
+        wait_for_step(run, proc, 2 + 3 * attempt)
+        os.killpg(proc.pid, sig)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == status and "Traceback" not in err, (out, err)
+        assert ("preempted" if status == 75 else "interrupted") + " at step" in out
+    assert main(["train", "--resume", str(run), "--max-steps", str(total)]) == 0
+    straight = ["train", str(data), "--run-dir", str(tmp_path / "straight"), "--preset", "quick", *sets]
+    assert main([*straight, "--max-steps", str(total)]) == 0
+    assert_same_state(run, tmp_path / "straight")
 
 
 @pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM])

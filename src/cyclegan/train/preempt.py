@@ -57,9 +57,10 @@ class StopSignals:
         return self.requested and self.signal_name != "SIGINT"
 
     def batches(self, loader):
-        """The loader's batches, ending early (with `cut_short` set) where a signal for the whole process group
-        (SLURM's SIGTERM to every process of a job step) has ended the loader's worker processes too: the batch
-        that could not be fetched was never trained on, so the saved state resumes exactly."""
+        """The loader's batches, ending early (with `cut_short` set) where a signal for the whole process group has
+        ended the loader's worker processes too (Ctrl-C reaches the whole foreground group, and PyTorch's workers
+        exit on it; the preemption signals they ignore, see `worker_init`): the batch that could not be fetched was
+        never trained on, so the saved state resumes exactly."""
         it = iter(loader)
         while True:
             try:
@@ -87,7 +88,11 @@ def exit_status(interrupted: bool, preempted: bool) -> int:
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader workers ignore SIGUSR1 (whose default action is to end the process): SLURM may send it to every
-    process of the job as an early warning, and only the main process acts on it."""
-    if hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    """DataLoader workers ignore the preemption signals, SIGTERM and SIGUSR1, whose default action ends a process:
+    SLURM sends them to every process of a job step (so does `pkill -f`), and a worker ended by one makes PyTorch
+    raise "DataLoader worker ... is killed by signal" in the main process at whatever it is doing, before it can
+    save. Only the main process acts on them; it ends the workers itself once the state is saved (and a worker
+    whose main process has gone quits by itself: PyTorch's watchdog)."""
+    for sig in SIGNALS:
+        if sig != signal.SIGINT:  # Ctrl-C: PyTorch's workers exit quietly on it; `batches` handles that
+            signal.signal(sig, signal.SIG_IGN)
