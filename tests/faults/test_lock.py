@@ -24,10 +24,18 @@ def test_a_second_holder_is_refused_until_the_first_releases(tmp_path):
         message = str(refused.value)
         assert message.startswith(f"{tmp_path} is being trained by another process (pid {os.getpid()} on ")
         assert socket.gethostname() in message and f"cyclegan train --resume {tmp_path}" in message
-        assert "kill -TERM" in message
+        assert f"(`kill -TERM {os.getpid()}` saves and exits)" in message
     with RunLock(tmp_path) as second:  # released at the end of the block
         second.acquire()
     assert (tmp_path / LOCK_FILE).is_file()
+
+
+def test_a_holder_record_not_yet_written_still_gives_a_clear_refusal(tmp_path):
+    with RunLock(tmp_path) as first:
+        first.acquire()
+        (tmp_path / LOCK_FILE).write_text('{"pid": 12')  # caught between the holder's truncate and its write
+        with pytest.raises(RunInUse, match=r"by another process; .*`kill -TERM <pid>`"):
+            RunLock(tmp_path).acquire()
 
 
 def test_disabled_lock_touches_nothing(tmp_path):

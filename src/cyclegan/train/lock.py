@@ -47,13 +47,14 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _describe(os.read(fd, 4096))
+            holder = _read_holder(os.read(fd, 4096))
             os.close(fd)
-            run = self.path.parent
+            run, pid = self.path.parent, holder.get("pid", "<pid>")
+            who = f" (pid {pid} on {holder['host']}, since {holder['since']})" if holder else ""
             raise RunInUse(
-                f"{run} is being trained by another process{holder}; two processes would save over each other's "
-                f"checkpoints. Wait for it to end, or stop it (SIGTERM, e.g. `kill -TERM <pid>`, saves and exits), "
-                f"then continue with: cyclegan train --resume {run}"
+                f"{run} is being trained by another process{who}; two processes would save over each other's "
+                f"checkpoints. Wait for it to end, or stop it (`kill -TERM {pid}` saves and exits), then continue "
+                f"with: cyclegan train --resume {run}"
             ) from None
         except OSError:  # a file system without flock (some network mounts): train unlocked, as before locks
             os.close(fd)
@@ -75,10 +76,10 @@ class RunLock:
         self.release()
 
 
-def _describe(content: bytes) -> str:
-    """' (pid N on HOST, since TIME)' from the holder's record, or '' when it cannot be read (being written)."""
+def _read_holder(content: bytes) -> dict:
+    """The holder's record (pid, host, since), or {} when it cannot be read (the holder is writing it)."""
     try:
-        h = json.loads(content.decode())
-        return f" (pid {h['pid']} on {h['host']}, since {h['since']})"
-    except (ValueError, KeyError, TypeError):
-        return ""
+        holder = json.loads(content.decode())
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) and {"pid", "host", "since"} <= holder.keys() else {}
