@@ -40,6 +40,12 @@ def bf16_kind(flags: list[str]) -> str:
     return "AVX512-BF16 (no AMX)" if "avx512_bf16" in flags else "no native bf16"
 
 
+def gflops(value: float) -> str:
+    """A GFLOP/s figure for printing: whole numbers from 10 up, two significant digits below (emulated bf16 on a
+    CPU without it runs at well under 1)."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
 def conv_peak(*, channels: int = 256, size: int = 64, reps: int = 5, device: torch.device = CPU) -> dict:
     """GFLOP/s of a 3x3 convolution (channels -> channels, size x size, batch 1) in each layout/dtype, best of
     `reps` after one warm-up call, interleaved (each rep runs the three in turn)."""

@@ -66,7 +66,7 @@ from common import (  # noqa: E402
     tensor_bytes,
     write_json,
 )
-from peak import bf16_kind, conv_peak, count_flops, isa_flags  # noqa: E402
+from peak import bf16_kind, conv_peak, count_flops, gflops, isa_flags  # noqa: E402
 from reference_step import ReferenceStep  # noqa: E402
 
 from cyclegan.config import build_config  # noqa: E402
@@ -704,8 +704,8 @@ def _main(argv, stack: contextlib.ExitStack) -> dict:
     if (args.peak if args.peak is not None else bool(args.reference)) and not args.curves_only:
         peak = conv_peak(device=device)
         print(
-            f"peak ({peak['shape']}): float32 {peak['fp32_gflops']:.0f}, bfloat16 {peak['bf16_gflops']:.0f}, "
-            f"bfloat16 channels_last {peak['bf16_channels_last_gflops']:.0f} GFLOP/s",
+            f"peak ({peak['shape']}): float32 {gflops(peak['fp32_gflops'])}, bfloat16 {gflops(peak['bf16_gflops'])}, "
+            f"bfloat16 channels_last {gflops(peak['bf16_channels_last_gflops'])} GFLOP/s",
             flush=True,
         )
     if not args.curves_only:
