@@ -15,6 +15,7 @@ from cyclegan.config import build_config
 from cyclegan.errors import UserError
 from cyclegan.evaluate import LiveResult, evaluate_translators
 from cyclegan.train import create_state, train
+from cyclegan.train.checkpointing import load_resume
 from cyclegan.train.evaluation import BEST_NAME, EvaluationHook
 from cyclegan.translate import load_translator
 
@@ -77,6 +78,41 @@ def test_evaluation_does_not_change_training(evaluated_run, data_root: Path):
     a = load_file(run / "checkpoints" / "latest.model.safetensors")
     b = load_file(plain / "checkpoints" / "latest.model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _Ended(Exception):
+    """Stands for the process ending in the middle of an evaluation: a preemption's SIGKILL after its grace period
+    (on a CPU an evaluation can outlast it), an out-of-memory kill, a power cut. Nothing after it runs."""
+
+
+class _EndsInEvaluation(EvaluationHook):
+    def evaluate(self, state):
+        raise _Ended
+
+
+def test_a_process_ended_during_an_evaluation_loses_only_the_evaluation(evaluated_run, data_root: Path, tmp_path):
+    """The epoch's training is saved before the evaluation starts, marked pending; the resumed run evaluates that
+    epoch first and then ends exactly as the run that was never stopped (no timed save in this short run: without
+    the save before the evaluation there would be nothing to resume from)."""
+    cfg = _cfg(data_root, EVAL)
+    run = tmp_path / "run"
+    with pytest.raises(_Ended):
+        train(cfg, run, hooks=_EndsInEvaluation.from_config(cfg))
+    tree, _ = load_resume(run)
+    assert tree["progress"]["epoch"] == 1 and tree["progress"]["step"] == 2 and tree["progress"]["eval_pending"]
+    assert not _eval_records(run)  # it ended before logging anything
+    result = train(cfg, run, resume=True, hooks=EvaluationHook.from_config(cfg))
+    straight, _ = evaluated_run
+    assert [(r["step"], r["eval/epoch"], r["eval/cycle"]) for r in _eval_records(run)] == [
+        (r["step"], r["eval/epoch"], r["eval/cycle"]) for r in _eval_records(straight)
+    ]
+    best = json.loads((straight / "best.json").read_text())
+    assert result.state.best == {k: best[k] for k in result.state.best}
+    tree, _ = load_resume(run)
+    assert not tree["progress"]["eval_pending"]
+    for name in ("latest.model.safetensors", BEST_NAME):
+        a, b = load_file(run / "checkpoints" / name), load_file(straight / "checkpoints" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ maths is in step.py and methods/, what is saved in state.py and checkpointing.py
       resume?        resume.read_resume: the saved state and config, and what changed
       set-up         validate, device, threads; dataset, networks, optimizers, pools (create_state); restore
       epochs         _run_epoch: lr for the epoch, then train_step per batch; log, sample, timed save, stop
-      epoch end      plateau, evaluation hook, sample grid, checkpoint (+ snapshot every k epochs)
+      epoch end      plateau, evaluation hook (saved before it, see _end_epoch), sample grid, checkpoint (+ snapshot
+                     every k epochs)
 """
 
 from __future__ import annotations
@@ -238,6 +239,8 @@ class _Loop:
             cfg=cfg,
         )
         try:
+            if state.eval_pending:  # the last process ended during the evaluation at this epoch boundary
+                self._evaluate()
             stopped_early = bool(cfg.train.max_steps and state.step >= cfg.train.max_steps)  # resumed at the limit
             while state.epoch < state.total_epochs and not stopped_early:
                 stopped_early = self._run_epoch()
@@ -334,9 +337,14 @@ class _Loop:
         if cfg.optim.lr_policy == "plateau" and self.n_epoch:
             metric = sum(v for k, v in self.epoch_sums.items() if not k.startswith("D_")) / self.n_epoch
             state.plateau = plateau_update(state.plateau, metric, cfg.optim.plateau_patience, cfg.optim.lr_gamma)
-        if self.hooks is not None and healthy(self.guard):
-            with local_batchnorm(state.nets):
-                self.hooks.epoch_end(state, self.run_dir)
+        every = cfg.train.eval_every_epochs
+        if every and state.epoch % every == 0 and healthy(self.guard):
+            # An evaluation can take minutes on a CPU, longer than a cluster's grace period between SIGTERM and
+            # SIGKILL: save first, marked pending, so that a process ended during it loses the evaluation only,
+            # which the resumed run does first (run). Decided from the config, so every rank joins the save.
+            state.eval_pending = True
+            self._save()
+        self._evaluate()
         if self.is_main and not cfg.train.sample_every and healthy(self.guard):
             self._sample(f"epoch_{state.epoch:04d}.png")
         k = cfg.train.save_every_epochs
@@ -352,6 +360,13 @@ class _Loop:
                     **{f"epoch/{k}": v / max(self.n_epoch, 1) for k, v in self.epoch_sums.items()},
                 },
             )
+
+    def _evaluate(self) -> None:
+        """The hook's end-of-epoch call (the in-training evaluation, rank 0 only); then nothing is pending."""
+        if self.hooks is not None and healthy(self.guard):
+            with local_batchnorm(self.state.nets):
+                self.hooks.epoch_end(self.state, self.run_dir)
+        self.state.eval_pending = False
 
     def _sample(self, name: str) -> None:
         with local_batchnorm(self.state.nets):

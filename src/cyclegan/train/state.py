@@ -42,6 +42,7 @@ class TrainState:
     skipped_images: int = 0  # corrupt images skipped so far
     plateau: dict = field(default_factory=dict)
     best: dict = field(default_factory=dict)  # {"metric", "value", "epoch", "step"} of the best evaluation
+    eval_pending: bool = False  # saved before the evaluation at an epoch's end, cleared after: resume runs it first
     ema: nn.ModuleDict | None = None  # moving averages of the inference networks (optim.ema_decay > 0)
     initialised: dict = field(default_factory=dict)  # {network: file} of the weights train.init_from loaded
     channels_last: bool = False  # the networks and batches are NHWC (train.channels_last, resolved)
@@ -79,6 +80,7 @@ class TrainState:
                 "skipped_images": self.skipped_images,
                 "plateau": self.plateau,
                 "best": self.best,
+                "eval_pending": self.eval_pending,
             },
         }
 
@@ -102,6 +104,7 @@ class TrainState:
         p = tree["progress"]
         self.step, self.epoch, self.batch_in_epoch = p["step"], p["epoch"], p["batch_in_epoch"]
         self.skipped_images, self.plateau, self.best = p["skipped_images"], p["plateau"] or {}, p["best"] or {}
+        self.eval_pending = bool(p.get("eval_pending", False))  # states saved before it existed: none pending
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
