@@ -68,6 +68,20 @@ def test_auto_precision_takes_avx512_bf16_only_where_it_measures_faster(pretend_
     assert resolve_channels_last("auto", "cpu", "auto") is (expected == "fp32" or bf16 == "AMX-BF16")
 
 
+@pytest.mark.parametrize("bf16", [None, "AVX512-BF16", "AMX-BF16"])
+def test_asking_for_bf16_on_a_cpu_that_would_emulate_it_says_so(pretend_cpu, bf16):
+    """bf16 where the CPU has no native instructions is emulated, 8-500x slower (AMD EPYC Zen 1, session 18): it
+    still runs when asked for, and the first lines of the run say what it costs and what auto would do."""
+    pretend_cpu(bf16, False)
+    note = runtime.precision_note("bf16", torch.device("cpu"))
+    if bf16 is None:
+        assert note.startswith("precision: bf16 (asked for; this CPU has no native bfloat16, so it is emulated")
+        assert "--precision auto trains in float32 here" in note
+    else:
+        assert note == "precision: bf16"
+    assert runtime.precision_note("fp32", torch.device("cpu")) == "precision: fp32"
+
+
 def test_the_bf16_probe_measures_without_touching_the_random_state():
     before = torch.random.get_rng_state()
     runtime.cpu_bf16_speedup.cache_clear()

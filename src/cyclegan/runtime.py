@@ -282,6 +282,12 @@ def precision_note(name: str, device: torch.device) -> str:
     """One line on the precision a run uses and why, for the first lines of `cyclegan train`."""
     chosen = resolve_precision(name, device.type)
     if name != "auto":
+        if chosen == "bf16" and device.type == "cpu" and native_cpu_bf16() is None:
+            return (
+                "precision: bf16 (asked for; this CPU has no native bfloat16, so it is emulated: its convolutions "
+                "ran 8-500x slower than float32's on such a CPU, docs/performance.md; --precision auto trains in "
+                "float32 here)"
+            )
         return f"precision: {chosen}"
     measured = device.type == "cpu" and native_cpu_bf16() == "AVX512-BF16"
     if chosen == "bf16":

@@ -1,7 +1,13 @@
 """The fused network calls of the default path (methods/fused.py) compute what the separate calls compute, on
-real horse2zebra images, for both phases of a step: losses within 1e-6 in float32, and gradients as close to a
-float64 computation of the separate calls as float32's separate calls are (a weight's gradient sums thousands of
-products, so float32 itself is only good to ~1e-5 there; fusing adds no error beyond that rounding)."""
+real horse2zebra images, for both phases of a step: losses within 1e-5 relative in float32, and gradients as close
+to a float64 computation of the separate calls as float32's separate calls are (a weight's gradient sums thousands
+of products, so float32 itself is only good to ~1e-5 there; fusing adds no error beyond that rounding).
+
+The losses' bound is float32 rounding, not zero: a batch of two runs through other kernel blockings than two
+batches of one, so the sums inside the convolutions come in another order. Measured: under 1e-6 relative on the
+Intel AVX-512/AMX machine (this test's bound until session 18), 1.6e-6 on an AVX2-only AMD EPYC (Zen 1; G_A's
+loss). A fusing mistake (a wrong slice, statistics shared across the batch) changes the function computed, far
+beyond rounding."""
 
 import pytest
 import torch
@@ -11,6 +17,8 @@ from cyclegan.config import build_config
 from cyclegan.methods.fused import SharedPass, real_and_fake, samples_independent
 from cyclegan.train import create_state, train_step
 from cyclegan.train.datasets import build_dataset
+
+LOSS_RTOL = 1e-5  # float32 rounding of the losses, whatever the CPU's kernels (see above)
 
 
 def _step(fuse: bool, extra=(), dtype=torch.float32):
@@ -51,7 +59,7 @@ def test_fused_step_equals_separate_calls():
     assert fused_method.fuse_g and fused_method.fuse_d and not plain_method.fuse_g
     assert list(fused) == list(plain) == ["G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"]
     for k in fused:
-        assert torch.allclose(fused[k], plain[k], rtol=1e-6, atol=1e-6), (k, fused[k], plain[k])
+        assert torch.allclose(fused[k], plain[k], rtol=LOSS_RTOL, atol=1e-6), (k, fused[k], plain[k])
 
     def error(grads, truth):  # the largest deviation from float64, relative to the phase's largest gradient
         # (a bias before instance norm has a true gradient of 0: its float32 noise is measured against the rest)
@@ -72,7 +80,7 @@ def test_fused_step_with_random_extras_equals_separate_calls(extra):
     _, plain, *_ = _step(False, [extra])
     assert fused_method.fuse_g
     for k in plain:
-        assert torch.allclose(fused[k], plain[k], rtol=1e-6, atol=1e-6), (k, fused[k], plain[k])
+        assert torch.allclose(fused[k], plain[k], rtol=LOSS_RTOL, atol=1e-6), (k, fused[k], plain[k])
 
 
 @needs_horse2zebra
