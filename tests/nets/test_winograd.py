@@ -147,15 +147,22 @@ def test_use_winograd_swaps_the_residual_convolutions_only_and_keeps_the_paramet
     assert use_winograd(create_discriminator("basic", ndf=8)) == 0 and use_winograd(create_generator("unet_128")) == 0
 
 
-def test_the_layer_runs_the_direct_convolution_where_winograd_does_not_apply():
-    """Under bf16 autocast (the AMX default) and on non-float inputs the layer is nn.Conv2d, bit for bit."""
+def test_the_layer_runs_the_direct_convolution_where_winograd_does_not_apply(monkeypatch):
+    """Under bf16 autocast (the AMX default), on non-float inputs and for calls with fewer than MIN_TILES output
+    tiles the layer is nn.Conv2d, bit for bit."""
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 8, 3)
     wino = nn.Conv2d(8, 8, 3)
     wino.load_state_dict(conv.state_dict())
     use_winograd(wino)
     assert isinstance(wino, WinogradConv2d)
-    x = torch.randn(1, 8, 10, 10)
+    x = torch.randn(1, 8, 10, 10)  # an 8x8 output: 4 tiles
+    assert winograd.tiles(x) == 4 and winograd.tiles(torch.randn(3, 8, 11, 7)) == 3 * 3 * 2
+    assert torch.equal(wino(x), conv(x))  # too few tiles to pay: direct
+    monkeypatch.setattr(winograd, "MIN_TILES", 4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(wino(x), conv(x))
     assert not torch.equal(wino(x), conv(x)) and rel(wino(x), conv(x)) < 1e-5  # float32: Winograd itself
+    monkeypatch.setattr(winograd, "MIN_TILES", 5)
+    assert torch.equal(wino(x), conv(x))
+    assert not torch.equal(wino(x.repeat(2, 1, 1, 1)), conv(x.repeat(2, 1, 1, 1)))  # 8 tiles

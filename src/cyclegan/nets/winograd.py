@@ -28,7 +28,8 @@ Results are deterministic, so resume stays bit-identical, but they are not those
 
 `use_winograd(net)` turns eligible `nn.Conv2d` layers into `WinogradConv2d` in place (same parameters, same
 state_dict); a WinogradConv2d runs the direct convolution for anything else (bfloat16 autocast, CUDA,
-torch.compile's tracing).
+torch.compile's tracing), and for calls with fewer than MIN_TILES output tiles, where the transforms' fixed cost
+outweighs the saved multiplications.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ S = A * A  # positions per tile: one matrix product each
 # smaller float32 errors here than 0, ±1, ±2 for the output and both gradients, at the same cost
 # (docs/performance.md, session 16).
 POINTS = (Fraction(0), Fraction(3, 2), Fraction(-3, 2), Fraction(2, 3), Fraction(-2, 3))
+# Calls with fewer 4x4 output tiles than this (batch x tiles per map) run the direct convolution. Measured forward +
+# backward on an AVX2 CPU (AMD EPYC Zen 1, one thread; benchmarks/winograd_speed.py, docs/performance.md session
+# 18): Winograd 1.4-3.7x slower at 4-8 tiles (8x8 maps at batch 1-2), even at 16-18, faster from 32 (0.39-0.95; the
+# 128 and 256 setups' residual blocks have 64-512).
+MIN_TILES = 24
 
 
 def toom_cook(points: tuple[Fraction, ...], m: int = M, r: int = 3) -> tuple[list, list, list]:
@@ -201,9 +207,15 @@ class WinogradConv2d(nn.Conv2d):
             or x.dim() != 4
             or torch.is_autocast_enabled("cpu")
             or torch.compiler.is_compiling()
+            or tiles(x) < MIN_TILES
         ):
             return super().forward(x)
         return winograd_conv3x3(x, self.weight, self.bias)
+
+
+def tiles(x: torch.Tensor) -> int:
+    """The 4x4 output tiles of a 3x3 unpadded convolution of x (N, C, H, W): what one Winograd call works on."""
+    return x.shape[0] * -(-(x.shape[-2] - 2) // M) * -(-(x.shape[-1] - 2) // M)
 
 
 def eligible(conv: nn.Module) -> bool:
