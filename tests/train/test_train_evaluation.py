@@ -101,8 +101,15 @@ def test_a_process_ended_during_an_evaluation_loses_only_the_evaluation(evaluate
     tree, _ = load_resume(run)
     assert tree["progress"]["epoch"] == 1 and tree["progress"]["step"] == 2 and tree["progress"]["eval_pending"]
     assert not _eval_records(run)  # it ended before logging anything
-    result = train(cfg, run, resume=True, hooks=EvaluationHook.from_config(cfg))
     straight, _ = evaluated_run
+    snapshot = "epoch_0001.model.safetensors"  # the epoch's end was done before the evaluation: its snapshot too
+    a, b = load_file(run / "checkpoints" / snapshot), load_file(straight / "checkpoints" / snapshot)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    result = train(cfg, run, resume=True, hooks=EvaluationHook.from_config(cfg))
+    epoch_ends = [
+        r["epoch_end"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "epoch_end" in r
+    ]
+    assert epoch_ends == [1, 2]  # each once
     assert [(r["step"], r["eval/epoch"], r["eval/cycle"]) for r in _eval_records(run)] == [
         (r["step"], r["eval/epoch"], r["eval/cycle"]) for r in _eval_records(straight)
     ]

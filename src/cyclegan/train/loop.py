@@ -337,20 +337,8 @@ class _Loop:
         if cfg.optim.lr_policy == "plateau" and self.n_epoch:
             metric = sum(v for k, v in self.epoch_sums.items() if not k.startswith("D_")) / self.n_epoch
             state.plateau = plateau_update(state.plateau, metric, cfg.optim.plateau_patience, cfg.optim.lr_gamma)
-        every = cfg.train.eval_every_epochs
-        if every and state.epoch % every == 0 and healthy(self.guard):
-            # An evaluation can take minutes on a CPU, longer than a cluster's grace period between SIGTERM and
-            # SIGKILL: save first, marked pending, so that a process ended during it loses the evaluation only,
-            # which the resumed run does first (run). Decided from the config, so every rank joins the save.
-            state.eval_pending = True
-            self._save()
-        self._evaluate()
         if self.is_main and not cfg.train.sample_every and healthy(self.guard):
             self._sample(f"epoch_{state.epoch:04d}.png")
-        k = cfg.train.save_every_epochs
-        if healthy(self.guard):
-            self._save(f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None)
-        self.last_save = time.time()
         if self.is_main:
             self.logger.log(
                 state.step,
@@ -360,6 +348,19 @@ class _Loop:
                     **{f"epoch/{k}": v / max(self.n_epoch, 1) for k, v in self.epoch_sums.items()},
                 },
             )
+        k, every = cfg.train.save_every_epochs, cfg.train.eval_every_epochs
+        tag = f"epoch_{state.epoch:04d}" if k and state.epoch % k == 0 else None
+        if every and state.epoch % every == 0 and healthy(self.guard):
+            # An evaluation can take minutes on a CPU, longer than a cluster's grace period between SIGTERM and
+            # SIGKILL: the epoch's end (grid, log line, snapshot) is done and saved first, marked pending, so that a
+            # process ended during the evaluation loses only it, which the resumed run does first (run). Decided
+            # from the config, so every rank joins the save (the hook runs on rank 0 only).
+            state.eval_pending = True
+            self._save(tag)
+        self._evaluate()
+        if healthy(self.guard):
+            self._save(tag)
+        self.last_save = time.time()
 
     def _evaluate(self) -> None:
         """The hook's end-of-epoch call (the in-training evaluation, rank 0 only); then nothing is pending."""
