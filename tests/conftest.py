@@ -10,7 +10,17 @@ import pytest
 import torch
 from PIL import Image
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# The README's test command runs the suite in parallel (pytest-xdist's `-n auto`): the cores are shared out among the
+# workers, so that two workers on two cores do not each run two threads.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // WORKERS)))
+MAX_WORKERS = 4  # more adds start-up (each worker imports torch and collects) and memory, not speed
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core, at most MAX_WORKERS."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
 
 SHARED_DATA = Path(os.environ.get("CYCLEGAN_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 HORSE2ZEBRA = SHARED_DATA / "horse2zebra"
