@@ -81,6 +81,21 @@ def wait_for_step(run: Path, proc: subprocess.Popen, step: int, timeout: float =
     raise AssertionError(f"the run did not reach step {step}: {proc.poll()=}")
 
 
+def wait_for_output(proc: subprocess.Popen, text: str, timeout: float = 60) -> str:
+    """Read the process's stdout until it has printed `text`; returns what was read (communicate() gives the rest).
+    Reads the pipe's file descriptor directly, so nothing is left in the text wrapper's buffer."""
+    import select
+
+    fd, seen, deadline = proc.stdout.fileno(), b"", time.time() + timeout
+    while text.encode() not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.time()))
+        chunk = os.read(fd, 65536) if ready else b""
+        if not chunk:
+            raise AssertionError(f"no {text!r} on stdout ({proc.poll()=}): {seen.decode(errors='replace')}")
+        seen += chunk
+    return seen.decode()
+
+
 def state_tensors(run: Path, name: str = "latest") -> dict[str, torch.Tensor]:
     from cyclegan.checkpoint import load_tree
 

@@ -3,14 +3,13 @@ resume state at the next step boundary and exit 75; the resumed run is bit-ident
 
 import os
 import signal
-import time
 
 import pytest
 
 from conftest import needs_horse2zebra
 from cyclegan.cli import main
 
-from .helpers import assert_same_state, real_data, start_train, tiny_sets, wait_for_step
+from .helpers import assert_same_state, real_data, start_train, tiny_sets, wait_for_output, wait_for_step
 
 pytestmark = needs_horse2zebra
 
@@ -90,9 +89,13 @@ def test_a_second_ctrl_c_aborts_without_saving_a_second_sigterm_does_not(data, t
     proc = start_train(data, "--run-dir", tmp_path / "run", "--preset", "quick", *sets)
     wait_for_step(tmp_path / "run", proc, 1)
     proc.send_signal(first)
-    time.sleep(0.3)  # two signals of one kind sent at once may reach the process as one
+    # two signals of one kind that arrive before Python runs the handler are handled as one: send the second only
+    # once the first has been handled (a fixed pause was not enough on a busy machine, where one long operation
+    # held the handler back)
+    seen = wait_for_output(proc, f"{first.name}: saving a checkpoint after this step")
     proc.send_signal(first)
     out, err = proc.communicate(timeout=120)
+    out = seen + out
     assert "Traceback" not in err
     saved = (tmp_path / "run" / "checkpoints" / "latest.state.safetensors").exists()
     if first == signal.SIGINT:
