@@ -86,7 +86,9 @@ def test_the_bf16_probe_measures_without_touching_the_random_state():
     before = torch.random.get_rng_state()
     runtime.cpu_bf16_speedup.cache_clear()
     speedup = runtime.cpu_bf16_speedup()
-    assert 0.05 < speedup < 50 and torch.equal(torch.random.get_rng_state(), before)
+    # a ratio, not a speed test: AMX runs these ~10x float32's speed; emulated bf16 (no native support) 8-500x
+    # slower, 0.04 measured on a busy AMD Zen 1
+    assert 1e-4 < speedup < 50 and torch.equal(torch.random.get_rng_state(), before)
     assert runtime.cpu_bf16_speedup() == speedup  # measured once per process
 
 
