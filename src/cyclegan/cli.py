@@ -1,7 +1,9 @@
 """`cyclegan train | translate | demo | list ...`: the command line.
 
-Every subcommand module provides `add_parser(subparsers)` and `run(args) -> int`. Bad input raises
-UserError, printed as one line with exit code 2 (a traceback only with --debug).
+Every subcommand module provides `NAME`, `HELP`, `add_parser(subparsers)` and `run(args) -> int`
+(cyclegan.commands). Only the chosen command's parser is built, so `cyclegan --help` and `cyclegan translate
+--help` answer without importing torch. Bad input raises UserError, printed as one line with exit code 2 (a
+traceback only with --debug).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ COMMANDS = [
     "cyclegan.commands.train",
     "cyclegan.commands.translate",
     "cyclegan.commands.evaluate",
-    "cyclegan.metrics.cli_fid",
+    "cyclegan.commands.fid",
     "cyclegan.commands.study",
     "cyclegan.commands.export",
     "cyclegan.commands.package",
@@ -31,7 +33,9 @@ COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; with `command`, only that one's options are built (some need torch to
+    list their choices) and the others are listed by name and HELP alone."""
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -42,10 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(name)
+        if command is not None and module.NAME != command:
+            sub.add_parser(module.NAME, help=module.HELP)  # never parsed: `command` is another one
+            continue
         p = module.add_parser(sub)
         p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
         p.set_defaults(_run=module.run)
     return parser
+
+
+def command_word(argv: list[str]) -> str:
+    """The subcommand in argv: its first word that is not an option ('' for none; no top-level option takes a
+    value)."""
+    return next((a for a in argv if not a.startswith("-")), "")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -61,7 +74,7 @@ _PACKAGE = str(Path(__file__).resolve().parent)
 
 def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
-    parser = build_parser()
+    parser = build_parser(command_word(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from cyclegan.cli import main as cyclegan
 from cyclegan.data.files import find_images, read_image
 from cyclegan.errors import UserError
-from cyclegan.metrics import cli_fid
 from cyclegan.metrics import features as FT
 from cyclegan.metrics.frechet import feature_statistics, frechet_distance, frechet_distance_from_features
 from cyclegan.metrics.kid import kid
@@ -172,7 +172,7 @@ def stub_inception(monkeypatch):
 
 def test_fid_command_prints_fid_and_kid(tmp_path, stub_inception, capsys):
     a, b = _write(tmp_path / "a", 6, seed=4), _write(tmp_path / "b", 5, seed=5, size=(30, 30))
-    assert cli_fid.main([str(a), str(b), "--kid", "--quiet", "--batch-size", "4"]) == 0
+    assert cyclegan(["fid", str(a), str(b), "--kid", "--quiet", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out.splitlines()
     fa, fb = FT.folder_features(a, stub_inception), FT.folder_features(b, stub_inception)
     assert out[0] == f"FID: {frechet_distance_from_features(fa, fb)}"
@@ -186,7 +186,7 @@ def test_fid_command_prints_fid_and_kid(tmp_path, stub_inception, capsys):
 
 def test_fid_command_notes_small_sets_and_identical_kid_subsets(tmp_path, stub_inception, capsys):
     a, b = _write(tmp_path / "a", 5, seed=4), _write(tmp_path / "b", 5, seed=5)
-    assert cli_fid.main([str(a), str(b), "--kid", "--quiet"]) == 0
+    assert cyclegan(["fid", str(a), str(b), "--kid", "--quiet"]) == 0
     captured = capsys.readouterr()
     out, err = captured.out.splitlines(), captured.err.splitlines()
     assert out[0].startswith("FID: ")  # pytorch-fid's first line, unchanged
@@ -196,7 +196,7 @@ def test_fid_command_notes_small_sets_and_identical_kid_subsets(tmp_path, stub_i
     assert "KID std not available" in err[1]
     # unequal sets: the larger one is resampled, so the std is a real spread and has no note
     _write(tmp_path / "c", 6, seed=6)
-    assert cli_fid.main([str(a), str(tmp_path / "c"), "--kid", "--quiet"]) == 0
+    assert cyclegan(["fid", str(a), str(tmp_path / "c"), "--kid", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert not captured.out.splitlines()[1].endswith("nan") and "KID std" not in captured.err
 
@@ -210,7 +210,7 @@ def test_fid_command_notes_small_sets_and_identical_kid_subsets(tmp_path, stub_i
 )
 def test_fid_command_refuses_bad_kid_options(tmp_path, stub_inception, capsys, argv, message):
     a, b = _write(tmp_path / "a", 3, seed=1), _write(tmp_path / "b", 5, seed=2)
-    assert cli_fid.main([str(a), str(b), "--kid", *argv]) == 2
+    assert cyclegan(["fid", str(a), str(b), "--kid", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert stub_inception.calls == 0
@@ -218,7 +218,7 @@ def test_fid_command_refuses_bad_kid_options(tmp_path, stub_inception, capsys, a
 
 def test_fid_command_names_a_folder_of_one_image(tmp_path, stub_inception, capsys):
     one, b = _write(tmp_path / "one", 1, seed=1), _write(tmp_path / "b", 3, seed=2)
-    assert cli_fid.main([str(one), str(b), "--kid"]) == 2
+    assert cyclegan(["fid", str(one), str(b), "--kid"]) == 2
     err = capsys.readouterr().err
     assert f"{one}: 1 image;" in err and "at least 2 images" in err
     assert stub_inception.calls == 0  # refused before any feature was computed
@@ -231,19 +231,19 @@ def test_fid_command_names_a_folder_of_one_image(tmp_path, stub_inception, capsy
 def test_fid_command_names_an_unreadable_file(tmp_path, stub_inception, capsys):
     a, b = _write(tmp_path / "a", 3, seed=1), _write(tmp_path / "b", 3, seed=2)
     (a / "garbage.png").write_bytes(b"\x89PNG garbage")
-    assert cli_fid.main([str(a), str(b), "--quiet"]) == 2
+    assert cyclegan(["fid", str(a), str(b), "--quiet"]) == 2
     assert "garbage.png: cannot read image" in capsys.readouterr().err
 
 
 def test_fid_command_errors(tmp_path, stub_inception, capsys):
-    assert cli_fid.main([str(tmp_path / "missing"), str(tmp_path)]) == 2
+    assert cyclegan(["fid", str(tmp_path / "missing"), str(tmp_path)]) == 2
     assert "no such folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     _write(tmp_path / "a", 2, seed=6)
-    assert cli_fid.main([str(tmp_path / "empty"), str(tmp_path / "a"), "--quiet"]) == 2
+    assert cyclegan(["fid", str(tmp_path / "empty"), str(tmp_path / "a"), "--quiet"]) == 2
     assert "no images found" in capsys.readouterr().err
     np.savez(tmp_path / "s.npz", mu=np.zeros(6), sigma=np.eye(6))
-    assert cli_fid.main([str(tmp_path / "s.npz"), str(tmp_path / "a"), "--kid"]) == 2
+    assert cyclegan(["fid", str(tmp_path / "s.npz"), str(tmp_path / "a"), "--kid"]) == 2
     assert "KID needs image folders" in capsys.readouterr().err
 
 

@@ -1,4 +1,9 @@
-"""One module per `cyclegan` subcommand: `add_parser(subparsers)` and `run(args) -> int`."""
+"""One module per `cyclegan` subcommand: `NAME`, `HELP` (its line in `cyclegan --help`), `add_parser(subparsers)`
+and `run(args) -> int`.
+
+Importing a command module must stay cheap (no torch at module level): `cyclegan --help` imports them all and
+builds only the chosen command's parser (cyclegan.cli).
+"""
 
 from __future__ import annotations
 

@@ -7,11 +7,14 @@ from pathlib import Path
 
 DAMAGED = 1  # exit status when a checkpoint is damaged (the last line says whether the run can still resume)
 
+NAME = "check"
+HELP = "verify a run's checkpoints and say whether it can resume"
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "check",
-        help="verify a run's checkpoints and say whether it can resume",
+        NAME,
+        help=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Read every checkpoint of a run in full (header, size, every tensor, finite values) "
         "and say which resume state `train --resume` would continue from.\n\n"

@@ -11,15 +11,14 @@ import json
 import shutil
 from pathlib import Path
 
-from .. import checkpoint as ckpt
 from ..errors import UserError
-from ..plots import add_curves
+
+NAME = "demo"
+HELP = "train + translate + results page on a built-in synthetic dataset (a few CPU minutes)"
 
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "demo", help="train + translate + results page on a built-in synthetic dataset (a few CPU minutes)"
-    )
+    p = sub.add_parser(NAME, help=HELP)
     p.add_argument("--out", default="runs/demo", help="where data, run and results go (default runs/demo)")
     p.add_argument("--epochs", type=int, default=4, help="epochs at constant lr, then as many decaying (default 4)")
     p.add_argument("--images", type=int, default=200, help="training images per domain (default 200)")
@@ -38,6 +37,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from .. import checkpoint as ckpt
     from ..config import build_config
     from ..demo import make_demo_dataset
     from ..runtime import resolve_device
@@ -121,6 +121,8 @@ def prepare_out(out: Path, settings: dict, fresh: bool) -> None:
 
 def write_results_page(out: Path, run_dir: Path, sections) -> None:
     """Summary page: final losses, the last sample grid, links to both translation galleries."""
+    from ..plots import add_curves
+
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
     last = next((r for r in reversed(log) if "epoch_end" in r), {})
     losses = "".join(

@@ -7,13 +7,16 @@ from pathlib import Path
 
 from . import add_network_mode
 
+NAME = "evaluate"
+HELP = "score a trained model on a test split (FID, KID, segmentation, content, cycle)"
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     from ..evaluate import EVAL_METRICS, PALETTES, metric_help
 
     p = sub.add_parser(
-        "evaluate",
-        help="score a trained model on a test split (FID, KID, segmentation, content, cycle)",
+        NAME,
+        help=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Translate every test image in both directions (testA -> B and testB -> A), reconstruct it,\n"
         "compute the chosen metrics, and write OUT/metrics.json, OUT/metrics.md (a markdown table),\n"

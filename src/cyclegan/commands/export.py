@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+NAME = "export"
+HELP = "export a generator to ONNX for deployment (or a reference .pth)"
+
 
 def add_parser(sub):
     p = sub.add_parser(
-        "export",
-        help="export a generator to ONNX for deployment (or a reference .pth)",
+        NAME,
+        help=HELP,
         description="Export one direction's generator to ONNX with dynamic batch, height and width: the "
         "graph takes float32 (B, C, H, W) in [-1, 1] of any size, pads it to the network's size "
         "multiple and crops the output back, as `cyclegan translate` does. The result is checked "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+NAME = "list"
+HELP = "list networks, methods, presets, metrics, label palettes and augmentations"
+
 
 def add_parser(sub):
-    return sub.add_parser("list", help="list networks, methods, presets, metrics, label palettes and augmentations")
+    return sub.add_parser(NAME, help=HELP)
 
 
 def run(args) -> int:

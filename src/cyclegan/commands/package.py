@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+NAME = "package"
+HELP = "a model folder to share: model.safetensors, config.json, README.md model card"
+
 
 def add_parser(sub):
     p = sub.add_parser(
-        "package",
-        help="a model folder to share: model.safetensors, config.json, README.md model card",
+        NAME,
+        help=HELP,
         description="Write a self-describing model folder in the Hugging Face hub's layout: "
         "model.safetensors (the generators), config.json (what rebuilds them), README.md (a "
         "model card: method, data, steps, wall time, evaluation figures, licence, how to "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+NAME = "serve"
+HELP = "a local web page to try a model: drop a photo, see and download its translation"
+
 
 def add_parser(sub):
     p = sub.add_parser(
-        "serve",
-        help="a local web page to try a model: drop a photo, see and download its translation",
+        NAME,
+        help=HELP,
         description="Serve a page on this machine (127.0.0.1 unless --host says otherwise): upload or "
         "drag a photo, pick the direction, see input and translation side by side, download "
         "the result. Large photos are translated in tiles. Needs pip install "

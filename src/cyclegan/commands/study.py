@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+NAME = "study"
+HELP = "real-vs-fake perceptual study: make the browser page, score the answers"
+
 
 def add_parser(sub):
     p = sub.add_parser(
-        "study",
-        help="real-vs-fake perceptual study: make the browser page, score the answers",
+        NAME,
+        help=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The paper's 'real vs fake' study (CycleGAN Sec. 5.1.1): each trial shows a real image and a\n"
         "translation side by side for 1 s, then asks which was real; 10 practice trials with feedback,\n"
@@ -51,7 +54,7 @@ def add_parser(sub):
     )
     m.add_argument("--display", type=int, default=256, help="on-screen size of each image, CSS pixels (default 256)")
     m.add_argument("--seed", type=int, default=0, help="seed of the sequences (default 0)")
-    s = ops.add_parser("score", help="score answer files: % of trials in which the translation was taken for real")
+    s = ops.add_parser("score", help="score answer files: %% of trials in which the translation was taken for real")
     s.add_argument("answers", nargs="+", type=Path, help="answer files downloaded by the study page")
     s.add_argument("--study", type=Path, help="the study folder: check each file against its participant's sequence")
     s.add_argument("--json", type=Path, help="also write the scores as JSON here")

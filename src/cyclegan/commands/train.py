@@ -7,16 +7,17 @@ import json
 import warnings
 from pathlib import Path
 
-from .. import checkpoint as ckpt
 from ..config import PRESETS, Config, build_config
 from ..errors import UserError
-from ..methods import validate
+
+NAME = "train"
+HELP = "train on two image folders (trainA/, trainB/)"
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "train",
-        help="train on two image folders (trainA/, trainB/)",
+        NAME,
+        help=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train CycleGAN (or another method) on unpaired image folders.\n\n"
         "examples:\n"
@@ -87,6 +88,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def config_from_args(args):
     """New run: defaults + presets + files + flags. Resume: the run's saved config + what is given explicitly."""
+    from .. import checkpoint as ckpt
+
     base = None
     if args.resume and args.init_from:
         raise UserError(
@@ -162,6 +165,8 @@ def config_from_args(args):
 
 def saved_config(run_dir: Path) -> Config:
     """The configuration of the run in run_dir: its config.json, else the one in its resume state."""
+    from .. import checkpoint as ckpt
+
     path = run_dir / "config.json"
     if path.is_file():
         fix = "fix it, or delete it to resume with the configuration saved in the run's checkpoint"
@@ -180,7 +185,9 @@ def saved_config(run_dir: Path) -> Config:
 
 
 def run(args) -> int:
+    from .. import checkpoint as ckpt
     from ..distributed import DistContext
+    from ..methods import validate
     from ..plots import write_run_page
     from ..runtime import resolve_device
     from ..train import train

@@ -7,11 +7,14 @@ from pathlib import Path
 
 from . import add_network_mode
 
+NAME = "translate"
+HELP = "translate images with a trained model"
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "translate",
-        help="translate images with a trained model",
+        NAME,
+        help=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Translate images at their own size (padded to the network's multiple and cropped back).\n\n"
         "examples:\n"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+NAME = "fid"
+HELP = "FID (and KID) between two image folders"
+
 
 def add_parser(sub):
     p = sub.add_parser(
-        "fid",
-        help="FID (and KID) between two image folders",
+        NAME,
+        help=HELP,
         description="Frechet Inception Distance between two image folders with the TF-Inception (2015-12-05) "
         "pool3 features and pytorch-fid's protocol. Either argument may instead be a pytorch-fid "
         ".npz of statistics (mu, sigma). A folder's images are those `cyclegan train` would use "
@@ -62,10 +65,10 @@ def run(args) -> int:
     import sys
 
     from ..errors import UserError
-    from .caveats import check_image_count, check_kid_options, fid_small_sets_note, kid_std_note
-    from .features import InceptionLoader, folder_features, folder_statistics, list_images
-    from .frechet import frechet_distance, frechet_distance_from_features
-    from .kid import kid
+    from ..metrics.caveats import check_image_count, check_kid_options, fid_small_sets_note, kid_std_note
+    from ..metrics.features import InceptionLoader, folder_features, folder_statistics, list_images
+    from ..metrics.frechet import frechet_distance, frechet_distance_from_features
+    from ..metrics.kid import kid
 
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
@@ -110,23 +113,3 @@ def run(args) -> int:
     if not args.quiet:
         print(f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m cyclegan.metrics.cli_fid DIR1 DIR2 ...`, the same command without the `cyclegan` CLI."""
-    import argparse
-    import sys
-
-    from ..errors import UserError
-
-    parser = argparse.ArgumentParser(prog="python -m cyclegan.metrics.cli_fid")
-    args = add_parser(parser.add_subparsers(dest="command", required=True)).parse_args(argv)
-    try:
-        return run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
