@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from cyclegan.config import build_config
 from cyclegan.errors import UserError
 from cyclegan.evaluate import LiveResult, evaluate_translators
 from cyclegan.train import create_state, train
+from cyclegan.train import loop as loop_module
 from cyclegan.train.checkpointing import load_resume
 from cyclegan.train.evaluation import BEST_NAME, EvaluationHook
 from cyclegan.translate import load_translator
@@ -105,6 +109,11 @@ def test_a_process_ended_during_an_evaluation_loses_only_the_evaluation(evaluate
     snapshot = "epoch_0001.model.safetensors"  # the epoch's end was done before the evaluation: its snapshot too
     a, b = load_file(run / "checkpoints" / snapshot), load_file(straight / "checkpoints" / snapshot)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    _resume_ends_as_straight(cfg, run, straight)
+
+
+def _resume_ends_as_straight(cfg, run: Path, straight: Path) -> None:
+    """Resuming `run` (stopped in its first evaluation) evaluates that epoch first, then ends exactly as `straight`."""
     result = train(cfg, run, resume=True, hooks=EvaluationHook.from_config(cfg))
     epoch_ends = [
         r["epoch_end"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "epoch_end" in r
@@ -120,6 +129,48 @@ def test_a_process_ended_during_an_evaluation_loses_only_the_evaluation(evaluate
     for name in ("latest.model.safetensors", BEST_NAME):
         a, b = load_file(run / "checkpoints" / name), load_file(straight / "checkpoints" / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+class _SignalledInEvaluation(EvaluationHook):
+    """SIGTERM (a cluster ending the job) a moment into an evaluation longer than any grace period."""
+
+    def evaluate(self, state):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)  # a signal that only sets the stop flag lets this run out (PEP 475) and fail below
+        raise AssertionError("the stop signal did not end the evaluation")
+
+
+class _NeverEvaluates(EvaluationHook):
+    def evaluate(self, state):
+        raise AssertionError("evaluated after a stop signal during the epoch's end")
+
+
+@pytest.mark.parametrize("when", ["during the evaluation", "before it, during the epoch's end"])
+def test_a_stop_signal_does_not_wait_for_an_evaluation(evaluated_run, data_root, tmp_path, monkeypatch, when):
+    """A stop signal during an evaluation abandons it at once (on a CPU it can outlast the grace period before
+    SIGKILL, and a killed job exits 137, which job scripts do not requeue); one during the epoch's end skips it.
+    The run stops without training or saving more: its resume state is the one saved before the evaluation,
+    pending, and the resumed run ends exactly as the run that was never stopped."""
+    cfg = _cfg(data_root, EVAL)
+    run = tmp_path / "run"
+    hook_class = _SignalledInEvaluation
+    if when.startswith("before"):
+        hook_class = _NeverEvaluates
+        saves = loop_module.save_checkpoint
+
+        def save_then_signal(state, *args, **kwargs):
+            saves(state, *args, **kwargs)
+            if state.eval_pending:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        monkeypatch.setattr(loop_module, "save_checkpoint", save_then_signal)
+    result = train(cfg, run, hooks=hook_class.from_config(cfg))
+    monkeypatch.undo()
+    assert result.stopped_early and result.preempted and result.state.step == 2
+    tree, _ = load_resume(run)
+    assert tree["progress"]["epoch"] == 1 and tree["progress"]["step"] == 2 and tree["progress"]["eval_pending"]
+    assert not _eval_records(run)
+    _resume_ends_as_straight(cfg, run, evaluated_run[0])
 
 
 @pytest.mark.parametrize(

@@ -181,9 +181,10 @@ class EvaluationHook:
                 "eval/seconds": round(time.time() - t0, 2),
             }
         )
-        self._log(run_dir, state.step, record)
         mark = " (new best)" if improved else f" (best {state.best['value']:.4f} at epoch {state.best['epoch']})"
         print(f"eval epoch {state.epoch}: {self.metric} {value:.4f}{mark}", flush=True)
+        self._log(run_dir, state.step, record)  # last: an evaluation abandoned by a stop signal (train/loop.py)
+        # has then written nothing that its rerun on resume would repeat
 
     def _save_best(self, state: TrainState, run_dir: Path) -> None:
         from .checkpointing import model_meta
@@ -199,8 +200,6 @@ class EvaluationHook:
         )
 
     def _log(self, run_dir: Path, step: int, record: dict) -> None:
-        with open(run_dir / "log.jsonl", "a") as f:  # one line, appended: interleaves safely with the loop's
-            f.write(json.dumps({"step": step, **record}) + "\n")
         if self._tb is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -213,3 +212,5 @@ class EvaluationHook:
                 if isinstance(v, (int, float)) and not math.isnan(v):
                     self._tb.add_scalar(k, v, step)
             self._tb.flush()
+        with open(run_dir / "log.jsonl", "a") as f:  # one line, appended: interleaves safely with the loop's
+            f.write(json.dumps({"step": step, **record}) + "\n")

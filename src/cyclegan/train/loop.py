@@ -49,7 +49,7 @@ from .guard import DivergenceGuard, healthy
 from .init_from import describe
 from .lock import RunLock
 from .logger import Logger
-from .preempt import StopSignals, worker_init
+from .preempt import EvaluationAbandoned, StopSignals, worker_init
 from .resume import read_resume, restore
 from .samples import save_sample_grid
 from .state import TrainState, check_crop_size, create_state
@@ -239,14 +239,12 @@ class _Loop:
             cfg=cfg,
         )
         try:
-            if state.eval_pending:  # the last process ended during the evaluation at this epoch boundary
-                self._evaluate()
-            stopped_early = bool(cfg.train.max_steps and state.step >= cfg.train.max_steps)  # resumed at the limit
+            # the last process ended during the evaluation at this epoch boundary: it comes first
+            stopped_early = state.eval_pending and not self._evaluate()
+            stopped_early = stopped_early or bool(cfg.train.max_steps and state.step >= cfg.train.max_steps)
             while state.epoch < state.total_epochs and not stopped_early:
-                stopped_early = self._run_epoch()
-                if not stopped_early:
-                    self._end_epoch()
-            if stopped_early and healthy(self.guard):
+                stopped_early = self._run_epoch() or not self._end_epoch()
+            if stopped_early and healthy(self.guard) and not state.eval_pending:  # pending: saved before it
                 self._save()
         finally:
             self.stop.restore()
@@ -330,7 +328,8 @@ class _Loop:
                     self._save()
         return self.stop.cut_short  # the loader was cut short by a signal
 
-    def _end_epoch(self) -> None:
+    def _end_epoch(self) -> bool:
+        """The epoch's end; False when a stop signal abandoned its evaluation (the run stops, nothing more saved)."""
         cfg, state = self.cfg, self.state
         state.epoch += 1
         state.batch_in_epoch = 0
@@ -357,17 +356,36 @@ class _Loop:
             # from the config, so every rank joins the save (the hook runs on rank 0 only).
             state.eval_pending = True
             self._save(tag)
-        self._evaluate()
+        if not self._evaluate():
+            return False
         if healthy(self.guard):
             self._save(tag)
         self.last_save = time.time()
+        return True
 
-    def _evaluate(self) -> None:
-        """The hook's end-of-epoch call (the in-training evaluation, rank 0 only); then nothing is pending."""
+    def _evaluate(self) -> bool:
+        """The hook's end-of-epoch call (the in-training evaluation, rank 0 only); then nothing is pending.
+
+        With the state before it saved (eval_pending), a stop signal does not wait for it: the evaluation is
+        abandoned where it is (or not started, after a signal during the epoch's end) and False returned, so the
+        run stops at once and resumes from that save, evaluating first; every rank learns it (one all-reduce)."""
+        pending = self.state.eval_pending
+        abandoned = finished = False
         if self.hooks is not None and healthy(self.guard):
-            with local_batchnorm(self.state.nets):
-                self.hooks.epoch_end(self.state, self.run_dir)
+            try:
+                with local_batchnorm(self.state.nets), self.stop.abandoning(pending):
+                    if pending and self.stop.requested:
+                        raise EvaluationAbandoned
+                    self.hooks.epoch_end(self.state, self.run_dir)
+                    finished = True
+            except EvaluationAbandoned:
+                abandoned = not finished  # a signal just after the hook returned: its work is done and kept
+        if self.world_size > 1:
+            (abandoned,) = any_rank(abandoned)
+        if abandoned:
+            return False
         self.state.eval_pending = False
+        return True
 
     def _sample(self, name: str) -> None:
         with local_batchnorm(self.state.nets):

@@ -2,7 +2,8 @@
 
 SIGTERM is how SLURM, Kubernetes, spot instances and `docker stop` end a job (followed by SIGKILL after a grace
 period); SIGUSR1 is what SLURM sends ahead of it with `sbatch --signal=USR1@SECONDS`. On any of them the loop
-finishes the step in progress, saves a resume state and stops; the command then exits with PREEMPTED (75,
+finishes the step in progress (or abandons an in-training evaluation, whose epoch is saved before it starts:
+`StopSignals.abandoning`), saves a resume state and stops; the command then exits with PREEMPTED (75,
 EX_TEMPFAIL of sysexits.h: "try again later") after SIGTERM/SIGUSR1, or 130 after Ctrl-C, so a job script can
 tell a preemption that saved (requeue it) from a crash (1) or a kill without saving (137, 143). A second Ctrl-C
 aborts at once (exit 130, nothing saved); a second SIGTERM or SIGUSR1 does not, since launchers repeat them
@@ -12,11 +13,17 @@ aborts at once (exit 130, nothing saved); a second SIGTERM or SIGUSR1 does not, 
 from __future__ import annotations
 
 import signal
+from contextlib import contextmanager
 
 PREEMPTED = 75  # exit status after a preemption signal, once the resume state is saved (docs/reliability.md)
 INTERRUPTED = 130  # after Ctrl-C, once saved (128 + SIGINT, as shells report it)
 
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+
+class EvaluationAbandoned(BaseException):
+    """The first stop signal inside `StopSignals.abandoning()`: the evaluation under way ends here. A BaseException,
+    like KeyboardInterrupt, so that no `except Exception` in the evaluation's code turns it into an error."""
 
 
 class StopSignals:
@@ -30,6 +37,7 @@ class StopSignals:
         self.requested = False
         self.signal_name = ""
         self.cut_short = False  # the loader stopped mid-epoch because of the signal (see `batches`)
+        self._abandon = False  # inside `abandoning()`: the first signal raises EvaluationAbandoned
         self._old = {}
         for sig in SIGNALS:
             try:
@@ -48,8 +56,23 @@ class StopSignals:
             return
         self.requested = True
         self.signal_name = name
+        if self._abandon:
+            self._abandon = False
+            print(f"\n{name}: stopping; the evaluation under way runs again on resume (its epoch is saved)", flush=True)
+            raise EvaluationAbandoned
         again = "Ctrl-C again to abort" if signum == signal.SIGINT else "Ctrl-C to abort"
         print(f"\n{name}: saving a checkpoint after this step ({again})", flush=True)
+
+    @contextmanager
+    def abandoning(self, enabled: bool = True):
+        """Within it (when enabled), the first stop signal raises EvaluationAbandoned where the code is, instead of
+        waiting for the next step: for an evaluation that can outlast a cluster's grace period (minutes on a CPU
+        against SIGKILL after 30 s), entered only once the state before it is saved (train/loop.py)."""
+        self._abandon = enabled
+        try:
+            yield
+        finally:
+            self._abandon = False
 
     @property
     def preempted(self) -> bool:
