@@ -155,7 +155,10 @@ def test_bad_inputs_get_one_clear_line(tmp_path, trained_run, capsys):
     (tmp_path / "ok" / "trainB").mkdir()
     r = str(tmp_path / "r")
     assert "trainB (looked for .jpg" in _err(["train", str(tmp_path / "ok"), "--run-dir", r], capsys)
-    assert "domain A: folder" in _err(["train", str(tmp_path / "nothing"), "--run-dir", r], capsys)
+    (tmp_path / "no_domains").mkdir()
+    assert f"domain A: folder {tmp_path / 'no_domains' / 'trainA'} does not exist" in _err(
+        ["train", str(tmp_path / "no_domains"), "--run-dir", r], capsys
+    )
     assert "no training data" in _err(["train", "--run-dir", r], capsys)
     write_images(tmp_path / "small" / "trainA", 2, size=(20, 20))
     write_images(tmp_path / "small" / "trainB", 2, size=(20, 20))
@@ -181,6 +184,22 @@ def test_bad_inputs_get_one_clear_line(tmp_path, trained_run, capsys):
     assert "translates AtoB, BtoA, not XtoY" in _err(
         ["translate", "-c", str(trained_run / "run"), "--direction", "XtoY", "x", "--out", r], capsys
     )
+
+
+def test_a_missing_training_folder_is_refused_before_any_output(tmp_path, capsys):
+    (tmp_path / "file.png").write_bytes(b"x")
+    for argv, message in [
+        ([str(tmp_path / "nothing")], f"training data: {tmp_path / 'nothing'} does not exist"),
+        (
+            ["--data-a", str(tmp_path), "--data-b", str(tmp_path / "nope")],
+            f"training data: {tmp_path / 'nope'} does not exist",
+        ),
+        ([str(tmp_path / "file.png")], f"training data: {tmp_path / 'file.png'} is not a folder"),
+    ]:
+        assert main(["train", *argv, "--run-dir", str(tmp_path / "r")]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err == f"error: {message}\n"  # no "run directory: ..." line for a run that cannot start
+    assert not (tmp_path / "r").exists()
 
 
 def test_wrong_architecture_checkpoint(tmp_path, trained_run, capsys):

@@ -93,7 +93,7 @@ def wait_for_output(proc: subprocess.Popen, text: str, timeout: float = 60) -> s
         if not chunk:
             raise AssertionError(f"no {text!r} on stdout ({proc.poll()=}): {seen.decode(errors='replace')}")
         seen += chunk
-    return seen.decode()
+    return seen.decode(errors="replace")  # a character cut at the end comes whole in communicate()'s part
 
 
 def state_tensors(run: Path, name: str = "latest") -> dict[str, torch.Tensor]:

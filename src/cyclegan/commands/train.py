@@ -206,6 +206,10 @@ def run(args) -> int:
             )
         if not (cfg.data.root or (cfg.data.dir_a and cfg.data.dir_b)):
             raise UserError("no training data: give a folder holding trainA/ and trainB/, or --data-a DIR --data-b DIR")
+        for folder in filter(None, (cfg.data.root, cfg.data.dir_a, cfg.data.dir_b)):  # a typo: before any output
+            if not Path(folder).is_dir():
+                problem = "is not a folder" if Path(folder).exists() else "does not exist"
+                raise UserError(f"training data: {folder} {problem}")
     validate(cfg)  # before anything is printed or created
     resolve_device(cfg.train.device)
     with DistContext.from_env(cfg.train.device) as dist:
