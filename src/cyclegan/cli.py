@@ -41,6 +41,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyclegan",
         description="Unpaired image-to-image translation (CycleGAN) and relatives: train, translate, evaluate, export.",
+        formatter_class=_CommandListFormatter,
     )
     parser.add_argument("--version", action="version", version=f"cyclegan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -53,6 +54,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
         p.set_defaults(_run=module.run)
     return parser
+
+
+class _CommandListFormatter(argparse.HelpFormatter):
+    """argparse measures the command names 2 columns short of where it prints them (Python 3.11), so a name of 9+
+    letters ('translate') got its help on the next line: count the real indent."""
+
+    def add_argument(self, action):
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction) and action.choices:
+            width = max(map(len, action.choices)) + self._current_indent + self._indent_increment
+            self._action_max_length = max(self._action_max_length, width)
 
 
 def command_word(argv: list[str]) -> str:
