@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import runpy
+import signal
 import socket
 import sys
 import time
@@ -109,6 +110,8 @@ def _worker(rank: int, world: int, port: int, job: str, tmp: str) -> None:
             _job_one_step(dist, tmp, writes)
         elif job == "measured_precision":
             _job_measured_precision(dist, tmp)
+        elif job == "abandoned_evaluation":
+            _job_abandoned_evaluation(dist, tmp)
         else:
             _job_resume(dist, tmp, writes)
     (tmp / f"writes_rank{rank}.json").write_text(json.dumps(writes.events))
@@ -200,6 +203,41 @@ def _job_measured_precision(dist: DistContext, tmp: Path) -> None:
     (tmp / f"precision_rank{dist.rank}.json").write_text(json.dumps(chosen))
 
 
+class _Recording:
+    """An evaluation hook (rank 0's) that writes down the epochs it evaluated."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def epoch_end(self, state, run_dir) -> None:
+        with open(self.path, "a") as f:
+            f.write(f"{state.epoch}\n")
+
+
+class _Signalled:
+    """SIGTERM to rank 0 a moment into its evaluation, which would last longer than any grace period."""
+
+    def epoch_end(self, state, run_dir) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(60)
+        raise AssertionError("the stop signal did not end the evaluation")
+
+
+def _job_abandoned_evaluation(dist: DistContext, tmp: Path) -> None:
+    """Rank 0 abandons its evaluation on a stop signal; rank 1, which got none, learns it and stops at the same
+    point (not in the next step's all-reduce, which rank 0 never joins); both resume and evaluate that epoch first."""
+    cfg = _config(tmp / "data", "loss.pool_size=0", "train.eval_every_epochs=1")
+    kw = dict(rank=dist.rank, world_size=dist.world_size, reduce_grads=dist.reduce_grads)
+    stopped = train(cfg, tmp / "run", hooks=_Signalled() if dist.rank == 0 else None, **kw)
+    pending = load_tree(tmp / "run" / "checkpoints" / "latest.state.safetensors")[0]["progress"]["eval_pending"]
+    resumed = train(
+        cfg, tmp / "run", resume=True, hooks=_Recording(tmp / "evaluated.txt") if dist.rank == 0 else None, **kw
+    )
+    seen = (stopped.stopped_early, stopped.preempted, stopped.state.step, bool(pending), resumed.state.step)
+    (tmp / f"abandoned_rank{dist.rank}.json").write_text(json.dumps(seen))
+    _save_nets(resumed.state.nets, tmp / f"abandoned_rank{dist.rank}.pt")
+
+
 def _save_nets(nets, path: Path) -> None:
     torch.save(
         {
@@ -287,6 +325,16 @@ def test_resume_under_two_processes_is_bit_identical_and_only_rank0_writes(data,
     written = {Path(p).name for _, p in writes[0]}
     assert {"config.json", "log.jsonl", "latest.state.safetensors", "latest.model.safetensors"} <= written
     assert (tmp_path / "full" / "samples" / "step_0000003.png").is_file()
+
+
+def test_a_stop_signal_on_rank_0_during_its_evaluation_stops_every_rank(data, tmp_path):
+    _spawn("abandoned_evaluation", tmp_path)
+    seen = [json.loads((tmp_path / f"abandoned_rank{r}.json").read_text()) for r in (0, 1)]
+    # 8 images over 2 ranks, batch 1: 4 steps an epoch; stopped after epoch 1 with its evaluation pending
+    assert seen == [[True, True, 4, True, 8], [True, False, 4, True, 8]]
+    assert (tmp_path / "evaluated.txt").read_text() == "1\n2\n"  # the abandoned one first, once, then epoch 2
+    w0, w1 = (torch.load(tmp_path / f"abandoned_rank{r}.pt")["weights"] for r in (0, 1))
+    assert all(torch.equal(v, w1[k]) for k, v in w0.items())
 
 
 # --- one process ---------------------------------------------------------------------------------
