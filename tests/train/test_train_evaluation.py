@@ -146,7 +146,7 @@ class _NeverEvaluates(EvaluationHook):
 
 
 @pytest.mark.parametrize("when", ["during the evaluation", "before it, during the epoch's end"])
-def test_a_stop_signal_does_not_wait_for_an_evaluation(evaluated_run, data_root, tmp_path, monkeypatch, when):
+def test_a_stop_signal_does_not_wait_for_an_evaluation(evaluated_run, data_root, tmp_path, monkeypatch, capsys, when):
     """A stop signal during an evaluation abandons it at once (on a CPU it can outlast the grace period before
     SIGKILL, and a killed job exits 137, which job scripts do not requeue); one during the epoch's end skips it.
     The run stops without training or saving more: its resume state is the one saved before the evaluation,
@@ -170,6 +170,12 @@ def test_a_stop_signal_does_not_wait_for_an_evaluation(evaluated_run, data_root,
     tree, _ = load_resume(run)
     assert tree["progress"]["epoch"] == 1 and tree["progress"]["step"] == 2 and tree["progress"]["eval_pending"]
     assert not _eval_records(run)
+    capsys.readouterr()
+    assert main(["check", str(run)]) == 0
+    assert (
+        "continues from latest.state.safetensors (resume state, step 2 (epoch 1); that epoch's evaluation is "
+        "pending: --resume runs it first)" in capsys.readouterr().out
+    )
     _resume_ends_as_straight(cfg, run, evaluated_run[0])
 
 

@@ -46,6 +46,9 @@ def check_file(path: Path) -> tuple[str | None, str]:
     fmt = meta.get("format")
     kind = {ckpt.FORMAT_STATE: "resume state", ckpt.FORMAT_MODEL: "model snapshot"}.get(fmt, f"format {fmt!r}")
     where = f", step {meta['step']} (epoch {meta.get('epoch', '?')})" if "step" in meta else ""
+    progress = tree.get("progress") if isinstance(tree, dict) else None
+    if isinstance(progress, dict) and bool(progress.get("eval_pending", False)):  # saved before the evaluation
+        where += "; that epoch's evaluation is pending: --resume runs it first"
     bad = [name for name, t in _tensors(tree) if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         return f"{len(bad)} tensor(s) hold NaN or inf, e.g. {bad[0]}", kind + where
