@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from torchvision.transforms.v2 import functional as TF
 
 from .. import machine
 from ..compiling import COMPILE_MIN_STEPS, persistent_compile_cache, resolve_compile
@@ -51,7 +50,7 @@ from .lock import RunLock
 from .logger import Logger
 from .preempt import EvaluationAbandoned, StopSignals, worker_init
 from .resume import read_resume, restore
-from .samples import save_sample_grid
+from .samples import sample_batch, save_sample_grid, to_device
 from .state import TrainState, check_crop_size, create_state
 from .step import train_step
 
@@ -219,7 +218,7 @@ class _Loop:
             worker_init_fn=worker_init,
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
-        self.sample_batch = _sample_batch(dataset, device, channels_last=state.channels_last)
+        self.sample_batch = sample_batch(dataset, device, channels_last=state.channels_last)
         self.steps_per_epoch = len(self.sampler)
         self.last_save = time.time()
 
@@ -283,7 +282,7 @@ class _Loop:
         for batch in self.stop.batches(self.loader):
             state.skipped_images += int(batch["skipped"].sum())
             batch = {
-                k: _to_device(v, self.device, channels_last=state.channels_last)
+                k: to_device(v, self.device, channels_last=state.channels_last)
                 for k, v in batch.items()
                 if k in ("A", "B")
             }
@@ -391,20 +390,3 @@ class _Loop:
         with local_batchnorm(self.state.nets):
             grid = save_sample_grid(self.state, self.sample_batch, self.run_dir / "samples" / name)
         self.logger.image("samples", grid, self.state.step)
-
-
-def _to_device(x: torch.Tensor, device: torch.device, *, channels_last: bool) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
-
-
-def _sample_batch(dataset, device, *, channels_last: bool, n: int = 4) -> dict:
-    """A fixed batch for progress grids: the first n samples of a fixed epoch key."""
-    items = [dataset[(-1, i)] for i in range(min(n, len(dataset)))]
-    # images of several sizes (preprocess=none, scale_width): the centres, at the smallest size of all
-    h = min(it[k].shape[-2] for it in items for k in ("A", "B"))
-    w = min(it[k].shape[-1] for it in items for k in ("A", "B"))
-    return {
-        k: _to_device(torch.stack([TF.center_crop(it[k], [h, w]) for it in items]), device, channels_last=channels_last)
-        for k in ("A", "B")
-    }

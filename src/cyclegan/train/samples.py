@@ -1,10 +1,11 @@
-"""Progress grids: real | translated | reconstructed, both directions."""
+"""Progress grids: real | translated | reconstructed, both directions, from a fixed batch (`sample_batch`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid, save_image
 
 from .state import TrainState
@@ -32,3 +33,21 @@ def save_sample_grid(state: TrainState, batch: dict, path: Path) -> torch.Tensor
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(image, path)
     return image
+
+
+def to_device(x: torch.Tensor, device: torch.device, *, channels_last: bool) -> torch.Tensor:
+    """A batch's images on the training device, in the memory format the networks train in."""
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def sample_batch(dataset, device, *, channels_last: bool, n: int = 4) -> dict:
+    """A fixed batch for progress grids: the first n samples of a fixed epoch key."""
+    items = [dataset[(-1, i)] for i in range(min(n, len(dataset)))]
+    # images of several sizes (preprocess=none, scale_width): the centres, at the smallest size of all
+    h = min(it[k].shape[-2] for it in items for k in ("A", "B"))
+    w = min(it[k].shape[-1] for it in items for k in ("A", "B"))
+    return {
+        k: to_device(torch.stack([TF.center_crop(it[k], [h, w]) for it in items]), device, channels_last=channels_last)
+        for k in ("A", "B")
+    }
