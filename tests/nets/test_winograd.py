@@ -166,3 +166,76 @@ def test_the_layer_runs_the_direct_convolution_where_winograd_does_not_apply(mon
     monkeypatch.setattr(winograd, "MIN_TILES", 5)
     assert torch.equal(wino(x), conv(x))
     assert not torch.equal(wino(x.repeat(2, 1, 1, 1)), conv(x.repeat(2, 1, 1, 1)))  # 8 tiles
+
+
+def residual_layer(monkeypatch, channels_last=True):
+    """A WinogradConv2d at a residual block's layout (channels_last weights, as training uses), with every call
+    run by Winograd, and a counter of the filter transforms it computes."""
+    monkeypatch.setattr(winograd, "MIN_TILES", 0)
+    calls = []
+    monkeypatch.setattr(winograd, "filters", lambda w: calls.append(w._version) or FILTERS(w))
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 16, 3)
+    if channels_last:
+        conv = conv.to(memory_format=torch.channels_last)
+    use_winograd(conv)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 16, 10, 10).contiguous(memory_format=layout)
+    return conv, x, calls
+
+
+FILTERS = winograd.filters  # the transform itself, uncounted
+
+
+def fresh(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The layer's result with its filters transformed anew (no cache): what the cached result must equal."""
+    return winograd_conv3x3(x, conv.weight, conv.bias, FILTERS(conv.weight.detach()))
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_filter_transform_is_computed_once_per_weight_version(monkeypatch, channels_last):
+    """Two calls and their backward (a fused training step) share one transform, which the layer does not keep
+    once the graph is freed; an optimizer step, a load_state_dict and a new weight tensor each make the next call
+    transform again, and every result equals the uncached computation bit for bit."""
+    conv, x, calls = residual_layer(monkeypatch, channels_last)
+    opt = torch.optim.Adam(conv.parameters(), lr=0.1)
+    for _ in range(2):
+        n = len(calls)
+        y = conv(x) + conv(x.flip(0))
+        y.square().sum().backward()
+        assert len(calls) == n + 1
+        assert conv._transformed[1]() is None  # freed with the graph: nothing kept between steps
+        with torch.no_grad():
+            assert torch.equal(conv(x), fresh(conv, x))
+        opt.step()
+        opt.zero_grad()
+    grads = []
+    for layer in (conv, nn.Conv2d(16, 16, 3)):  # the cached layer's gradients equal an uncached computation's
+        layer.load_state_dict(conv.state_dict())
+        wi = layer.weight if layer is conv else layer.weight.detach().requires_grad_()
+        out = conv(x) if layer is conv else winograd_conv3x3(x, wi, layer.bias, FILTERS(wi.detach()))
+        out.square().sum().backward()
+        grads.append(wi.grad.clone())
+        conv.zero_grad()
+    assert torch.equal(grads[0], grads[1])
+    y = conv(x)  # a graph that holds the transform
+    n = len(calls)
+    conv.load_state_dict(nn.Conv2d(16, 16, 3).state_dict())  # copied in place: a new version
+    z = conv(x)
+    assert torch.equal(z, fresh(conv, x)) and len(calls) == n + 1
+    conv.weight = nn.Parameter(torch.randn_like(conv.weight))  # another tensor
+    assert torch.equal(conv(x), fresh(conv, x)) and len(calls) == n + 2
+    del y, z
+
+
+def test_a_transform_made_in_inference_mode_is_not_saved_by_a_training_step(monkeypatch):
+    """Translation and the run's sample grids call the layer in inference mode between training steps; an
+    inference tensor cannot be saved for a backward, so training transforms the same weights again."""
+    conv, x, calls = residual_layer(monkeypatch)
+    with torch.inference_mode():
+        kept = conv.transformed_weight()  # as if something held it
+        expected = conv(x)
+    conv(x).sum().backward()
+    assert len(calls) == 2 and conv.weight.grad is not None and kept.is_inference()
+    with torch.inference_mode():
+        assert torch.equal(conv(x), expected)

@@ -9,7 +9,7 @@ for the 6x6 input tile d (tiles overlap by two) and the 3x3 filter g. Summed ove
 element-wise product becomes 36 independent matrix products, one per position (ξ, ν) of the 6x6 tile:
 M[ξν] = V[ξν] U[ξν], with V the transformed input tiles (tiles x C_in) and U the transformed filters
 (C_in x C_out). That is 36 multiplications per 16 outputs and input channel where the direct convolution
-needs 144; the transforms are small sums (memory-bound, a fifth of the time).
+needs 144; the transforms are small dense products (8% of the step at 128 on an AVX2 CPU).
 
 Where it pays: the ResNet generator's residual blocks (two 3x3, stride-1 convolutions at 4 x ngf channels,
 about 85% of a CycleGAN step's arithmetic) on CPUs that train in float32, i.e. without native bfloat16:
@@ -30,11 +30,18 @@ Results are deterministic, so resume stays bit-identical, but they are not those
 state_dict); a WinogradConv2d runs the direct convolution for anything else (bfloat16 autocast, CUDA,
 torch.compile's tracing), and for calls with fewer than MIN_TILES output tiles, where the transforms' fixed cost
 outweighs the saved multiplications.
+
+What the step keeps (session 21, docs/performance.md): a WinogradConv2d transforms its filters once per step,
+not at every call and again in every backward (a fused step calls each residual convolution two or three
+times); the forward saves V for the backward instead of transforming x again; and the weight gradient is
+written in the weight's own channels_last order. 1.09x on the whole 128/resnet_6blocks step on an AVX2 CPU,
+for about 0.3 GB more memory at 128 (0.8 GB at 256).
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from fractions import Fraction
 
 import torch
@@ -119,10 +126,13 @@ def _tiles(x: torch.Tensor, size: int) -> torch.Tensor:
     return view.reshape(size * size, n * th * tw * c)
 
 
-def _filters(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """G g G^T for every filter: (C_out, C_in, 3, 3) -> (36, C_in, C_out)."""
+def filters(w: torch.Tensor) -> torch.Tensor:
+    """G g G^T for every filter: (C_out, C_in, 3, 3) -> (36, C_in, C_out), as a strided view of a (C_out, 36, C_in)
+    tensor: one batched product straight from w's channels_last memory (C_out, 3, 3, C_in), which torch.bmm then
+    reads as it is (transposed operands), so neither side is copied."""
     k, c = w.shape[:2]
-    return (g @ w.permute(2, 3, 1, 0).reshape(9, c * k)).view(S, c, k)
+    _, g, _ = _transforms(w)
+    return (g @ w.permute(0, 2, 3, 1).reshape(k, 9, c)).permute(1, 2, 0)
 
 
 class _Winograd(torch.autograd.Function):
@@ -130,13 +140,13 @@ class _Winograd(torch.autograd.Function):
     channels_last."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, u: torch.Tensor) -> torch.Tensor:
         n, c, h, wd = x.shape
         k = w.shape[0]
         th, tw = (h - 2) // M, (wd - 2) // M
         bt, g, at = _transforms(x)
         v = (bt @ _tiles(x, A)).view(S, -1, c)  # B^T d B for every tile: (36, P, C_in)
-        m = torch.bmm(v, _filters(g, w))  # (36, P, C_out)
+        m = torch.bmm(v, u)  # (36, P, C_out)
         y = (at @ m.view(S, -1)).view(M, M, n, th, tw, k)  # A^T M A: (4, 4, N, Th, Tw, C_out)
         out = torch.empty(n, th, M, tw, M, k, dtype=y.dtype, device=y.device)  # the image, NHWC
         tiles = y.permute(2, 3, 0, 4, 1, 5)
@@ -145,24 +155,26 @@ class _Winograd(torch.autograd.Function):
         else:
             torch.add(tiles, b, out=out)  # the bias in the same pass
         out = out.view(n, M * th, M * tw, k).permute(0, 3, 1, 2)
-        ctx.save_for_backward(x, w)  # as the direct convolution: V (2.25x the input) and U are recomputed
+        # V (2.25x the input) rather than x: the backward needs x only to transform it again
+        ctx.save_for_backward(v, w, u)
+        ctx.input_shape = x.shape
         ctx.has_bias = b is not None
         return out
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        x, w = ctx.saved_tensors
-        n, c, h, wd = x.shape
+        v, w, u = ctx.saved_tensors
+        n, c, h, wd = ctx.input_shape
         k = w.shape[0]
         th, tw = (h - 2) // M, (wd - 2) // M
-        bt, g, at = _transforms(x)
+        bt, g, at = _transforms(v)
         dy = dy.contiguous(memory_format=torch.channels_last)
         dm = (at.t() @ _tiles(dy, M)).view(S, -1, k)  # A dY A^T: (36, P, C_out)
-        v = (bt @ _tiles(x, A)).view(S, -1, c)
-        du = torch.bmm(v.transpose(1, 2), dm)  # (36, C_in, C_out)
-        dw = (g.t() @ du.view(S, c * k)).view(3, 3, c, k).permute(3, 2, 0, 1)  # G^T dU G
+        du = torch.bmm(dm.transpose(1, 2), v)  # (36, C_out, C_in)
+        # G^T dU G, one product per output channel, written in channels_last order (C_out, 3, 3, C_in)
+        dw = (g.t() @ du.transpose(0, 1)).view(k, 3, 3, c).permute(0, 3, 1, 2)
         dw = dw.contiguous(memory_format=torch.channels_last if is_channels_last(w) else torch.contiguous_format)
-        dv = torch.bmm(dm, _filters(g, w).transpose(1, 2))  # (36, P, C_in)
+        dv = torch.bmm(dm, u.transpose(1, 2))  # (36, P, C_in)
         dd = (bt.t() @ dv.view(S, -1)).view(A, A, n, th, tw, c)  # B dV B^T: each tile's input gradient
         # Tiles overlap by two pixels: sum them in four blocks (tile rows and columns 0-3 and 4-5), within each of
         # which no two tiles touch the same pixel. The first block covers all but the last two rows and columns.
@@ -178,18 +190,24 @@ class _Winograd(torch.autograd.Function):
                 else:
                     block.add_(dd[i : i + si, j : j + sj])
         db = dy.sum((0, 2, 3)) if ctx.has_bias else None
-        return dx.permute(0, 3, 1, 2), dw, db
+        return dx.permute(0, 3, 1, 2), dw, db, None
 
 
-def winograd_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def winograd_conv3x3(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, u: torch.Tensor | None = None
+) -> torch.Tensor:
     """`F.conv2d(x, weight, bias)` for a 3x3 filter (stride 1, no padding, no dilation, one group) by
     Winograd F(4x4, 3x3); any floating dtype (float64 for exactness tests) and size (output sides that are not
-    multiples of 4 are computed up to the next one and cropped). The result has x's memory format."""
+    multiples of 4 are computed up to the next one and cropped). The result has x's memory format. `u`:
+    `filters(weight)` when the caller keeps it (WinogradConv2d does, per weight version); computed here if not."""
     h, w = x.shape[-2:]
     pad_h, pad_w = -(h - 2) % M, -(w - 2) % M
     channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     xl = F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
-    y = _Winograd.apply(xl.contiguous(memory_format=torch.channels_last), weight, bias)
+    if u is None:
+        with torch.no_grad():
+            u = filters(weight)
+    y = _Winograd.apply(xl.contiguous(memory_format=torch.channels_last), weight, bias, u)
     if pad_h or pad_w:
         y = y[..., : h - 2, : w - 2]
     return y.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
@@ -210,7 +228,25 @@ class WinogradConv2d(nn.Conv2d):
             or tiles(x) < MIN_TILES
         ):
             return super().forward(x)
-        return winograd_conv3x3(x, self.weight, self.bias)
+        return winograd_conv3x3(x, self.weight, self.bias, self.transformed_weight())
+
+    def transformed_weight(self) -> torch.Tensor:
+        """`filters(self.weight)`, computed once per version of the weight while a training step's graph holds it:
+        a step calls a residual convolution two or three times with the same weights (the fused passes) and each
+        call's backward needs it again, and transforming a 256 x 256 filter bank costs as much as transforming a
+        batch-1 input. The layer keeps only a weak reference, so the transform lives as long as the graph that
+        saved it (no memory between steps, none in inference). The key changes with every in-place update
+        (optimizer step, load_state_dict: the version counter), a new tensor or layout, and inference mode
+        (whose tensors a training step could not save for its backward)."""
+        w = self.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.stride(), torch.is_inference_mode_enabled())
+        cached = getattr(self, "_transformed", None)
+        u = cached[1]() if cached is not None and cached[0] == key else None
+        if u is None:
+            with torch.no_grad():
+                u = filters(w)
+            self._transformed = (key, weakref.ref(u))
+        return u
 
 
 def tiles(x: torch.Tensor) -> int:
