@@ -120,7 +120,8 @@ class TrainConfig:
     winograd: str = "auto"  # 3x3 stride-1 convolutions by Winograd F(4x4, 3x3) (nets/winograd.py): auto (the float32
     # that precision=auto picks on a CPU: 4x fewer multiplications, float32 errors of the direct convolution's
     # order; never for an explicit precision=fp32; recorded in config.json as true/false) | true | false; calls too
-    # small to pay (under winograd.MIN_TILES output tiles) run the direct convolution either way
+    # small to pay (under winograd.MIN_TILES output tiles) run the direct convolution either way; with it, the
+    # generator's strided convolutions take their weight gradients from one matrix product (nets/weight_grad.py)
     compile: str = "auto"  # torch.compile the networks: auto (on CUDA for runs long enough to win back the
     # compile time; off on CPUs, where compiled steps measured slower; compiling.compile_recommended;
     # recorded in config.json as true/false) | true | false

@@ -13,6 +13,7 @@ from ..config import Config
 from ..distributed import rank_seed
 from ..errors import UserError
 from ..methods import Method, create_method
+from ..nets.weight_grad import use_gemm_weight_grads
 from ..nets.winograd import use_winograd
 from ..pool import ImagePool
 from ..runtime import (
@@ -227,8 +228,9 @@ def create_state(cfg: Config, device: torch.device, rank: int = 0, init_from: bo
     if channels_last:
         nets = nets.to(memory_format=torch.channels_last)
         guard_channels_last(nets, device)
-    if resolve_winograd(cfg.train.winograd, device.type, cfg.train.precision):
+    if resolve_winograd(cfg.train.winograd, device.type, cfg.train.precision):  # the float32 CPU path
         use_winograd(nets)
+        use_gemm_weight_grads(nets)
     o = cfg.optim
     adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), **adam_options(cfg.train.adam, device, precision))
     opt_g = Adam(_params(nets, method.generators), **adam)
