@@ -8,6 +8,7 @@ from PIL import Image
 from conftest import write_images
 from cyclegan.errors import UserError
 from cyclegan.nets import create_generator
+from cyclegan.nets.winograd import WinogradConv2d
 from cyclegan.reference import infer_generator, load_reference_generator
 from cyclegan.translate import Translator, load_translator, parse_size, translate_files
 
@@ -53,17 +54,21 @@ def test_bf16_precision_runs_the_network_in_bf16_and_stays_close():
         ("AMX-BF16", True, "bf16", True),  # AMX is fed from NHWC (5x fp32 at 256, docs/performance.md)
         ("AMX-BF16", True, "auto", True),
         ("AMX-BF16", True, "fp32", False),  # an explicit fp32 keeps the reference's layout: the same bits
-        (None, True, "auto", True),  # auto's float32 on an AVX-512 CPU
-        (None, False, "auto", False),  # AVX2 only
+        (None, True, "auto", True),  # auto's float32 on an AVX-512 CPU: Winograd, NHWC
+        (None, False, "auto", True),  # AVX2 only: the same
+        (None, False, "fp32", False),
     ],
 )
 def test_translation_runs_in_channels_last_where_training_would(pretend_cpu, tmp_path, bf16, avx512, precision, nhwc):
+    """And with Winograd's residual convolutions where training's auto would (float32 on a CPU, precision auto)."""
     net, path = _reference_file(tmp_path, "resnet_6blocks", ngf=8)
     x = torch.randint(0, 256, (1, 3, 30, 34), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     strict = load_translator(path, device="cpu")(x)
     pretend_cpu(bf16, avx512)
     t = load_translator(path, device="cpu", precision=precision)
     assert t.channels_last is nhwc
+    winograd = sum(isinstance(m, WinogradConv2d) for m in t.nets.modules())
+    assert winograd == (12 if bf16 is None and precision == "auto" else 0)
     weight = t.nets.model[1].weight
     assert weight.is_contiguous(memory_format=torch.channels_last) is nhwc and weight.is_contiguous() is not nhwc
     seen = []
@@ -447,3 +452,22 @@ def test_train_mode_dropout_gives_the_same_outputs_every_run(tmp_path, capsys):
         == 2
     )
     assert "this pix2pix model translates BtoA, not AtoB" in capsys.readouterr().err
+
+
+def test_auto_translation_by_winograd_is_the_fp32_picture(pretend_cpu, tmp_path):
+    """At a size where Winograd runs (36 tiles per residual convolution), auto's float32 on an AVX2 CPU gives the
+    strict fp32 image to within one 8-bit level."""
+    from cyclegan.nets import winograd
+
+    net, path = _reference_file(tmp_path, "resnet_6blocks", ngf=8)
+    x = torch.randint(0, 256, (1, 3, 96, 96), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    strict = load_translator(path, device="cpu")(x)
+    pretend_cpu(None, False)
+    t = load_translator(path, device="cpu", precision="auto")
+    tiles = []
+    first = next(m for m in t.nets.modules() if isinstance(m, WinogradConv2d))
+    first.register_forward_hook(lambda m, i, o: tiles.append(winograd.tiles(i[0])))
+    out = t(x)
+    assert tiles == [36] and tiles[0] >= winograd.MIN_TILES
+    diff = (out.int() - strict.int()).abs()
+    assert diff.max() <= 1 and diff.float().mean() < 0.01

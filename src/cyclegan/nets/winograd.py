@@ -1,4 +1,5 @@
-"""Winograd F(4x4, 3x3): 3x3 convolutions with 4x fewer multiplications, for float32 training on CPUs.
+"""Winograd F(4x4, 3x3): 3x3 convolutions with 4x fewer multiplications, for float32 on CPUs (training, and
+translation with --precision auto).
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), Section 4: each 4x4 output
 tile of a 3x3 convolution is
