@@ -6,9 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan.nets import create_discriminator, create_generator
+from cyclegan.nets import create_discriminator, create_generator, weight_grad
 from cyclegan.nets.layout import is_channels_last
 from cyclegan.nets.weight_grad import GemmGradConv2d, GemmGradConvTranspose2d, use_gemm_weight_grads
+
+
+@pytest.fixture(autouse=True)
+def at_any_size(monkeypatch):
+    """These layers are far below weight_grad.MIN_MACS, where the stock layer runs; the tests here are about the
+    matrix product's arithmetic, so it runs at every size (the threshold has its own test)."""
+    monkeypatch.setattr(weight_grad, "MIN_MACS", 0)
+
 
 # (in, out, input side, transposed, output_padding): the generator's layers, odd sides, padding 0 and 1
 LAYERS = [(4, 6, 9, False, 0), (5, 3, 8, False, 0), (4, 6, 7, True, 1), (3, 5, 6, True, 0), (2, 3, 1, True, 1)]
@@ -115,3 +123,17 @@ def test_the_stock_convolution_runs_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         a, b = grads(stock, x, torch.ones(1, 6, 4, 4)), grads(ours, x, torch.ones(1, 6, 4, 4))
     assert all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+def test_calls_too_small_to_pay_run_the_stock_layer(monkeypatch):
+    """MIN_MACS decides per call: 2 x 4 x 4 windows of 3 x 3 x 4 inputs for 6 outputs are 6,912 multiply-adds."""
+    stock, ours = pair(4, 6, False, 1, 0, True, torch.float32, True)
+    x = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(2, 6, 4, 4)
+    calls = []
+    product = weight_grad.conv_weight_grad
+    monkeypatch.setattr(weight_grad, "conv_weight_grad", lambda *a: calls.append(1) or product(*a))
+    monkeypatch.setattr(weight_grad, "MIN_MACS", 6_913)
+    assert torch.equal(grads(ours, x, grad)[2], grads(stock, x, grad)[2]) and not calls  # stock: the same bits
+    monkeypatch.setattr(weight_grad, "MIN_MACS", 6_912)
+    assert rel(grads(ours, x, grad)[2], grads(stock, x, grad)[2]) < 1e-5 and calls == [1]

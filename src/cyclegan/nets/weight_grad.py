@@ -28,6 +28,12 @@ from torch import nn
 
 from .layout import is_channels_last
 
+# Calls whose weight gradient has fewer multiply-adds than this run the stock layer: at the demo's 16-32 channels
+# (5-9 M) the product measured 0.88-1.08x oneDNN's speed and the whole step 2% slower; from about 10 M it gains
+# (1.14-1.68x, one thread, AMD EPYC Zen 1; docs/performance.md, session 21). Decided per call shape, so a resumed
+# run makes the same choices.
+MIN_MACS = 16_000_000
+
 
 def _windows(t: torch.Tensor, k: int, stride: int, rows: int, cols: int) -> torch.Tensor:
     """(N, H, W, C) contiguous -> (N * rows * cols, k * k * C): the k x k window at every stride-th position."""
@@ -103,14 +109,17 @@ class _StridedConv(torch.autograd.Function):
         return dx, dw, db, None
 
 
-def _stock(x: torch.Tensor) -> bool:
-    """Where these layers run the stock convolution: not a float CPU tensor, autocast, compiling."""
+def _stock(x: torch.Tensor, conv: nn.Module, positions: int) -> bool:
+    """Where these layers run the stock convolution: not a float CPU tensor, autocast, compiling, or a weight
+    gradient too small to pay (`positions` windows of 3 x 3 x C_in, for C_out outputs each: MIN_MACS)."""
     return (
         x.device.type != "cpu"
         or x.dtype not in (torch.float32, torch.float64)
+        or conv.weight.dtype != x.dtype
         or x.dim() != 4
         or torch.is_autocast_enabled("cpu")
         or torch.compiler.is_compiling()
+        or positions * conv.weight[0].numel() * conv.weight.shape[0] < MIN_MACS
     )
 
 
@@ -118,7 +127,9 @@ class GemmGradConv2d(nn.Conv2d):
     """nn.Conv2d (3x3, stride 2, zero padding) whose weight gradient is one matrix product on a CPU."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _stock(x) or self.weight.dtype != x.dtype:
+        p = self.padding[0]
+        rows, cols = ((side + 2 * p - 3) // 2 + 1 for side in x.shape[-2:])
+        if _stock(x, self, x.shape[0] * rows * cols):
             return super().forward(x)
         return _StridedConv.apply(x, self.weight, self.bias, (self.stride[0], self.padding[0], 0, False))
 
@@ -127,7 +138,7 @@ class GemmGradConvTranspose2d(nn.ConvTranspose2d):
     """nn.ConvTranspose2d (3x3, stride 2) whose weight gradient is one matrix product on a CPU."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if output_size is not None or _stock(x) or self.weight.dtype != x.dtype:
+        if output_size is not None or _stock(x, self, x.shape[0] * x.shape[-2] * x.shape[-1]):
             return super().forward(x, output_size)
         conf = (self.stride[0], self.padding[0], self.output_padding[0], True)
         return _StridedConv.apply(x, self.weight, self.bias, conf)
