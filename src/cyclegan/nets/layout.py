@@ -28,6 +28,20 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
+def eager_cpu_float(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Where this package's own float CPU convolution code (nets/winograd.py, nets/weight_grad.py) may run: a 4-d
+    float32/float64 CPU input of the weight's dtype, outside CPU autocast and torch.compile's tracing; elsewhere
+    those layers run the stock convolution."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and weight.dtype == x.dtype
+        and x.dim() == 4
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+    )
+
+
 class InstanceNorm2d(nn.InstanceNorm2d):
     """`nn.InstanceNorm2d` that normalises a channels_last batch in channels_last, sample by sample."""
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layout import is_channels_last
+from .layout import eager_cpu_float, is_channels_last
 
 # Calls whose weight gradient has fewer multiply-adds than this run the stock layer: at the demo's 16-32 channels
 # (5-9 M) the product measured 0.88-1.08x oneDNN's speed and the whole step 2% slower; from about 10 M it gains
@@ -110,17 +110,9 @@ class _StridedConv(torch.autograd.Function):
 
 
 def _stock(x: torch.Tensor, conv: nn.Module, positions: int) -> bool:
-    """Where these layers run the stock convolution: not a float CPU tensor, autocast, compiling, or a weight
-    gradient too small to pay (`positions` windows of 3 x 3 x C_in, for C_out outputs each: MIN_MACS)."""
-    return (
-        x.device.type != "cpu"
-        or x.dtype not in (torch.float32, torch.float64)
-        or conv.weight.dtype != x.dtype
-        or x.dim() != 4
-        or torch.is_autocast_enabled("cpu")
-        or torch.compiler.is_compiling()
-        or positions * conv.weight[0].numel() * conv.weight.shape[0] < MIN_MACS
-    )
+    """Where these layers run the stock convolution: outside `eager_cpu_float`, or for a weight gradient too small
+    to pay (`positions` windows, each multiplied with every one of the weight's C_out x C_in x 3 x 3: MIN_MACS)."""
+    return not eager_cpu_float(x, conv.weight) or positions * conv.weight.numel() < MIN_MACS
 
 
 class GemmGradConv2d(nn.Conv2d):

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layout import is_channels_last
+from .layout import eager_cpu_float, is_channels_last
 
 M = 4  # outputs per tile side
 A = M + 2  # input tile side
@@ -219,15 +219,7 @@ class WinogradConv2d(nn.Conv2d):
     computed by Winograd F(4x4, 3x3) on a CPU in float32 (or float64); the direct convolution otherwise."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            x.device.type != "cpu"
-            or x.dtype not in (torch.float32, torch.float64)
-            or self.weight.dtype != x.dtype
-            or x.dim() != 4
-            or torch.is_autocast_enabled("cpu")
-            or torch.compiler.is_compiling()
-            or tiles(x) < MIN_TILES
-        ):
+        if not eager_cpu_float(x, self.weight) or tiles(x) < MIN_TILES:
             return super().forward(x)
         return winograd_conv3x3(x, self.weight, self.bias, self.transformed_weight())
 
