@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cyclegan"
 # Lowest first. A module may import from its own layer and those below; within a layer, any direction, as long
 # as there is no cycle.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("leaves", ("errors", "registry", "config", "runtime", "compiling", "progress")),
+    ("leaves", ("errors", "registry", "config", "runtime", "compiling", "progress", "metric_catalog")),
     (
         "core",
         (

@@ -36,9 +36,8 @@ def _sub_actions(parser) -> dict:
 
 
 def test_help_works_as_a_program_without_importing_torch():
-    """`cyclegan --help` lists every command; it and a command's own --help start without torch (a fraction of a
-    second, not the ~6 s of importing torch and torchvision on a slow CPU). evaluate's help lists the metrics,
-    which needs them."""
+    """`cyclegan --help` lists every command; it and every command's own --help start without torch (a fraction
+    of a second, not the ~6 s of importing torch and torchvision on a slow CPU)."""
     probe = "import sys\nfrom cyclegan.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
     probe += "print('torch imported' if 'torch' in sys.modules else 'torch not imported')"
     out = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True, timeout=300)
@@ -47,8 +46,34 @@ def test_help_works_as_a_program_without_importing_torch():
     lines = out.stdout.splitlines()
     for command in _command_names():  # each with its help on its own line (argparse put 'translate's below it)
         assert any(re.fullmatch(rf"    {command} +\S.*", line) for line in lines), command
-    out = subprocess.run([sys.executable, "-c", probe, "train", "--help"], capture_output=True, text=True, timeout=300)
-    assert "usage: cyclegan train" in out.stdout and out.stdout.endswith("torch not imported\n")
+    for command in _command_names():
+        out = subprocess.run(
+            [sys.executable, "-c", probe, command, "--help"], capture_output=True, text=True, timeout=300
+        )
+        assert f"usage: cyclegan {command}" in out.stdout, out.stderr
+        assert out.stdout.endswith("torch not imported\n"), command
+
+
+def test_evaluate_help_lists_every_metric_with_its_definition(capsys):
+    """The metric list in `evaluate --help` comes from the torch-free catalogue, the same one the evaluation
+    and the metrics registry read: every metric with its text, fid/kid/seg with their definitions."""
+    from cyclegan.metric_catalog import DEFINITIONS, EVAL_METRICS
+    from cyclegan.metrics import METRICS
+
+    assert {name: m.description for name, m in METRICS.items()} == DEFINITIONS
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in EVAL_METRICS:
+        assert f" {name}: " in text, name
+    assert "Frechet Inception Distance (Heusel et al. 2017)" in text and "unbiased MMD^2" in text
+
+
+def test_an_unknown_palette_is_refused_before_any_translation(trained_run, capsys):
+    argv = ["evaluate", str(trained_run / "run"), "--data", str(trained_run / "data"), "--out", str(trained_run / "e")]
+    assert main([*argv, "--metrics", "seg", "--palette", "cmp"]) != 0
+    assert "unknown palette 'cmp'; choose from: facades" in capsys.readouterr().err
+    assert not (trained_run / "e").exists()
 
 
 def test_the_listing_without_options_equals_the_full_parser():

@@ -12,7 +12,7 @@ HELP = "score a trained model on a test split (FID, KID, segmentation, content, 
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from ..evaluate import EVAL_METRICS, PALETTES, metric_help
+    from ..metric_catalog import EVAL_METRICS, metric_help  # no torch: --help starts at once
 
     p = sub.add_parser(
         NAME,
@@ -81,7 +81,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="seg: the direction that outputs colour-coded label maps (default AtoB); fcn scores the other",
     )
     p.add_argument(
-        "--palette", choices=PALETTES, default="facades", help="seg, fcn: label colours (default facades, 12 classes)"
+        "--palette",
+        default="facades",
+        help="seg, fcn: label colours by name (default facades, 12 classes; `cyclegan list` shows them all)",
     )
     p.add_argument(
         "--inception-weights",

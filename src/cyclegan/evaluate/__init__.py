@@ -4,6 +4,7 @@ setup.py says what to run on (`EvalSetup`, keyword-only) and checks it; scorers.
 behind the `SCORERS` registry; run.py translates and feeds the scorers; report.py writes tables and pages.
 """
 
+from ..metric_catalog import EVAL_METRICS, HEADLINE, LOWER_IS_BETTER, describe_metric, metric_help, parse_metrics
 from . import paired  # noqa: F401  (registers psnr, ssim, lpips)
 from .report import checkpoint_position, markdown_table
 from .run import (
@@ -15,20 +16,7 @@ from .run import (
     iter_batches,
 )
 from .scorers import SCORERS, FcnScorer, Scorer, SegScorer, build_scorers
-from .setup import (
-    DIRECTIONS,
-    EVAL_METRICS,
-    HEADLINE,
-    LOWER_IS_BETTER,
-    OPPOSITE,
-    PALETTES,
-    EvalSetup,
-    check_setup,
-    describe_metric,
-    metric_help,
-    parse_metrics,
-    test_folders,
-)
+from .setup import DIRECTIONS, OPPOSITE, PALETTES, EvalSetup, check_setup, test_folders
 
 __all__ = [
     "DIRECTIONS",

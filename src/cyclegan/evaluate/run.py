@@ -27,12 +27,13 @@ from torchvision.transforms.v2 import functional as TF
 from .. import checkpoint as ckpt
 from ..data.files import ImageReadError, read_image
 from ..errors import UserError
+from ..metric_catalog import HEADLINE
 from ..plots import add_curves, run_of
 from ..runtime import reuse_freed_memory
 from ..translate import Translator, load_translator, save_image, seeded, write_gallery
 from .report import content_tables, markdown_table, summary_line, write_index
 from .scorers import InceptionScorer, Scorer, build_scorers
-from .setup import DIRECTIONS, HEADLINE, OPPOSITE, EvalSetup, check_setup
+from .setup import DIRECTIONS, OPPOSITE, EvalSetup, check_setup
 
 
 def iter_batches(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import UserError
+from ..metric_catalog import DEFINITIONS
 from .frechet import frechet_distance_from_features
 from .kid import kid
 from .segmentation import segmentation_scores
@@ -39,24 +40,21 @@ METRICS: dict[str, Metric] = {
             fid_from_features,
             "features",
             True,
-            "Frechet Inception Distance (Heusel et al. 2017): ||mu1-mu2||^2 + Tr(S1+S2-2(S1 S2)^1/2) "
-            "on TF-Inception pool3 features, pytorch-fid protocol. Biased upward for small sets.",
+            DEFINITIONS["fid"],
         ),
         Metric(
             "kid",
             kid,
             "features",
             True,
-            "Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with the kernel "
-            "(x.y/d+1)^3, mean +- std over 100 subsets of min(1000, N) images.",
+            DEFINITIONS["kid"],
         ),
         Metric(
             "seg",
             segmentation_scores,
             "labels",
             False,
-            "Photo->labels scores (CycleGAN Table 3, FCN-score protocol): per-pixel accuracy, "
-            "per-class accuracy and class IoU from one confusion matrix over the test set.",
+            DEFINITIONS["seg"],
         ),
     )
 }
