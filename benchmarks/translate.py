@@ -31,6 +31,7 @@ from cyclegan import checkpoint as ckpt  # noqa: E402
 from cyclegan.config import build_config  # noqa: E402
 from cyclegan.errors import UserError  # noqa: E402
 from cyclegan.methods import create_method  # noqa: E402
+from cyclegan.nets.winograd import use_winograd  # noqa: E402
 from cyclegan.runtime import PRECISIONS, resolve_device  # noqa: E402
 from cyclegan.train.checkpointing import model_meta  # noqa: E402
 from cyclegan.translate import load_translator  # noqa: E402
@@ -50,7 +51,8 @@ def save_snapshot(generator: str, folder: Path) -> Path:
 
 def variant_translator(path: Path, device: torch.device, spec: str):
     """The translator `cyclegan translate` builds for a variant: a precision (fp32 | bf16 | fp16 | auto, with the
-    memory layout translate picks for it), `cl` / `nchw` to force the layout, `tileN` for `--tile N`."""
+    memory layout translate picks for it), `cl` / `nchw` to force the layout, `tileN` for `--tile N`, `fresh` to
+    transform Winograd's filters at every call instead of once per translator (as before session 22)."""
     tokens = spec.split("+")
     precision = next((t for t in tokens if t in PRECISIONS), "fp32")
     tile = next((int(t[4:]) for t in tokens if t.startswith("tile")), 0)
@@ -59,6 +61,8 @@ def variant_translator(path: Path, device: torch.device, spec: str):
         translator.channels_last = "cl" in tokens
         layout = torch.channels_last if translator.channels_last else torch.contiguous_format
         translator.nets.to(memory_format=layout)
+    if "fresh" in tokens:
+        use_winograd(translator.nets, keep_filters=False)  # swaps nothing new: only its Winograd layers forget
     return translator
 
 
@@ -73,8 +77,9 @@ def main(argv=None) -> dict:
         "--variants",
         nargs="*",
         default=[],
-        help="besides fp32: auto, bf16, fp16, bf16+nchw, fp32+cl, tile512, bf16+tile512 (a precision gets the layout "
-        "`cyclegan translate` picks for it; cl / nchw force one)",
+        help="besides fp32: auto, bf16, fp16, bf16+nchw, fp32+cl, tile512, bf16+tile512, auto+fresh (a precision gets "
+        "the layout `cyclegan translate` picks for it; cl / nchw force one; fresh: Winograd's filters transformed "
+        "at every call)",
     )
     p.add_argument("--iters", type=int, default=2, help="timed calls per variant per round")
     p.add_argument("--rounds", type=int, default=3)

@@ -192,6 +192,28 @@ def fresh(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return winograd_conv3x3(x, conv.weight, conv.bias, FILTERS(conv.weight.detach()))
 
 
+def test_a_translating_layer_keeps_its_filters_until_the_weight_changes(monkeypatch):
+    """keep_filters (translation: `translate.load_translator`): calls under no_grad, one image or tile after
+    another, transform the filters once, with results equal to the uncached computation bit for bit; an
+    in-place update or a new weight tensor transforms again. Without it nothing is kept between calls."""
+    conv, x, calls = residual_layer(monkeypatch)
+    with torch.no_grad():
+        conv(x), conv(x)
+    assert len(calls) == 2  # the default: transformed at each call
+    use_winograd(conv, keep_filters=True)
+    with torch.no_grad():
+        outs = [conv(x[i : i + 1]) for i in (0, 1, 0)]
+        assert len(calls) == 3 and torch.equal(outs[0], outs[2])
+        assert torch.equal(torch.cat(outs[:2]), fresh(conv, x))
+        conv.weight.mul_(0.5)  # in place: a new version
+        assert torch.equal(conv(x), fresh(conv, x)) and len(calls) == 4
+    conv.weight = nn.Parameter(torch.randn_like(conv.weight))
+    with torch.no_grad():
+        assert torch.equal(conv(x), fresh(conv, x)) and len(calls) == 5
+        conv(x)
+    assert len(calls) == 5
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_the_filter_transform_is_computed_once_per_weight_version(monkeypatch, channels_last):
     """Two calls and their backward (a fused training step) share one transform, which the layer does not keep

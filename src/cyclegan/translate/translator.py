@@ -128,7 +128,7 @@ def load_translator(
         translator.nets.to(memory_format=torch.channels_last)
         translator.channels_last = True
     if translator.nets is not None and resolve_winograd("auto", device.type, precision):
-        use_winograd(translator.nets)
+        use_winograd(translator.nets, keep_filters=True)  # transformed once, not per image or tile
     if tile:
         problem = tiling_problem(translator.fn)
         if problem:
