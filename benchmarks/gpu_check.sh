@@ -7,6 +7,8 @@
 #
 #   benchmarks/gpu_check.sh [OUT]                 # with the package installed (pip install -e '.[test]')
 #   PYTHON=python3 benchmarks/gpu_check.sh $OUT   # or any Python that has torch: src/ is put on PYTHONPATH
+#   REFERENCE=runs/upstream benchmarks/gpu_check.sh $OUT   # + the reference's own step (row `reference`) on the
+#       GPU: a copy of ../shared/reference/upstream-2a7afba inside the tree (runs/ is ignored, so carry it along)
 set -uo pipefail
 OUT=${1:-${OUT:-/tmp/gpu_check}}
 PY=${PYTHON:-python3}
@@ -30,8 +32,10 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, append its output to
 step env 30 bash -c "nvidia-smi; $PY -c 'import torch, sys; print(sys.version); print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))'"
 # correctness first: the eager CUDA paths against strict float32 (CPU and CUDA), then the compiled ones
 step tests_eager 150 $PY -m pytest -q -p no:cacheprovider -m "cuda and not slow" tests/ --ignore=tests/test_cuda_cli.py
+REF=()
+[ -n "${REFERENCE:-}" ] && REF=(--reference "$REFERENCE")
 step bench_train_b1 150 $PY benchmarks/train_step.py --device cuda --size 256 --generator resnet_9blocks --rounds 5 --iters 20 \
-  --variants default fp32+fused bf16 bf16+cl fp16+cl --json "$OUT/train_b1.json"
+  --variants default fp32+fused bf16 bf16+cl fp16+cl "${REF[@]}" --json "$OUT/train_b1.json"
 step bench_translate 90 $PY benchmarks/translate.py --device cuda --sizes 256 1024 --variants bf16 bf16+nchw fp16 tile256 --rounds 3 --iters 10 \
   --json "$OUT/translate.json"
 step cli_cuda 90 $PY -m pytest -q -p no:cacheprovider tests/test_cuda_cli.py
