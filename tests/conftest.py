@@ -22,6 +22,16 @@ def pytest_xdist_auto_num_workers(config):
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def temporary_files_under_pytest(tmp_path_factory):
+    """Processes the tests start (torchrun's rendezvous folders, docs/architecture.md's examples) write their
+    temporary files under pytest's base folder, which pytest prunes, not into the machine's /tmp, where each run
+    of the suite left four folders behind."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(tmp_path_factory.mktemp("tmp")))
+        yield
+
+
 SHARED_DATA = Path(os.environ.get("CYCLEGAN_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 HORSE2ZEBRA = SHARED_DATA / "horse2zebra"
 FACADES = SHARED_DATA / "facades"
