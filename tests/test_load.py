@@ -65,7 +65,8 @@ def test_translate_takes_pil_images_paths_and_arrays_alike(run, tmp_path):
     expected = load_translator(run, "BtoA", device="cpu")(torch.from_numpy(array).permute(2, 0, 1)[None])[0]
     for out in (np.asarray(from_pil), np.asarray(from_path), from_array):
         assert np.array_equal(out, expected.permute(1, 2, 0).numpy())
-    grey = model.translate(array[:, :, 0])  # converted to the generator's 3 channels, as files are
+    with pytest.warns(UserWarning, match="L image converted to 3 channel"):
+        grey = model.translate(array[:, :, 0])  # converted to the generator's 3 channels, as files are
     assert grey.shape == (23, 35, 3)
 
 

@@ -88,6 +88,7 @@ def test_matches_scipy_sqrtm_formula(n):
     assert frechet_distance(*s1, *s2) == pytest.approx(reference, rel=1e-7)
 
 
+@pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning")  # pytorch-fid's own call
 def test_matches_pytorch_fid_calculate_frechet_distance():
     fid_score = pytest.importorskip("pytorch_fid.fid_score", reason="pytorch-fid (and scipy) not installed")
     rng = np.random.default_rng(7)

@@ -53,6 +53,8 @@ def test_identical_images():
     assert psnr(x, x) == float("inf") and ssim(x, x) == pytest.approx(1.0)
 
 
+# the lpips package builds torchvision's AlexNet with the deprecated `pretrained` argument
+@pytest.mark.filterwarnings("ignore::UserWarning:torchvision.models._utils")
 def test_lpips_matches_the_lpips_package_with_the_same_weights(tmp_path):
     """The backbone weights here are lpips' own random AlexNet (pnet_rand: no download); its linear layers are
     the released ones. Our network loads both from files and must give lpips' distances."""

@@ -78,9 +78,10 @@ def test_resume_with_ema_is_bit_identical(image_root, tiny_overrides, tmp_path):
 def test_turning_ema_on_at_resume_starts_from_the_resumed_weights(image_root, tiny_overrides, tmp_path):
     base = tiny_overrides + [f"data.root={image_root}"]
     train(build_config([], [], base + ["train.max_steps=3"]), tmp_path / "run")
-    state = train(
-        build_config([], [], base + ["train.max_steps=3", "optim.ema_decay=0.9"]), tmp_path / "run", resume=True
-    ).state
+    with pytest.warns(UserWarning, match=r"optim.ema_decay 0.0 -> 0.9\): from here on the run differs"):
+        state = train(
+            build_config([], [], base + ["train.max_steps=3", "optim.ema_decay=0.9"]), tmp_path / "run", resume=True
+        ).state
     assert state.step == 3
     for k in ("G_A", "G_B"):
         for a, b in zip(state.ema[k].state_dict().values(), state.nets[k].state_dict().values()):

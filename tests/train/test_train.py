@@ -2,6 +2,7 @@
 
 import io
 import json
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -146,9 +147,15 @@ def test_resume_keeps_adam_kernel_and_layout(image_root, tiny_overrides, tmp_pat
     base = tiny_overrides + [f"data.root={image_root}", "train.channels_last=true", "loss.pool_size=0"]
     straight = train(build_config([], [], base + [f"train.adam={first}", "train.max_steps=6"]), tmp_path / "straight")
     train(build_config([], [], base + [f"train.adam={first}", "train.max_steps=3"]), tmp_path / "resumed")
-    resumed = train(
-        build_config([], [], base + [f"train.adam={second}", "train.max_steps=6"]), tmp_path / "resumed", resume=True
+    changed = (
+        pytest.warns(UserWarning, match=f"train.adam '{first}' -> '{second}'") if first != second else nullcontext()
     )
+    with changed:  # the user is told that the resumed run is not the one it continues
+        resumed = train(
+            build_config([], [], base + [f"train.adam={second}", "train.max_steps=6"]),
+            tmp_path / "resumed",
+            resume=True,
+        )
     for group in resumed.state.opt_g.param_groups + resumed.state.opt_d.param_groups:
         assert bool(group["fused"]) == (second == "fused") and bool(group["foreach"]) == (second == "foreach")
     for p, st in resumed.state.opt_g.state.items():
@@ -167,9 +174,10 @@ def test_resume_at_another_precision(image_root, tiny_overrides, tmp_path):
     """bf16 autocast fills the pools with bf16 fakes; resumed in float32, D must still get float32."""
     base = tiny_overrides + [f"data.root={image_root}", "loss.pool_size=1"]
     train(build_config([], [], base + ["train.precision=bf16", "train.max_steps=3"]), tmp_path / "run")
-    resumed = train(
-        build_config([], [], base + ["train.precision=fp32", "train.max_steps=9"]), tmp_path / "run", resume=True
-    )
+    with pytest.warns(UserWarning, match="train.precision 'bf16' -> 'fp32'"):
+        resumed = train(
+            build_config([], [], base + ["train.precision=fp32", "train.max_steps=9"]), tmp_path / "run", resume=True
+        )
     assert resumed.state.step == 9
 
 
@@ -177,7 +185,10 @@ def test_resume_with_another_crop_size_starts_the_pools_again(image_root, tiny_o
     base = tiny_overrides + [f"data.root={image_root}", "loss.pool_size=2"]
     train(build_config([], [], base + ["train.max_steps=3"]), tmp_path / "run")
     smaller = base + ["data.load_size=28", "data.crop_size=24", "train.max_steps=6"]
-    with pytest.warns(UserWarning, match="history pools start empty again"):
+    with (
+        pytest.warns(UserWarning, match="history pools start empty again"),
+        pytest.warns(UserWarning, match="data.load_size 36 -> 28; data.crop_size 32 -> 24"),
+    ):
         resumed = train(build_config([], [], smaller), tmp_path / "run", resume=True)
     assert resumed.state.step == 6
     assert all(im.shape[-1] == 24 for pool in resumed.state.pools.values() for im in pool.images)
