@@ -115,16 +115,17 @@ def test_facades_prepare_clean_labels(tmp_path: Path):
     assert {tuple(c) for c in colours.tolist()} <= palette  # snapped: only palette colours left
 
 
-def run_with_stubs(script: Path, tmp_path: Path, env: dict) -> list[list[str]]:
+def run_with_stubs(script: Path, tmp_path: Path, env: dict, cyclegan: str = "") -> list[list[str]]:
     """Run an experiment's shell script with `python` and `cyclegan` replaced by stubs that record their
-    arguments (nothing trains); returns the recorded command lines in order."""
+    arguments (nothing trains); returns the recorded command lines in order. `cyclegan`: Python code the
+    `cyclegan` stub runs after recording."""
     bin_dir, record = tmp_path / "bin", tmp_path / "commands.jsonl"
     bin_dir.mkdir()
-    for name in ("python", "cyclegan"):
+    for name, then in (("python", ""), ("cyclegan", cyclegan)):
         stub = bin_dir / name
         stub.write_text(
             f"#!{sys.executable}\nimport json, sys\n"
-            f"open({str(record)!r}, 'a').write(json.dumps([{name!r}] + sys.argv[1:]) + '\\n')\n"
+            f"open({str(record)!r}, 'a').write(json.dumps([{name!r}] + sys.argv[1:]) + '\\n')\n" + then
         )
         stub.chmod(0o755)
     full_env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **env}
@@ -422,12 +423,9 @@ def test_mnist_usps_fidelity_sh_starts_the_next_run_as_soon_as_either_ends(tmp_p
     one instead of waiting for it (a pair of 4 + 4 epoch runs on a CPU without native bf16 left one core idle for
     a third of its 110 minutes). The stub's slow run ends only once the next run has started, so a script that
     waits for whole pairs stalls it until its timeout and fails; nothing depends on timing otherwise."""
-    bin_dir, events = tmp_path / "bin", tmp_path / "events"
-    bin_dir.mkdir()
-    (bin_dir / "python").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "cyclegan").write_text(
-        f"#!{sys.executable}\n"
-        "import re, sys, time\n"
+    events = tmp_path / "events"
+    slow_run = (
+        "import re, time\n"
         "from pathlib import Path\n"
         f"events = Path({str(events)!r})\n"
         "if sys.argv[1] != 'train':\n"
@@ -440,13 +438,10 @@ def test_mnist_usps_fidelity_sh_starts_the_next_run_as_soon_as_either_ends(tmp_p
         "    time.sleep(0.05)\n"
         "log('end')\n"
     )
-    for stub in bin_dir.iterdir():
-        stub.chmod(0o755)
     (tmp_path / "work" / "base").mkdir(parents=True)
     (tmp_path / "work" / "base" / "usps_cnn.safetensors").write_bytes(b"")
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SEEDS": "1 2", "VARIANTS": "fp32 auto"}
-    script = EXPERIMENTS / "mnist_usps" / "fidelity.sh"
-    subprocess.run(["bash", str(script), str(tmp_path / "in"), str(tmp_path / "work")], env=env, check=True)
+    env = {"SEEDS": "1 2", "VARIANTS": "fp32 auto"}
+    run_with_stubs(EXPERIMENTS / "mnist_usps" / "fidelity.sh", tmp_path, env, cyclegan=slow_run)
     log = events.read_text().split("\n")[:-1]
     assert sorted(log) == sorted(f"{e} {v}_seed{s}" for e in ("start", "end") for v in ("fp32", "auto") for s in (1, 2))
     assert log.index("start fp32_seed2") < log.index("end fp32_seed1")  # beside the slow run, not after it
